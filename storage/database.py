@@ -1,0 +1,131 @@
+"""One aiosqlite connection with WAL, a busy timeout, migrations and serialised access."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.migrations import MIGRATIONS
+
+Params = Sequence[Any]
+
+
+class Session:
+    """Statements run inside one exclusive turn on the connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        cursor = await self._conn.execute(sql, params)
+        await cursor.close()
+        return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run an INSERT; return the new row id."""
+        cursor = await self._conn.execute(sql, params)
+        await cursor.close()
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Return the first row of a query, if any."""
+        async with self._conn.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Return every row of a query."""
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+
+class Database:
+    """Owns the connection; every statement and transaction takes its turn."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        # One connection is shared by all coroutines: a statement from one must never land
+        # inside another's open transaction.
+        self._lock = asyncio.Lock()
+        self._session = Session(conn)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str) -> AsyncIterator[Database]:
+        """Open (creating folder and file), configure and migrate the database."""
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            db = cls(conn)
+            await db._configure()
+            await db._migrate(MIGRATIONS)
+            yield db
+        finally:
+            await conn.close()
+
+    async def _configure(self) -> None:
+        for pragma in (
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA foreign_keys = ON",
+        ):
+            await self._conn.execute(pragma)
+
+    async def _migrate(self, migrations: Iterable[Sequence[str]]) -> None:
+        row = await self.fetchone("PRAGMA user_version")
+        current = int(row[0]) if row else 0
+        for number, statements in enumerate(migrations, start=1):
+            if number <= current:
+                continue
+            async with self.transaction() as tx:
+                for statement in statements:
+                    await tx.execute(statement)
+                await tx.execute(f"PRAGMA user_version = {number:d}")
+
+    async def schema_version(self) -> int:
+        """Number of migrations applied."""
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0]) if row else 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Session]:
+        """Run statements atomically; roll back if the block raises."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._session
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement on its own; return the rows it changed."""
+        async with self._lock:
+            return await self._session.execute(sql, params)
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT on its own; return the new row id."""
+        async with self._lock:
+            return await self._session.insert(sql, params)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Return the first row of a query, if any."""
+        async with self._lock:
+            return await self._session.fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Return every row of a query."""
+        async with self._lock:
+            return await self._session.fetchall(sql, params)

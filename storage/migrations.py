@@ -1,0 +1,63 @@
+"""Numbered schema migrations; `PRAGMA user_version` records how many have run."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: drafts, tasks, user settings
+    (
+        """
+        CREATE TABLE drafts (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL,
+            chat_id INTEGER NOT NULL,
+            source_message_id INTEGER NOT NULL,
+            message_id INTEGER,
+            image_file_id TEXT NOT NULL,
+            prompt TEXT,
+            options TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX drafts_by_chat ON drafts (chat_id, user_id, state)",
+        """
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            draft_id INTEGER UNIQUE REFERENCES drafts (id),
+            user_id INTEGER NOT NULL,
+            chat_id INTEGER NOT NULL,
+            source_message_id INTEGER NOT NULL,
+            status_message_id INTEGER,
+            image_file_id TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            options TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            state TEXT NOT NULL,
+            provider_task_id TEXT,
+            callback_secret TEXT NOT NULL,
+            result_url TEXT,
+            error TEXT,
+            error_detail TEXT,
+            polls INTEGER NOT NULL DEFAULT 0,
+            next_poll_at REAL,
+            created_at REAL NOT NULL,
+            submitted_at REAL,
+            finished_at REAL,
+            delivered_at REAL,
+            updated_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX tasks_by_user ON tasks (user_id, id)",
+        "CREATE INDEX tasks_due ON tasks (next_poll_at) WHERE next_poll_at IS NOT NULL",
+        """
+        CREATE TABLE user_settings (
+            user_id INTEGER PRIMARY KEY,
+            language TEXT,
+            options TEXT,
+            updated_at REAL NOT NULL
+        )
+        """,
+    ),
+)

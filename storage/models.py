@@ -1,0 +1,132 @@
+"""Rows as typed models."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict
+
+
+class DraftState(StrEnum):
+    """Where a draft stands: waiting for a prompt, editable, turned into a task, or dropped."""
+
+    AWAITING_PROMPT = "awaiting_prompt"
+    OPEN = "open"
+    SUBMITTED = "submitted"
+    CANCELLED = "cancelled"
+
+
+class TaskState(StrEnum):
+    """A task's life; states only move forward (see `TaskState.rank`)."""
+
+    SUBMITTING = "submitting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+    @property
+    def rank(self) -> int:
+        """Position in the forward-only order; the two end states share the last place."""
+        return _RANK[self]
+
+    @property
+    def finished(self) -> bool:
+        """True once nothing more will happen to the task."""
+        return self in (TaskState.DELIVERED, TaskState.FAILED)
+
+
+_RANK = {
+    TaskState.SUBMITTING: 0,
+    TaskState.QUEUED: 1,
+    TaskState.RUNNING: 2,
+    TaskState.SUCCEEDED: 3,
+    TaskState.DELIVERING: 4,
+    TaskState.DELIVERED: 5,
+    TaskState.FAILED: 5,
+}
+
+
+class GenerationOptions(BaseModel):
+    """What the user chose for one video."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    duration: int = 5
+    sound: bool = False
+    negative_prompt: str | None = None
+    cfg_scale: float | None = None
+
+
+class _Row(BaseModel):
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Self:
+        """Build from a row, decoding the JSON `options` column."""
+        data: dict[str, Any] = dict(row)
+        if isinstance(data.get("options"), str):
+            data["options"] = json.loads(data["options"])
+        return cls.model_validate(data)
+
+
+class Draft(_Row):
+    """A photo and prompt with options, shown to its owner as an editable message."""
+
+    id: int
+    user_id: int
+    chat_id: int
+    source_message_id: int
+    message_id: int | None
+    image_file_id: str
+    prompt: str | None
+    options: GenerationOptions
+    lang: str
+    state: DraftState
+    created_at: float
+    updated_at: float
+
+
+class Task(_Row):
+    """One paid generation, from the moment before the provider is called to delivery."""
+
+    id: int
+    draft_id: int | None
+    user_id: int
+    chat_id: int
+    source_message_id: int
+    status_message_id: int | None
+    image_file_id: str
+    prompt: str
+    options: GenerationOptions
+    lang: str
+    state: TaskState
+    provider_task_id: str | None
+    callback_secret: str
+    result_url: str | None
+    error: str | None
+    error_detail: str | None
+    polls: int
+    next_poll_at: float | None
+    created_at: float
+    submitted_at: float | None
+    finished_at: float | None
+    delivered_at: float | None
+    updated_at: float
+
+    @property
+    def backend(self) -> str:
+        """The backend part of the model id (`kie` of `kie:kling/v2-1-pro`)."""
+        return self.options.model.split(":", 1)[0]
+
+
+class UserSettings(BaseModel):
+    """A user's remembered choices."""
+
+    user_id: int
+    language: str | None = None
+    options: GenerationOptions | None = None

@@ -1,0 +1,173 @@
+"""The storage layer on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage import (
+    Database,
+    DraftRepository,
+    DraftState,
+    GenerationOptions,
+    TaskRepository,
+    TaskState,
+    UserSettingsRepository,
+)
+
+OPTIONS = GenerationOptions(model="kie:kling-2.6/image-to-video", duration=5, sound=True)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database.open(tmp_path / "sub" / "bot.sqlite3") as database:
+        yield database
+
+
+async def new_draft(drafts: DraftRepository, prompt: str | None = "a cat blinks", user: int = 7):
+    return await drafts.create(
+        user_id=user,
+        chat_id=user,
+        source_message_id=11,
+        image_file_id="file-1",
+        prompt=prompt,
+        options=OPTIONS,
+        lang="en",
+    )
+
+
+async def test_open_creates_folder_uses_wal_and_migrates(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "bot.sqlite3"
+    async with Database.open(path) as db:
+        row = await db.fetchone("PRAGMA journal_mode")
+        assert row is not None and row[0] == "wal"
+        assert await db.schema_version() == 1
+    async with Database.open(path) as db:  # a second open migrates nothing and keeps data
+        assert await db.schema_version() == 1
+    assert path.exists()
+
+
+async def test_draft_round_trip_and_prompt_filling(db: Database) -> None:
+    drafts = DraftRepository(db)
+    draft = await new_draft(drafts, prompt=None)
+    assert draft.state is DraftState.AWAITING_PROMPT
+    assert draft.options == OPTIONS
+    assert (await drafts.awaiting_prompt(7, 7)) == draft
+    assert await drafts.fill_prompt(draft.id, "waves roll in")
+    assert not await drafts.fill_prompt(draft.id, "again")
+    opened = await drafts.get(draft.id)
+    assert opened is not None and opened.state is DraftState.OPEN
+    assert opened.prompt == "waves roll in"
+    assert await drafts.awaiting_prompt(7, 7) is None
+
+
+async def test_only_the_newest_captionless_photo_waits(db: Database) -> None:
+    drafts = DraftRepository(db)
+    first = await new_draft(drafts, prompt=None)
+    second = await new_draft(drafts, prompt=None)
+    waiting = await drafts.awaiting_prompt(7, 7)
+    assert waiting is not None and waiting.id == second.id
+    old = await drafts.get(first.id)
+    assert old is not None and old.state is DraftState.CANCELLED
+
+
+async def test_options_change_only_while_open(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    draft = await new_draft(drafts)
+    ten = OPTIONS.model_copy(update={"duration": 10})
+    assert await drafts.set_options(draft.id, ten)
+    assert (await drafts.get(draft.id)).options.duration == 10  # type: ignore[union-attr]
+    assert await tasks.claim_draft(draft.id, "secret") is not None
+    assert not await drafts.set_options(draft.id, OPTIONS)
+    assert not await drafts.cancel(draft.id)
+
+
+async def test_claim_is_exactly_once_even_when_concurrent(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    draft = await new_draft(drafts)
+    await drafts.set_message(draft.id, 99)
+    results = await asyncio.gather(*(tasks.claim_draft(draft.id, f"s{i}") for i in range(10)))
+    claimed = [task for task in results if task is not None]
+    assert len(claimed) == 1
+    task = claimed[0]
+    assert task.state is TaskState.SUBMITTING
+    assert task.status_message_id == 99
+    assert task.prompt == "a cat blinks" and task.options == OPTIONS
+    assert task.next_poll_at is None
+    row = await db.fetchone("SELECT COUNT(*) FROM tasks")
+    assert row is not None and row[0] == 1
+
+
+async def test_states_only_move_forward(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    task = await tasks.claim_draft((await new_draft(drafts)).id, "s")
+    assert task is not None
+    queued = await tasks.advance(task.id, TaskState.QUEUED, provider_task_id="p1")
+    assert queued is not None and queued.provider_task_id == "p1"
+    assert await tasks.advance(task.id, TaskState.RUNNING) is not None
+    assert await tasks.advance(task.id, TaskState.QUEUED) is None
+    assert await tasks.advance(task.id, TaskState.RUNNING) is None
+    assert await tasks.advance(task.id, TaskState.SUCCEEDED, result_url="u") is not None
+    assert await tasks.advance(task.id, TaskState.DELIVERING) is not None
+    assert await tasks.advance(task.id, TaskState.DELIVERING) is None
+    assert await tasks.advance(task.id, TaskState.DELIVERED) is not None
+    assert await tasks.advance(task.id, TaskState.FAILED) is None
+    final = await tasks.get(task.id)
+    assert final is not None and final.state is TaskState.DELIVERED
+    with pytest.raises(ValueError):
+        await tasks.advance(task.id, TaskState.FAILED, bogus=1)
+
+
+async def test_due_tasks_and_wakeups(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    now = time.time()
+    ids = []
+    for offset in (30.0, -5.0, 10.0):
+        task = await tasks.claim_draft((await new_draft(drafts)).id, "s")
+        assert task is not None
+        await tasks.advance(task.id, TaskState.QUEUED, next_poll_at=now + offset)
+        ids.append(task.id)
+    due = await tasks.due(now, 10)
+    assert [t.id for t in due] == [ids[1]]
+    assert await tasks.next_due_after(now) == pytest.approx(now + 10.0)
+    assert await tasks.schedule(ids[0], now - 1)
+    assert {t.id for t in await tasks.due(now, 10)} == {ids[0], ids[1]}
+    await tasks.count_poll(ids[1], now + 100)
+    polled = await tasks.get(ids[1])
+    assert polled is not None and polled.polls == 1 and polled.next_poll_at == now + 100
+    await tasks.unschedule(ids[2])
+    assert not await tasks.schedule(ids[2], now)
+
+
+async def test_tasks_listed_newest_first_per_user(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    for user in (1, 2, 1):
+        await tasks.claim_draft((await new_draft(drafts, user=user)).id, "s")
+    mine = await tasks.for_user(1)
+    assert [t.id for t in mine] == [3, 1]
+    assert await tasks.count_for_user(1) == 2
+    assert [t.id for t in await tasks.in_states(TaskState.SUBMITTING)] == [1, 2, 3]
+
+
+async def test_user_settings_persist(db: Database) -> None:
+    users = UserSettingsRepository(db)
+    assert (await users.get(5)).options is None
+    await users.save_options(5, OPTIONS)
+    await users.save_language(5, "zh")
+    saved = await users.get(5)
+    assert saved.options == OPTIONS and saved.language == "zh"
+
+
+async def test_failed_transaction_rolls_back(db: Database) -> None:
+    drafts = DraftRepository(db)
+    draft = await new_draft(drafts)
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await tx.execute("UPDATE drafts SET prompt = 'changed' WHERE id = ?", (draft.id,))
+            raise RuntimeError("boom")
+    again = await drafts.get(draft.id)
+    assert again is not None and again.prompt == "a cat blinks"
