@@ -1,0 +1,1 @@
+"""Video backends behind one interface, and the catalogue of their models."""

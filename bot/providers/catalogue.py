@@ -1,0 +1,90 @@
+"""What each model accepts: the one table behind the keyboard and the checks before paying."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of one backend and the options it has."""
+
+    backend: str
+    name: str
+    label: str
+    code: str
+    prompt_max: int
+    durations: tuple[int, ...] = (5, 10)
+    sound: bool = False
+    negative_prompt_max: int = 0
+    cfg_scale: bool = False
+    end_frame: bool = False
+
+    @property
+    def id(self) -> str:
+        """The model id used in configuration: `<backend>:<provider model>`."""
+        return f"{self.backend}:{self.name}"
+
+
+CATALOGUE: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        backend="kie",
+        name="kling-2.6/image-to-video",
+        label="Kling 2.6",
+        code="k26",
+        prompt_max=1000,
+        sound=True,
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v2-5-turbo-image-to-video-pro",
+        label="Kling 2.5 Turbo Pro",
+        code="k25tp",
+        prompt_max=2500,
+        negative_prompt_max=2496,
+        cfg_scale=True,
+        end_frame=True,
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v2-1-pro",
+        label="Kling 2.1 Pro",
+        code="k21p",
+        prompt_max=5000,
+        negative_prompt_max=500,
+        cfg_scale=True,
+        end_frame=True,
+    ),
+)
+
+
+class Catalogue:
+    """The models of the configured backends, looked up by id or short code."""
+
+    def __init__(self, backends: Iterable[str], models: Iterable[ModelSpec] = CATALOGUE) -> None:
+        wanted = list(backends)
+        self.models: tuple[ModelSpec, ...] = tuple(
+            spec for backend in wanted for spec in models if spec.backend == backend
+        )
+        self._by_id = {spec.id: spec for spec in self.models}
+        self._by_code = {spec.code: spec for spec in self.models}
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        """The offered model with this id, if any."""
+        return self._by_id.get(model_id)
+
+    def by_code(self, code: str) -> ModelSpec | None:
+        """The offered model with this short code, if any."""
+        return self._by_code.get(code)
+
+    def default(self, preferred: str | None = None) -> ModelSpec:
+        """`preferred` if it is offered, else the first model."""
+        if preferred and preferred in self._by_id:
+            return self._by_id[preferred]
+        return self.models[0]
+
+
+def all_model_ids() -> list[str]:
+    """Every model id the bot knows, offered or not."""
+    return [spec.id for spec in CATALOGUE]

@@ -1,0 +1,235 @@
+"""kie.ai jobs API: upload the image, create the task, read it back, check callbacks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from bot.providers.base import Provider, ProviderState, ProviderTask, VideoRequest
+from bot.providers.errors import (
+    AuthenticationError,
+    CallbackRejectedError,
+    GenerationFailedError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from bot.providers.http import json_body, new_client, send
+
+UPLOAD_PATH = "kling-bot"
+SIGNATURE_WINDOW = 300.0
+
+# kling-2.6 takes `image_urls` (a list of one) and a `sound` flag; the others `image_url`.
+_LIST_IMAGE_MODELS = frozenset({"kling-2.6/image-to-video"})
+
+_STATES = {
+    "waiting": ProviderState.QUEUED,
+    "queuing": ProviderState.QUEUED,
+    "generating": ProviderState.RUNNING,
+    "success": ProviderState.SUCCEEDED,
+    "fail": ProviderState.FAILED,
+}
+
+_ERRORS: dict[int, type[ProviderError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditsError,
+    404: NotFoundError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+    455: ServiceUnavailableError,
+    500: ServiceUnavailableError,
+    501: GenerationFailedError,
+    505: InvalidRequestError,
+}
+
+
+def raise_for_code(body: Mapping[str, Any]) -> None:
+    """kie answers HTTP 200 even for errors: the body's `code` decides."""
+    code = body.get("code")
+    if code == 200:
+        return
+    message = str(body.get("msg") or "unknown error")
+    error = _ERRORS.get(code, ServiceUnavailableError) if isinstance(code, int) else None
+    if error is None:
+        raise ServiceUnavailableError(f"reply without a code: {message}")
+    raise error(message, code=code)
+
+
+def build_input(request: VideoRequest, image_url: str) -> dict[str, Any]:
+    """The `input` object of createTask for the request's model."""
+    fields: dict[str, Any] = {"prompt": request.prompt, "duration": str(request.duration)}
+    if request.model in _LIST_IMAGE_MODELS:
+        fields["image_urls"] = [image_url]
+        fields["sound"] = bool(request.sound)
+    else:
+        fields["image_url"] = image_url
+        if request.negative_prompt:
+            fields["negative_prompt"] = request.negative_prompt
+        if request.cfg_scale is not None:
+            fields["cfg_scale"] = request.cfg_scale
+    return fields
+
+
+def parse_record(data: Mapping[str, Any]) -> ProviderTask:
+    """A recordInfo (or callback) `data` object as a ProviderTask."""
+    task_id = data.get("taskId") or data.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ServiceUnavailableError("task record without a taskId")
+    state = _STATES.get(str(data.get("state")), ProviderState.RUNNING)
+    video_url = None
+    if state is ProviderState.SUCCEEDED:
+        video_url = _first_result_url(data.get("resultJson"))
+        if video_url is None:
+            return ProviderTask(
+                id=task_id, state=ProviderState.FAILED, error="finished without a video"
+            )
+    fail_code = data.get("failCode")
+    return ProviderTask(
+        id=task_id,
+        state=state,
+        video_url=video_url,
+        error=data.get("failMsg") or None,
+        error_code=str(fail_code) if fail_code not in (None, "") else None,
+    )
+
+
+def _first_result_url(result_json: Any) -> str | None:
+    try:
+        result = json.loads(result_json) if isinstance(result_json, str) else result_json
+        urls = result["resultUrls"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if isinstance(urls, list) and urls and isinstance(urls[0], str):
+        return urls[0]
+    return None
+
+
+def signature(key: str, task_id: str, timestamp: str) -> str:
+    """kie's webhook signature: base64 HMAC-SHA256 of `taskId.timestamp`."""
+    digest = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+class KieProvider(Provider):
+    """The kie.ai backend."""
+
+    name = "kie"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_url: str = "https://api.kie.ai",
+        upload_url: str = "https://kieai.redpandaai.co",
+        hmac_key: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_url = api_url.rstrip("/")
+        self._upload_url = upload_url.rstrip("/")
+        self._hmac_key = hmac_key
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._client = new_client(transport)
+
+    async def upload(self, request: VideoRequest) -> str:
+        """Upload the request's image to kie's file host; return its download URL."""
+        name = f"{request.external_id}-{uuid.uuid4().hex[:12]}{_suffix(request.image.mime_type)}"
+        http_request = self._client.build_request(
+            "POST",
+            f"{self._upload_url}/api/file-stream-upload",
+            headers=self._auth,
+            data={"uploadPath": UPLOAD_PATH, "fileName": name},
+            files={"file": (name, request.image.data, request.image.mime_type)},
+        )
+        body = json_body(await send(self._client, http_request))
+        raise_for_code(body)
+        url = (body.get("data") or {}).get("downloadUrl")
+        if not isinstance(url, str) or not url:
+            raise ServiceUnavailableError("upload answered without a downloadUrl")
+        return url
+
+    async def create(self, request: VideoRequest) -> str:
+        """Upload the image and create the task; return kie's taskId."""
+        image_url = await self.upload(request)
+        payload: dict[str, Any] = {"model": request.model, "input": build_input(request, image_url)}
+        if request.callback_url:
+            payload["callBackUrl"] = request.callback_url
+        http_request = self._client.build_request(
+            "POST", f"{self._api_url}/api/v1/jobs/createTask", headers=self._auth, json=payload
+        )
+        body = json_body(await send(self._client, http_request))
+        raise_for_code(body)
+        task_id = (body.get("data") or {}).get("taskId")
+        if not isinstance(task_id, str) or not task_id:
+            raise ServiceUnavailableError("createTask answered without a taskId")
+        return task_id
+
+    async def fetch(self, task_id: str) -> ProviderTask:
+        """Read the task through recordInfo."""
+        http_request = self._client.build_request(
+            "GET",
+            f"{self._api_url}/api/v1/jobs/recordInfo",
+            headers=self._auth,
+            params={"taskId": task_id},
+        )
+        body = json_body(await send(self._client, http_request))
+        raise_for_code(body)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ServiceUnavailableError("recordInfo answered without data")
+        return parse_record(data)
+
+    async def credits(self) -> float:
+        """The account's remaining credits."""
+        http_request = self._client.build_request(
+            "GET", f"{self._api_url}/api/v1/chat/credit", headers=self._auth
+        )
+        body = json_body(await send(self._client, http_request))
+        raise_for_code(body)
+        return float(body.get("data") or 0)
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
+        """Return the callback's taskId after checking its signature when a key is set."""
+        try:
+            payload = json.loads(body)
+            data = payload["data"]
+            task_id = data.get("taskId") or data.get("task_id")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CallbackRejectedError("callback body is not a kie task record") from exc
+        if not isinstance(task_id, str) or not task_id:
+            raise CallbackRejectedError("callback without a taskId")
+        if self._hmac_key:
+            self._check_signature(headers, task_id, now)
+        return task_id
+
+    def _check_signature(self, headers: Mapping[str, str], task_id: str, now: float) -> None:
+        timestamp = headers.get("x-webhook-timestamp", "")
+        given = headers.get("x-webhook-signature", "")
+        try:
+            skew = abs(now - float(timestamp))
+        except ValueError as exc:
+            raise CallbackRejectedError("callback without a valid timestamp") from exc
+        if skew > SIGNATURE_WINDOW:
+            raise CallbackRejectedError("callback timestamp outside the allowed window")
+        assert self._hmac_key is not None
+        expected = signature(self._hmac_key, task_id, timestamp)
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            raise CallbackRejectedError("callback signature does not match")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def _suffix(mime_type: str) -> str:
+    return {"image/png": ".png", "image/webp": ".webp"}.get(mime_type, ".jpg")

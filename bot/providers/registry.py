@@ -1,0 +1,40 @@
+"""Build the configured backends by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from bot.config import Settings
+from bot.providers.base import Provider
+from bot.providers.kie import KieProvider
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else None
+
+
+def _kie(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Provider:
+    key = _secret(settings.kie_api_key)
+    assert key is not None
+    return KieProvider(
+        key,
+        api_url=settings.kie_api_url,
+        upload_url=settings.kie_upload_url,
+        hmac_key=_secret(settings.kie_webhook_hmac_key),
+        transport=transport,
+    )
+
+
+FACTORIES: dict[str, Callable[[Settings, httpx.AsyncBaseTransport | None], Provider]] = {
+    "kie": _kie,
+}
+
+
+def build_providers(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> dict[str, Provider]:
+    """One provider per configured backend, keyed by backend name."""
+    return {name: FACTORIES[name](settings, transport) for name in settings.configured_backends()}
