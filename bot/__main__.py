@@ -1,0 +1,58 @@
+"""`kling-bot` / `python -m bot`: check the configuration and run the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.logs import configure_logging
+from bot.providers.catalogue import Catalogue, all_model_ids
+
+
+def load_settings() -> Settings | list[str]:
+    """The settings, or the lines that say what to fix."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        ]
+    problems = settings.problems()
+    if not problems and settings.default_model:
+        offered = Catalogue(settings.configured_backends())
+        if offered.get(settings.default_model) is None:
+            known = ", ".join(spec.id for spec in offered.models)
+            hint = "" if settings.default_model in all_model_ids() else " (unknown model)"
+            problems.append(
+                f"DEFAULT_MODEL={settings.default_model} is not offered{hint}; "
+                f"choose one of: {known}"
+            )
+    return problems or settings
+
+
+def main() -> int:
+    """Entry point; exit status 2 when the configuration is incomplete."""
+    loaded = load_settings()
+    if isinstance(loaded, list):
+        for line in loaded:
+            print(f"kling-bot: {line}", file=sys.stderr)
+        return 2
+    secrets = [
+        secret.get_secret_value()
+        for secret in (loaded.telegram_bot_token, loaded.kie_api_key, loaded.kie_webhook_hmac_key)
+        if secret is not None
+    ]
+    configure_logging(secrets)
+    from bot.app import run
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(loaded))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

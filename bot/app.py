@@ -1,0 +1,199 @@
+"""Wiring: one process with the database, providers, engine, Telegram polling and web app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import uvicorn
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot.config import Settings
+from bot.engine.deliver import Deliverer
+from bot.engine.messenger import Messenger
+from bot.engine.submit import Submitter
+from bot.engine.tracker import Tracker
+from bot.handlers import Handlers
+from bot.providers.catalogue import Catalogue
+from bot.providers.http import USER_AGENT
+from bot.providers.registry import build_providers
+from bot.services import Services
+from bot.texts import LANGUAGES, t
+from bot.web import WebServer, build_web_app
+from storage import Database, DraftRepository, TaskRepository, UserSettingsRepository
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "help", "status")
+
+
+def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
+    """A PTB application pointed at TELEGRAM_API_URL, with flood control."""
+    api = settings.telegram_api_url
+    return (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+        .build()
+    )
+
+
+async def set_commands(application: Application) -> None:  # type: ignore[type-arg]
+    """The command menu, in each language."""
+    for lang in LANGUAGES:
+        commands = [BotCommand(name, t(lang, f"commands.{name}")) for name in COMMANDS]
+        try:
+            await application.bot.set_my_commands(
+                commands, language_code=None if lang == "en" else lang
+            )
+        except TelegramError as exc:
+            log.warning("could not set the %s command menu: %s", lang, exc)
+
+
+class KlingBot:
+    """Starts and stops every part in order; `stop()` is idempotent."""
+
+    def __init__(
+        self, settings: Settings, *, provider_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self._provider_transport = provider_transport
+        self._stack = AsyncExitStack()
+        self._server: WebServer | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self.application: Application | None = None  # type: ignore[type-arg]
+        self.services: Services | None = None
+        self.http_port: int | None = None
+
+    async def __aenter__(self) -> KlingBot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the database, build the services, resume tasks, start polling and the web app."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings, stack = self.settings, self._stack
+        db = await stack.enter_async_context(Database.open(settings.database_path))
+        providers = build_providers(settings, self._provider_transport)
+        for provider in providers.values():
+            stack.push_async_callback(provider.aclose)
+        downloads = httpx.AsyncClient(
+            timeout=httpx.Timeout(120.0, connect=15.0),
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+        )
+        stack.push_async_callback(downloads.aclose)
+        catalogue = Catalogue(settings.configured_backends())
+        application = build_application(settings)
+        self.application = application
+        tasks = TaskRepository(db)
+        messenger = Messenger(application.bot, catalogue, settings.task_timeout)
+        deliverer = Deliverer(tasks, messenger, downloads)
+        tracker = Tracker(
+            tasks,
+            providers,
+            deliverer,
+            messenger,
+            poll_interval=settings.poll_interval,
+            task_timeout=settings.task_timeout,
+        )
+        submitter = Submitter(
+            application.bot,
+            tasks,
+            providers,
+            catalogue,
+            tracker,
+            messenger,
+            poll_interval=settings.poll_interval,
+            public_url=settings.public_url,
+        )
+        self.services = Services(
+            settings=settings,
+            db=db,
+            catalogue=catalogue,
+            providers=providers,
+            drafts=DraftRepository(db),
+            tasks=tasks,
+            users=UserSettingsRepository(db),
+            messenger=messenger,
+            tracker=tracker,
+            submitter=submitter,
+        )
+        Handlers(self.services).register(application)
+
+        await application.initialize()
+        stack.push_async_callback(application.shutdown)
+        await set_commands(application)
+        await application.start()
+        stack.push_async_callback(application.stop)
+        stack.push_async_callback(submitter.stop)
+        await tracker.start()
+        stack.push_async_callback(tracker.stop)
+        await self._start_web(build_web_app(self.services))
+        assert application.updater is not None
+        await application.updater.start_polling(
+            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], timeout=10
+        )
+        stack.push_async_callback(application.updater.stop)
+        log.info(
+            "kling-bot started: models %s; web app on port %s",
+            ", ".join(spec.id for spec in catalogue.models),
+            self.http_port,
+        )
+
+    async def _start_web(self, app: Any) -> None:
+        config = uvicorn.Config(
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+        self._server = server = WebServer(config)
+        self._server_task = asyncio.create_task(server.serve(), name="web")
+        self._stack.push_async_callback(self._stop_web)
+        while not server.started:
+            if self._server_task.done():
+                self._server_task.result()
+                raise RuntimeError(f"the web app could not listen on port {config.port}")
+            await asyncio.sleep(0.01)
+        self.http_port = server.servers[0].sockets[0].getsockname()[1]
+
+    async def _stop_web(self) -> None:
+        if self._server is not None and self._server_task is not None:
+            self._server.should_exit = True
+            await self._server_task
+
+    async def stop(self) -> None:
+        """Stop taking updates, finish work in flight, close everything."""
+        await self._stack.aclose()
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with KlingBot(settings):
+        await stop.wait()
+        log.info("stopping")

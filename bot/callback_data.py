@@ -1,0 +1,54 @@
+"""`callback_data` of draft buttons: `d:<draft id>:<action>[:<argument>]`, at most 64 bytes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    """What a draft button does."""
+
+    DURATION = "dur"
+    SOUND = "snd"
+    MODEL_MENU = "mdl"
+    MODEL = "m"
+    BACK = "back"
+    GENERATE = "go"
+    CANCEL = "x"
+
+
+_WITH_ARGUMENT = {Action.DURATION, Action.MODEL}
+_PATTERN = re.compile(r"d:(\d{1,18}):([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
+
+
+@dataclass(frozen=True)
+class DraftButton:
+    """A decoded draft button."""
+
+    draft_id: int
+    action: Action
+    argument: str | None = None
+
+    def encode(self) -> str:
+        """The `callback_data` string."""
+        tail = f":{self.argument}" if self.argument is not None else ""
+        return f"d:{self.draft_id}:{self.action.value}{tail}"
+
+
+def decode(data: str | None) -> DraftButton | None:
+    """The button `data` names, or None if it is not one of ours."""
+    if not data:
+        return None
+    match = _PATTERN.fullmatch(data)
+    if match is None:
+        return None
+    draft_id, action_text, argument = match.groups()
+    try:
+        action = Action(action_text)
+    except ValueError:
+        return None
+    if (argument is not None) != (action in _WITH_ARGUMENT):
+        return None
+    return DraftButton(int(draft_id), action, argument)

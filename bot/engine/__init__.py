@@ -1,0 +1,1 @@
+"""The engine: submit tasks, track them, deliver their videos."""

@@ -1,0 +1,148 @@
+"""Deliver a finished video exactly once: claim, download to a temporary file, send."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from telegram import ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.engine.messenger import Messenger
+from bot.render import video_caption
+from bot.texts import t
+from storage.models import Task, TaskState
+from storage.tasks import TaskRepository
+
+log = logging.getLogger(__name__)
+
+UPLOAD_LIMIT = 50 * 1024 * 1024
+CHUNK = 256 * 1024
+DOWNLOAD_ATTEMPTS = 3
+
+
+class VideoTooLarge(Exception):
+    """The video is over Telegram's upload limit."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+async def download(client: httpx.AsyncClient, url: str, path: Path, limit: int) -> int:
+    """Stream `url` into `path`; return its size, or raise VideoTooLarge past `limit`."""
+    async with client.stream("GET", url) as response:
+        response.raise_for_status()
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > limit:
+            raise VideoTooLarge(declared)
+        size = 0
+        with path.open("wb") as out:
+            async for chunk in response.aiter_bytes(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise VideoTooLarge(size)
+                out.write(chunk)
+    return size
+
+
+class Deliverer:
+    """Sends each succeeded task's video to its user once."""
+
+    def __init__(
+        self,
+        tasks: TaskRepository,
+        messenger: Messenger,
+        client: httpx.AsyncClient,
+        upload_limit: int = UPLOAD_LIMIT,
+    ) -> None:
+        self._tasks = tasks
+        self._messenger = messenger
+        self._client = client
+        self._upload_limit = upload_limit
+
+    async def deliver(self, task: Task) -> None:
+        """Claim the task and send its video; a task claimed elsewhere is left alone."""
+        claimed = await self._tasks.advance(task.id, TaskState.DELIVERING, next_poll_at=None)
+        if claimed is None:
+            return
+        await self._messenger.show(claimed)
+        await self._send(claimed)
+        done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
+        if done is not None:
+            await self._messenger.show(done)
+
+    async def recover(self, task: Task) -> None:
+        """Finish a delivery cut off by a restart: the video may have gone out, so send a link."""
+        assert task.result_url is not None
+        await self._messenger.notify(
+            task, t(task.lang, "video.resent_link", id=task.id, url=task.result_url)
+        )
+        done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
+        if done is not None:
+            await self._messenger.show(done)
+
+    async def _send(self, task: Task) -> None:
+        assert task.result_url is not None
+        fd, name = tempfile.mkstemp(prefix=f"kling-bot-{task.id}-", suffix=".mp4")
+        os.close(fd)
+        path = Path(name)
+        try:
+            try:
+                await self._download(task.result_url, path)
+            except VideoTooLarge as exc:
+                size = round(exc.size / 1024 / 1024)
+                await self._link(task, "video.too_big", size=size)
+                return
+            except httpx.HTTPError as exc:
+                log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
+                await self._link(task, "video.link")
+                return
+            await self._upload(task, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    async def _download(self, url: str, path: Path) -> None:
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                await download(self._client, url, path, self._upload_limit)
+                return
+            except httpx.TransportError:
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(attempt)
+
+    async def _upload(self, task: Task, path: Path) -> None:
+        bot = self._messenger.bot
+        try:
+            with path.open("rb") as video:
+                await bot.send_video(
+                    task.chat_id,
+                    video,
+                    caption=video_caption(task, self._messenger.catalogue),
+                    parse_mode=ParseMode.HTML,
+                    supports_streaming=True,
+                    filename=f"kling-{task.id}.mp4",
+                    reply_parameters=ReplyParameters(
+                        task.source_message_id, allow_sending_without_reply=True
+                    ),
+                    write_timeout=300,
+                    read_timeout=120,
+                )
+        except Forbidden:
+            log.info("task %s: chat %s blocked the bot; video not sent", task.id, task.chat_id)
+        except (BadRequest, TelegramError) as exc:
+            # Whether a timed-out upload arrived is unknown; a link is never a second video.
+            log.warning("task %s: sendVideo failed (%s); sending a link", task.id, exc)
+            await self._link(task, "video.link")
+
+    async def _link(self, task: Task, key: str, **values: object) -> None:
+        await self._messenger.notify(task, t(task.lang, key, url=task.result_url, **values))

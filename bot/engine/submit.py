@@ -1,0 +1,120 @@
+"""Send a claimed task to its provider: fetch the image, check it, create the task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from telegram import Bot
+
+from bot.engine.images import ImageError, fetch_image
+from bot.engine.messenger import Messenger
+from bot.engine.tracker import Tracker
+from bot.providers.base import Provider, VideoRequest
+from bot.providers.catalogue import Catalogue
+from bot.providers.errors import ProviderError
+from storage.models import Task, TaskState
+from storage.tasks import TaskRepository
+
+log = logging.getLogger(__name__)
+
+
+class Submitter:
+    """Runs each submission in the background, keeping a reference until it ends."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        tasks: TaskRepository,
+        providers: dict[str, Provider],
+        catalogue: Catalogue,
+        tracker: Tracker,
+        messenger: Messenger,
+        *,
+        poll_interval: float,
+        public_url: str | None,
+    ) -> None:
+        self._bot = bot
+        self._tasks = tasks
+        self._providers = providers
+        self._catalogue = catalogue
+        self._tracker = tracker
+        self._messenger = messenger
+        self._poll_interval = poll_interval
+        self._public_url = public_url
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start(self, task: Task) -> None:
+        """Submit `task` in the background."""
+        job = asyncio.create_task(self._guarded(task), name=f"submit-{task.id}")
+        self._running.add(job)
+        job.add_done_callback(self._running.discard)
+
+    async def stop(self) -> None:
+        """Let submissions in flight finish: cutting one off would leave its fate unknown."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def callback_url(self, task: Task) -> str | None:
+        """Where the provider should report this task, with its secret; None without PUBLIC_URL."""
+        if not self._public_url:
+            return None
+        return f"{self._public_url}/callbacks/{task.backend}/{task.id}/{task.callback_secret}"
+
+    async def _guarded(self, task: Task) -> None:
+        try:
+            await self.submit(task)
+        except Exception:
+            log.exception("task %s: submission crashed", task.id)
+            await self._fail(task, "provider_error", "internal error")
+
+    async def submit(self, task: Task) -> None:
+        """Create the task at its provider and hand it to the tracker."""
+        spec = self._catalogue.get(task.options.model)
+        provider = self._providers.get(task.backend)
+        if spec is None or provider is None:
+            await self._fail(task, "unknown_model", None)
+            return
+        try:
+            image = await fetch_image(self._bot, task.image_file_id)
+        except ImageError as exc:
+            await self._fail(task, exc.reason, None)
+            return
+        options = task.options
+        request = VideoRequest(
+            model=spec.name,
+            prompt=task.prompt,
+            image=image,
+            duration=options.duration,
+            sound=options.sound if spec.sound else None,
+            negative_prompt=options.negative_prompt if spec.negative_prompt_max else None,
+            cfg_scale=options.cfg_scale if spec.cfg_scale else None,
+            callback_url=self.callback_url(task),
+            external_id=f"kb{task.id}",
+        )
+        try:
+            provider_task_id = await provider.create(request)
+        except ProviderError as exc:
+            log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
+            await self._fail(task, exc.reason, exc.message)
+            return
+        now = time.time()
+        queued = await self._tasks.advance(
+            task.id,
+            TaskState.QUEUED,
+            provider_task_id=provider_task_id,
+            submitted_at=now,
+            next_poll_at=now + self._poll_interval,
+        )
+        log.info("task %s: created at %s", task.id, provider.name)
+        if queued is not None:
+            self._tracker.poke()
+            await self._messenger.show(queued)
+
+    async def _fail(self, task: Task, reason: str, detail: str | None) -> None:
+        failed = await self._tasks.advance(
+            task.id, TaskState.FAILED, error=reason, error_detail=detail, finished_at=time.time()
+        )
+        if failed is not None:
+            await self._messenger.show(failed)

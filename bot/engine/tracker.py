@@ -1,0 +1,181 @@
+"""Follow tasks until they end: due polls with backoff, callback wake-ups, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from bot.engine.deliver import Deliverer
+from bot.engine.messenger import Messenger
+from bot.providers.base import Provider, ProviderState
+from bot.providers.errors import ProviderError
+from storage.models import Task, TaskState
+from storage.tasks import TaskRepository
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+MAX_DELAY_FACTOR = 12
+# Re-read the schedule at least this often, in case another process changed it.
+MAX_SLEEP = 60.0
+
+
+def next_delay(poll_interval: float, age: float) -> float:
+    """Seconds to the next poll: POLL_INTERVAL at first, then a tenth of the task's age.
+
+    Detection then lags completion by at most ~10 % of the task's age, and a long task costs
+    a logarithmic number of polls instead of one every interval.
+    """
+    return min(max(poll_interval, age / 10), poll_interval * MAX_DELAY_FACTOR)
+
+
+class Tracker:
+    """Owns the loop that checks due tasks; the database says what is due."""
+
+    def __init__(
+        self,
+        tasks: TaskRepository,
+        providers: dict[str, Provider],
+        deliverer: Deliverer,
+        messenger: Messenger,
+        *,
+        poll_interval: float,
+        task_timeout: float,
+        concurrency: int = 32,
+    ) -> None:
+        self._tasks = tasks
+        self._providers = providers
+        self._deliverer = deliverer
+        self._messenger = messenger
+        self._poll_interval = poll_interval
+        self._task_timeout = task_timeout
+        self._wakeup = asyncio.Event()
+        self._limit = asyncio.Semaphore(concurrency)
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._runner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Resume what a previous run left and start the loop."""
+        await self._recover()
+        self._runner = asyncio.create_task(self._run(), name="tracker")
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for checks in flight; idempotent."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        if self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    def poke(self) -> None:
+        """Look at the schedule again now (a task was added or moved)."""
+        self._wakeup.set()
+
+    async def wake(self, task_id: int) -> bool:
+        """Check this task at once (a callback arrived); False if it is not being tracked."""
+        scheduled = await self._tasks.schedule(task_id, time.time())
+        self.poke()
+        return scheduled
+
+    async def _recover(self) -> None:
+        for task in await self._tasks.in_states(TaskState.SUBMITTING):
+            # The provider may or may not have taken it; resubmitting could pay twice.
+            failed = await self._tasks.advance(
+                task.id, TaskState.FAILED, error="interrupted", finished_at=time.time()
+            )
+            if failed is not None:
+                await self._messenger.show(failed)
+        for task in await self._tasks.in_states(TaskState.DELIVERING):
+            await self._deliverer.recover(task)
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            now = time.time()
+            for task in await self._tasks.due(now, BATCH + len(self._inflight)):
+                if task.id not in self._inflight and len(self._inflight) < BATCH:
+                    self._spawn(task)
+            # Tasks due by `now` are in flight or wait for a free slot; either way the end of
+            # a check pokes the loop, so only later ones need a timer.
+            due_at = await self._tasks.next_due_after(now)
+            timeout = MAX_SLEEP if due_at is None else min(MAX_SLEEP, due_at - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), max(0.0, timeout))
+
+    def _spawn(self, task: Task) -> None:
+        job = asyncio.create_task(self._guarded_check(task), name=f"check-{task.id}")
+        self._inflight[task.id] = job
+
+    async def _guarded_check(self, task: Task) -> None:
+        try:
+            async with self._limit:
+                await self.check(task)
+        except Exception:
+            log.exception("task %s: check failed", task.id)
+            with contextlib.suppress(Exception):
+                await self._tasks.count_poll(task.id, time.time() + self._poll_interval)
+        finally:
+            self._inflight.pop(task.id, None)
+            self.poke()
+
+    async def check(self, task: Task) -> None:
+        """Bring one task forward: poll the provider, or deliver a finished one."""
+        if task.state is TaskState.SUCCEEDED:
+            await self._deliverer.deliver(task)
+            return
+        if task.state not in (TaskState.QUEUED, TaskState.RUNNING):
+            await self._tasks.unschedule(task.id)
+            return
+        now = time.time()
+        age = now - (task.submitted_at or task.created_at)
+        deadline = (task.submitted_at or task.created_at) + self._task_timeout
+        next_at = now + next_delay(self._poll_interval, age)
+        if now < deadline:
+            next_at = min(next_at, deadline)
+        await self._tasks.count_poll(task.id, next_at)
+        provider = self._providers.get(task.backend)
+        assert task.provider_task_id is not None
+        if provider is None:
+            await self._fail(task, "unknown_model", None)
+            return
+        try:
+            remote = await provider.fetch(task.provider_task_id)
+        except ProviderError as exc:
+            log.info("task %s: poll failed: %s (%s)", task.id, exc.reason, exc.message)
+            if now >= deadline:
+                await self._fail(task, "timeout", None)
+            return
+        if remote.state is ProviderState.SUCCEEDED:
+            done = await self._tasks.advance(
+                task.id,
+                TaskState.SUCCEEDED,
+                result_url=remote.video_url,
+                finished_at=now,
+                next_poll_at=now,
+            )
+            if done is not None:
+                await self._deliverer.deliver(done)
+        elif remote.state is ProviderState.FAILED:
+            await self._fail(task, "generation_failed", remote.error or remote.error_code)
+        elif now >= deadline:
+            await self._fail(task, "timeout", None)
+        elif remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED:
+            running = await self._tasks.advance(task.id, TaskState.RUNNING)
+            if running is not None:
+                await self._messenger.show(running)
+
+    async def _fail(self, task: Task, reason: str, detail: str | None) -> None:
+        failed = await self._tasks.advance(
+            task.id,
+            TaskState.FAILED,
+            error=reason,
+            error_detail=detail,
+            finished_at=time.time(),
+            next_poll_at=None,
+        )
+        if failed is not None:
+            await self._messenger.show(failed)

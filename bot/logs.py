@@ -1,0 +1,46 @@
+"""Logging that never shows a secret: tokens, keys and Telegram file URLs are masked."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import TextIO
+
+# A bot token anywhere, in particular in Bot API and file URLs.
+_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
+MASK = "[redacted]"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then masks every secret in the whole line, tracebacks included."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+        super().__init__(fmt)
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record with secrets masked."""
+        return self.redact(super().format(record))
+
+    def redact(self, text: str) -> str:
+        """`text` with secrets masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return _TOKEN.sub(MASK, text)
+
+
+def configure_logging(
+    secrets: Iterable[str], *, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Log to stderr through the redacting formatter; quiet the chatty HTTP libraries."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request URL at INFO, and Bot API URLs carry the token.
+    for name in ("httpx", "httpcore", "telegram.ext.ExtBot", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,199 @@
+"""Draft, status and list messages with their keyboards."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.callback_data import Action, DraftButton
+from bot.providers.catalogue import Catalogue, ModelSpec
+from bot.texts import t
+from storage.models import Draft, GenerationOptions, Task, TaskState
+
+PROMPT_PREVIEW = 600
+LIST_PROMPT_PREVIEW = 60
+
+_ICONS = {
+    TaskState.SUBMITTING: "⏳",
+    TaskState.QUEUED: "⏳",
+    TaskState.RUNNING: "🎬",
+    TaskState.SUCCEEDED: "📤",
+    TaskState.DELIVERING: "📤",
+    TaskState.DELIVERED: "✅",
+    TaskState.FAILED: "❌",
+}
+
+
+def excerpt(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def model_label(catalogue: Catalogue, model_id: str) -> str:
+    """The model's display name (its id if it is no longer offered)."""
+    spec = catalogue.get(model_id)
+    return spec.label if spec else model_id.split(":", 1)[-1]
+
+
+def _sound(lang: str, spec: ModelSpec | None, options: GenerationOptions) -> str:
+    if spec is None or not spec.sound:
+        return ""
+    return t(lang, "draft.sound_on" if options.sound else "draft.sound_off")
+
+
+def draft_text(draft: Draft, catalogue: Catalogue) -> str:
+    """The draft message: prompt, options and a hint."""
+    lang, options = draft.lang, draft.options
+    spec = catalogue.get(options.model)
+    lines = [
+        t(lang, "draft.title"),
+        "",
+        t(lang, "draft.prompt", prompt=html.escape(excerpt(draft.prompt or "", PROMPT_PREVIEW))),
+        t(
+            lang,
+            "draft.options",
+            model=html.escape(model_label(catalogue, options.model)),
+            duration=options.duration,
+            sound=_sound(lang, spec, options),
+        ),
+        "",
+        t(lang, "draft.hint"),
+    ]
+    return "\n".join(lines)
+
+
+def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
+    """Buttons for exactly the options the draft's model has."""
+    lang, options = draft.lang, draft.options
+    spec = catalogue.get(options.model)
+
+    def button(text: str, action: Action, argument: str | None = None) -> InlineKeyboardButton:
+        data = DraftButton(draft.id, action, argument).encode()
+        return InlineKeyboardButton(text, callback_data=data)
+
+    durations = spec.durations if spec else (options.duration,)
+    rows = [
+        [
+            button(
+                ("✅ " if seconds == options.duration else "")
+                + t(lang, "btn.duration", seconds=seconds),
+                Action.DURATION,
+                str(seconds),
+            )
+            for seconds in durations
+        ]
+    ]
+    if spec and spec.sound:
+        key = "btn.sound_on" if options.sound else "btn.sound_off"
+        rows.append([button(t(lang, key), Action.SOUND)])
+    if len(catalogue.models) > 1:
+        label = model_label(catalogue, options.model)
+        rows.append([button(t(lang, "btn.model", model=label) + " ▾", Action.MODEL_MENU)])
+    rows.append(
+        [
+            button(t(lang, "btn.cancel"), Action.CANCEL),
+            button(t(lang, "btn.generate"), Action.GENERATE),
+        ]
+    )
+    return InlineKeyboardMarkup(rows)
+
+
+def model_menu(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
+    """One button per offered model, and Back."""
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("✅ " if spec.id == draft.options.model else "") + spec.label,
+                callback_data=DraftButton(draft.id, Action.MODEL, spec.code).encode(),
+            )
+        ]
+        for spec in catalogue.models
+    ]
+    back = DraftButton(draft.id, Action.BACK).encode()
+    rows.append([InlineKeyboardButton(t(draft.lang, "btn.back"), callback_data=back)])
+    return InlineKeyboardMarkup(rows)
+
+
+def reason_text(task: Task, task_timeout: float) -> str:
+    """Why a task failed, in plain words."""
+    lang = task.lang
+    detail = html.escape(excerpt(task.error_detail or "?", 300))
+    key = f"reason.{task.error or 'provider_error'}"
+    minutes = max(1, round(task_timeout / 60))
+    try:
+        return t(lang, key, detail=detail, minutes=minutes)
+    except KeyError:
+        return t(lang, "reason.provider_error", detail=detail)
+
+
+def status_text(task: Task, catalogue: Catalogue, task_timeout: float) -> str:
+    """The status message that replaces a draft once it is generating."""
+    lang = task.lang
+    if task.state is TaskState.FAILED:
+        head = t(lang, "status.failed", id=task.id, reason=reason_text(task, task_timeout))
+    else:
+        head = t(lang, f"status.{task.state.value}", id=task.id)
+    return f"{head}\n\n{summary(task, catalogue, PROMPT_PREVIEW // 2)}"
+
+
+def summary(task: Task, catalogue: Catalogue, prompt_limit: int) -> str:
+    """Model, duration, sound and the prompt of a task."""
+    spec = catalogue.get(task.options.model)
+    return t(
+        task.lang,
+        "status.summary",
+        model=html.escape(model_label(catalogue, task.options.model)),
+        duration=task.options.duration,
+        sound=_sound(task.lang, spec, task.options),
+        prompt=html.escape(excerpt(task.prompt, prompt_limit)),
+    )
+
+
+def video_caption(task: Task, catalogue: Catalogue) -> str:
+    """The delivered video's caption (≤ 1024 characters)."""
+    spec = catalogue.get(task.options.model)
+    return t(
+        task.lang,
+        "video.caption",
+        prompt=html.escape(excerpt(task.prompt, 700)),
+        model=html.escape(model_label(catalogue, task.options.model)),
+        duration=task.options.duration,
+        sound=_sound(task.lang, spec, task.options),
+    )
+
+
+def age(lang: str, seconds: float) -> str:
+    """A short relative age."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return t(lang, f"age.{unit}", n=seconds // size)
+    return t(lang, "age.seconds", n=seconds)
+
+
+def task_list(lang: str, tasks: list[Task], catalogue: Catalogue, now: float | None = None) -> str:
+    """The /status message."""
+    if not tasks:
+        return t(lang, "list.empty")
+    now = time.time() if now is None else now
+    lines = [t(lang, "list.header"), ""]
+    for task in tasks:
+        spec = catalogue.get(task.options.model)
+        lines.append(
+            t(
+                lang,
+                "list.item",
+                icon=_ICONS[task.state],
+                id=task.id,
+                state=t(lang, f"state.{task.state.value}"),
+                model=html.escape(model_label(catalogue, task.options.model)),
+                duration=task.options.duration,
+                sound=_sound(lang, spec, task.options),
+                age=age(lang, now - task.created_at),
+                prompt=html.escape(excerpt(task.prompt, LIST_PROMPT_PREVIEW)),
+            )
+        )
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""Every user-facing text, one catalogue per language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGUAGES = ("en", "zh")
+
+EN: dict[str, str] = {
+    "start": (
+        "👋 Hi! I turn a photo into a short AI video with Kling.\n\n"
+        "Send me a photo with a caption that describes the motion, for example:\n"
+        "<i>the cat slowly turns its head and blinks</i>\n\n"
+        "You will get a draft with buttons for duration, sound and model, then tap "
+        "<b>Generate</b>. /status shows your videos, /help explains more."
+    ),
+    "help": (
+        "<b>How it works</b>\n"
+        "1. Send a photo (or an image file) with a caption: the caption is the prompt.\n"
+        "   No caption? I will ask for one.\n"
+        "2. In the draft choose <b>5s</b> or <b>10s</b>, <b>Sound</b> (models with sound), "
+        "and the model.\n"
+        "3. Tap <b>Generate</b>. It takes a few minutes; I send the video as a reply "
+        "to your photo.\n\n"
+        "/status — your recent videos\n/help — this text"
+    ),
+    "commands.start": "Start and see an example",
+    "commands.help": "How to make a video",
+    "commands.status": "Your recent videos",
+    "draft.title": "🎬 <b>Your video draft</b>",
+    "draft.prompt": "<b>Prompt:</b> {prompt}",
+    "draft.options": "<b>Model:</b> {model} · <b>{duration} s</b>{sound}",
+    "draft.sound_on": " · 🔊 sound",
+    "draft.sound_off": " · 🔇 no sound",
+    "draft.hint": "Adjust the options, then tap <b>Generate</b>.",
+    "draft.choose_model": "Choose a model:",
+    "draft.cancelled": "✖️ Draft cancelled. Send another photo whenever you like.",
+    "btn.duration": "{seconds}s",
+    "btn.sound_on": "🔊 Sound: on",
+    "btn.sound_off": "🔇 Sound: off",
+    "btn.model": "🎞 {model}",
+    "btn.generate": "✨ Generate",
+    "btn.cancel": "✖️ Cancel",
+    "btn.back": "« Back",
+    "ask_prompt": (
+        "Nice photo! Now send me the prompt: describe what should move and how "
+        "(for example <i>waves roll in, the camera slowly pushes forward</i>)."
+    ),
+    "need_photo": (
+        "Send me a photo with a caption describing the motion, and I will turn it into a video."
+    ),
+    "not_image": ("That file is not an image I can use. Please send a JPEG, PNG or WebP photo."),
+    "file_too_big": "That file is too big for me to fetch (over 20 MB). Please send a smaller image.",
+    "prompt_too_long": (
+        "Your prompt has {length} characters, but {model} accepts at most {limit}. "
+        "Please shorten it or pick another model."
+    ),
+    "answer.updated": "Updated",
+    "answer.starting": "Starting…",
+    "answer.gone": "This draft is no longer available. Send a new photo.",
+    "answer.not_yours": "This draft belongs to someone else.",
+    "answer.submitted": "This draft is already being generated.",
+    "answer.unknown": "This button is no longer valid.",
+    "answer.cancelled": "Cancelled",
+    "status.submitting": "⏳ Uploading your photo and starting the task…",
+    "status.queued": "⏳ Task #{id} is queued at the provider. I will send the video when it is ready.",
+    "status.running": "🎬 Task #{id} is generating… I will send the video when it is ready.",
+    "status.succeeded": "📤 Task #{id} is ready, sending the video…",
+    "status.delivering": "📤 Task #{id} is ready, sending the video…",
+    "status.delivered": "✅ Task #{id} is done: the video is below.",
+    "status.failed": "❌ Task #{id} failed: {reason}",
+    "status.summary": "{model} · {duration} s{sound}\n<i>{prompt}</i>",
+    "reason.auth": "the video service refused the bot's key. The bot's owner has been told.",
+    "reason.no_credits": "the video service account has no credits left. No credits were used.",
+    "reason.invalid_request": "the video service rejected the request ({detail}).",
+    "reason.moderation": "the prompt or the image was rejected by content moderation.",
+    "reason.generation_failed": "the video could not be generated: {detail}",
+    "reason.busy": "the video service is busy. Please try again in a minute.",
+    "reason.unavailable": "the video service is unavailable right now. Please try again later.",
+    "reason.uncertain": (
+        "the video service did not answer in time, so the task may not have started. "
+        "Check /status in a few minutes before trying again."
+    ),
+    "reason.not_found": "the video service lost track of the task.",
+    "reason.timeout": "it took longer than {minutes} minutes, so I stopped waiting.",
+    "reason.image_unreadable": "I could not read the image. Please send it again as a photo.",
+    "reason.image_fetch": "I could not fetch your photo from Telegram. Please send it again.",
+    "reason.interrupted": (
+        "the bot restarted while starting this task, so it may not have started. "
+        "Check /status in a few minutes before trying again."
+    ),
+    "reason.provider_error": "the video service answered with an error ({detail}).",
+    "reason.unknown_model": "this model is no longer offered. Please pick another one.",
+    "video.caption": "🎬 {prompt}\n\n{model} · {duration} s{sound}",
+    "video.too_big": (
+        "✅ Your video is ready, but it is too large to send here ({size} MB). "
+        "Download it within 24 hours: {url}"
+    ),
+    "video.link": "✅ Your video is ready. I could not upload it here; download it: {url}",
+    "video.resent_link": (
+        "✅ The bot restarted while sending your video for task #{id}. "
+        "If it did not arrive above, download it here: {url}"
+    ),
+    "list.header": "<b>Your videos</b> (newest first):",
+    "list.empty": "You have no videos yet. Send me a photo with a caption to make one.",
+    "list.item": "{icon} #{id} · {state} · {model} · {duration} s{sound} · {age}\n    <i>{prompt}</i>",
+    "state.submitting": "starting",
+    "state.queued": "queued",
+    "state.running": "generating",
+    "state.succeeded": "sending",
+    "state.delivering": "sending",
+    "state.delivered": "done",
+    "state.failed": "failed",
+    "age.seconds": "{n} s ago",
+    "age.minutes": "{n} min ago",
+    "age.hours": "{n} h ago",
+    "age.days": "{n} d ago",
+    "error.generic": "Sorry, something went wrong on my side. Please try again.",
+}
+
+ZH: dict[str, str] = {
+    "start": (
+        "👋 你好！我可以用可灵（Kling）把一张照片变成一段 AI 短视频。\n\n"
+        "发送一张照片，并在图片说明里描述你想要的动作，例如：\n"
+        "<i>小猫慢慢转头并眨眼</i>\n\n"
+        "我会回复一个草稿，你可以用按钮选择时长、声音和模型，然后点 <b>生成</b>。"
+        "/status 查看你的视频，/help 查看说明。"
+    ),
+    "help": (
+        "<b>使用方法</b>\n"
+        "1. 发送一张照片（或图片文件），图片说明就是提示词。\n"
+        "   没有说明？我会请你补充。\n"
+        "2. 在草稿中选择 <b>5秒</b> 或 <b>10秒</b>、<b>声音</b>（支持声音的模型）以及模型。\n"
+        "3. 点 <b>生成</b>。生成需要几分钟，完成后我会回复在你的照片下。\n\n"
+        "/status — 最近的视频\n/help — 本说明"
+    ),
+    "commands.start": "开始并查看示例",
+    "commands.help": "如何制作视频",
+    "commands.status": "最近的视频",
+    "draft.title": "🎬 <b>视频草稿</b>",
+    "draft.prompt": "<b>提示词：</b>{prompt}",
+    "draft.options": "<b>模型：</b>{model} · <b>{duration} 秒</b>{sound}",
+    "draft.sound_on": " · 🔊 有声音",
+    "draft.sound_off": " · 🔇 无声音",
+    "draft.hint": "调整选项后点 <b>生成</b>。",
+    "draft.choose_model": "选择模型：",
+    "draft.cancelled": "✖️ 草稿已取消。随时可以再发一张照片。",
+    "btn.duration": "{seconds}秒",
+    "btn.sound_on": "🔊 声音：开",
+    "btn.sound_off": "🔇 声音：关",
+    "btn.model": "🎞 {model}",
+    "btn.generate": "✨ 生成",
+    "btn.cancel": "✖️ 取消",
+    "btn.back": "« 返回",
+    "ask_prompt": (
+        "照片收到了！请发送提示词，描述画面中什么在动、怎么动"
+        "（例如 <i>海浪涌来，镜头缓缓推进</i>）。"
+    ),
+    "need_photo": "请发送一张照片，并在图片说明里描述想要的动作，我会把它变成视频。",
+    "not_image": "这个文件不是可用的图片。请发送 JPEG、PNG 或 WebP 格式的照片。",
+    "file_too_big": "这个文件太大了（超过 20 MB），我无法获取。请发送更小的图片。",
+    "prompt_too_long": (
+        "你的提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。请缩短提示词或换一个模型。"
+    ),
+    "answer.updated": "已更新",
+    "answer.starting": "正在开始…",
+    "answer.gone": "这个草稿已失效，请重新发送照片。",
+    "answer.not_yours": "这个草稿属于其他用户。",
+    "answer.submitted": "这个草稿已经在生成中。",
+    "answer.unknown": "这个按钮已失效。",
+    "answer.cancelled": "已取消",
+    "status.submitting": "⏳ 正在上传照片并创建任务…",
+    "status.queued": "⏳ 任务 #{id} 正在排队，视频完成后我会发给你。",
+    "status.running": "🎬 任务 #{id} 正在生成…视频完成后我会发给你。",
+    "status.succeeded": "📤 任务 #{id} 已完成，正在发送视频…",
+    "status.delivering": "📤 任务 #{id} 已完成，正在发送视频…",
+    "status.delivered": "✅ 任务 #{id} 已完成，视频在下方。",
+    "status.failed": "❌ 任务 #{id} 失败：{reason}",
+    "status.summary": "{model} · {duration} 秒{sound}\n<i>{prompt}</i>",
+    "reason.auth": "视频服务拒绝了机器人的密钥，请联系机器人管理员。",
+    "reason.no_credits": "视频服务账户余额不足，本次未扣费。",
+    "reason.invalid_request": "视频服务拒绝了请求（{detail}）。",
+    "reason.moderation": "提示词或图片未通过内容审核。",
+    "reason.generation_failed": "视频生成失败：{detail}",
+    "reason.busy": "视频服务繁忙，请一分钟后再试。",
+    "reason.unavailable": "视频服务暂时不可用，请稍后再试。",
+    "reason.uncertain": "视频服务没有及时响应，任务可能没有开始。请过几分钟查看 /status 后再重试。",
+    "reason.not_found": "视频服务找不到这个任务。",
+    "reason.timeout": "生成超过了 {minutes} 分钟，已停止等待。",
+    "reason.image_unreadable": "无法读取这张图片，请以照片形式重新发送。",
+    "reason.image_fetch": "无法从 Telegram 获取你的照片，请重新发送。",
+    "reason.interrupted": "创建任务时机器人重启了，任务可能没有开始。请过几分钟查看 /status 后再重试。",
+    "reason.provider_error": "视频服务返回了错误（{detail}）。",
+    "reason.unknown_model": "这个模型已不再提供，请选择其他模型。",
+    "video.caption": "🎬 {prompt}\n\n{model} · {duration} 秒{sound}",
+    "video.too_big": "✅ 视频已完成，但文件太大（{size} MB），无法在这里发送。请在 24 小时内下载：{url}",
+    "video.link": "✅ 视频已完成，但无法上传到这里，请下载：{url}",
+    "video.resent_link": "✅ 发送任务 #{id} 的视频时机器人重启了。如果上方没有收到视频，请在这里下载：{url}",
+    "list.header": "<b>你的视频</b>（最新的在前）：",
+    "list.empty": "你还没有视频。发送一张带说明的照片来制作第一个吧。",
+    "list.item": "{icon} #{id} · {state} · {model} · {duration} 秒{sound} · {age}\n    <i>{prompt}</i>",
+    "state.submitting": "正在开始",
+    "state.queued": "排队中",
+    "state.running": "生成中",
+    "state.succeeded": "发送中",
+    "state.delivering": "发送中",
+    "state.delivered": "已完成",
+    "state.failed": "失败",
+    "age.seconds": "{n} 秒前",
+    "age.minutes": "{n} 分钟前",
+    "age.hours": "{n} 小时前",
+    "age.days": "{n} 天前",
+    "error.generic": "抱歉，我这边出了点问题，请再试一次。",
+}
+
+CATALOGUES = {"en": EN, "zh": ZH}
+
+
+def language_of(language_code: str | None) -> str:
+    """Our language for a Telegram `language_code`: Chinese for `zh*`, else English."""
+    return "zh" if language_code and language_code.lower().startswith("zh") else "en"
+
+
+def t(lang: str, key: str, **values: Any) -> str:
+    """The text `key` in `lang` (English as fallback), filled with `values`."""
+    template = CATALOGUES.get(lang, EN).get(key) or EN[key]
+    return template.format(**values) if values else template

@@ -1,0 +1,94 @@
+"""The web app: provider callbacks and /healthz, served by uvicorn beside the bot."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.providers.errors import CallbackRejectedError
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A request body over MAX_BODY."""
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refusing more than `limit` bytes whatever Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def build_web_app(services: Services) -> Starlette:
+    """Routes for health and callbacks."""
+
+    async def healthz(request: Request) -> JSONResponse:
+        await services.db.schema_version()
+        return JSONResponse({"status": "ok"})
+
+    async def callback(request: Request) -> JSONResponse:
+        backend = request.path_params["backend"]
+        task_id = request.path_params["task_id"]
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        task = await services.tasks.get(task_id)
+        given = str(request.path_params["secret"]).encode()
+        if (
+            task is None
+            or task.backend != backend
+            or not hmac.compare_digest(task.callback_secret.encode(), given)
+        ):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        provider = services.providers.get(backend)
+        if provider is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        try:
+            provider_task_id = provider.parse_callback(request.headers, body, time.time())
+        except CallbackRejectedError as exc:
+            log.warning("task %s: callback rejected: %s", task.id, exc.message)
+            return JSONResponse({"error": "rejected"}, status_code=401)
+        if task.provider_task_id is not None and provider_task_id != task.provider_task_id:
+            log.warning("task %s: callback names another provider task", task.id)
+            return JSONResponse({"error": "task mismatch"}, status_code=400)
+        # The body is only a hint: the tracker re-reads the task from the provider.
+        await services.tracker.wake(task.id)
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route(
+                "/callbacks/{backend:str}/{task_id:int}/{secret:str}", callback, methods=["POST"]
+            ),
+        ]
+    )
+
+
+class WebServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the bot owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
