@@ -1,0 +1,465 @@
+"""Tests of the fake Telegram Bot API, driven by real python-telegram-bot clients."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import io
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from PIL import Image
+from starlette.types import Receive, Scope, Send
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, Conflict, Forbidden, RetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+)
+
+from tests.fakes.server import serve
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+TOKEN = "123456:TEST-TOKEN"
+ANN = FakeUser(7, "Ann")
+KEYBOARD = InlineKeyboardMarkup(
+    [
+        [
+            InlineKeyboardButton("Yes", callback_data="yes"),
+            InlineKeyboardButton("No", callback_data="no"),
+        ]
+    ]
+)
+
+
+# One loopback server for the whole module keeps the file fast; each test gets a fresh fake.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+class _Switch:
+    """An ASGI app that forwards to the current test's fake."""
+
+    def __init__(self) -> None:
+        self.target = FakeTelegram(TOKEN)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.target.app(scope, receive, send)
+
+
+@pytest.fixture(autouse=True)
+def _timedelta_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PTB 22 warns when durations are read as ints; warnings are errors in this suite.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+def fake() -> FakeTelegram:
+    return FakeTelegram(TOKEN)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def server() -> AsyncIterator[tuple[str, _Switch]]:
+    switch = _Switch()
+    async with serve(switch) as url:
+        yield url, switch
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def root(server: tuple[str, _Switch], fake: FakeTelegram) -> str:
+    url, switch = server
+    switch.target = fake
+    return url
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def bot(root: str) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, base_url=f"{root}/bot", base_file_url=f"{root}/file/bot") as client:
+        yield client
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def jpeg(width: int, height: int, color: str = "red") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+async def test_get_me_routing_and_http_errors(
+    fake: FakeTelegram, root: str, bot: Bot, http: httpx.AsyncClient
+) -> None:
+    me = await bot.get_me()
+    assert (me.id, me.is_bot, me.username) == (123456, True, "kling_test_bot")
+
+    wrong = await http.post(f"{root}/bot999:WRONG/getMe")
+    assert wrong.status_code == 401
+    assert wrong.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    unknown = await http.post(f"{root}/bot{TOKEN}/noSuchMethod")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+    upper = await http.get(f"{root}/bot{TOKEN}/GETME")
+    assert upper.json()["result"]["username"] == "kling_test_bot"
+
+    assert [(c.method, c.status) for c in fake.calls] == [
+        ("getMe", 200),  # Bot.initialize
+        ("getMe", 200),
+        ("getMe", 401),
+        ("noSuchMethod", 404),
+        ("getMe", 200),
+    ]
+
+
+async def test_form_json_and_query_params_are_decoded(
+    fake: FakeTelegram, root: str, http: httpx.AsyncClient
+) -> None:
+    markup = {"inline_keyboard": [[{"text": "A", "callback_data": "1"}]]}
+    url = f"{root}/bot{TOKEN}/sendMessage"
+    form = {"chat_id": "42", "text": "123", "reply_markup": json.dumps(markup)}
+    await http.post(url, data={**form, "disable_notification": "true"})
+    await http.post(url, json={"chat_id": 43, "text": "true", "reply_markup": markup})
+    await http.get(url, params={"chat_id": "-1001234567890", "text": "[1]"})
+
+    first, second, third = (call.params for call in fake.calls_of("sendMessage"))
+    assert first == {
+        "chat_id": 42,
+        "text": "123",
+        "reply_markup": markup,
+        "disable_notification": True,
+    }
+    assert second == {"chat_id": 43, "text": "true", "reply_markup": markup}
+    assert third == {"chat_id": -1001234567890, "text": "[1]"}
+    assert fake.messages[(42, 1)]["reply_markup"] == markup
+    assert fake.messages[(-1001234567890, 1)]["chat"]["type"] == "supergroup"
+
+
+async def test_send_edit_and_delete_with_inline_keyboard(fake: FakeTelegram, bot: Bot) -> None:
+    incoming = fake.send_text(ANN, "hello")
+    reply = ReplyParameters(incoming["message_id"])
+    sent = await bot.send_message(7, "Pick", reply_markup=KEYBOARD, reply_parameters=reply)
+
+    assert sent.message_id == incoming["message_id"] + 1
+    assert sent.from_user is not None and sent.from_user.username == "kling_test_bot"
+    assert sent.chat.type == "private" and sent.chat.first_name == "Ann"
+    assert sent.reply_to_message is not None and sent.reply_to_message.text == "hello"
+    assert sent.reply_markup == KEYBOARD
+    key = (7, sent.message_id)
+    assert fake.messages[key]["reply_markup"] == KEYBOARD.to_dict()
+    assert fake.calls_of("sendMessage")[0].params["reply_parameters"] == {
+        "message_id": incoming["message_id"]
+    }
+
+    edited = await bot.edit_message_text("Pick again", 7, sent.message_id, reply_markup=KEYBOARD)
+    assert isinstance(edited, Message)
+    assert edited.text == "Pick again" and edited.edit_date is not None
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+        await bot.edit_message_text("Pick again", 7, sent.message_id, reply_markup=KEYBOARD)
+
+    await bot.edit_message_text("Thanks", 7, sent.message_id)
+    assert fake.messages[key]["text"] == "Thanks"
+    assert "reply_markup" not in fake.messages[key]
+    restored = await bot.edit_message_reply_markup(7, sent.message_id, reply_markup=KEYBOARD)
+    assert isinstance(restored, Message) and restored.reply_markup == KEYBOARD
+
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+        await bot.edit_message_text("x", 7, 999)
+    with pytest.raises(BadRequest, match=r"(?i)message can't be edited"):
+        await bot.edit_message_text("x", 7, incoming["message_id"])
+    with pytest.raises(BadRequest, match=r"(?i)no caption in the message"):
+        await bot.edit_message_caption(7, sent.message_id, caption="x")
+
+    assert await bot.delete_message(7, sent.message_id) is True
+    assert key not in fake.messages
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
+        await bot.delete_message(7, sent.message_id)
+
+
+async def test_html_parse_mode_becomes_text_and_entities(fake: FakeTelegram, bot: Bot) -> None:
+    source = '<b>Hi</b> &lt;you&gt; <a href="https://x.y/?a=1&amp;b=2">link</a> 🎬<i>é</i>'
+    sent = await bot.send_message(7, source, parse_mode="HTML")
+
+    assert sent.text == "Hi <you> link 🎬é"
+    assert [(e.type, e.offset, e.length, e.url) for e in sent.entities] == [
+        ("bold", 0, 2, None),
+        ("text_link", 9, 4, "https://x.y/?a=1&b=2"),
+        ("italic", 16, 1, None),  # the emoji takes two UTF-16 code units
+    ]
+    assert fake.calls_of("sendMessage")[0].params["text"] == source
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.send_message(7, "1 < 2", parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r'(?i)unsupported start tag "blink"'):
+        await bot.send_message(7, "<blink>x</blink>", parse_mode="HTML")
+
+
+async def test_limits_and_callback_answers(fake: FakeTelegram, bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
+        await bot.send_message(7, "x" * 4097)
+    with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
+        await bot.send_message(7, " ")
+    video = fake.add_file(b"mp4", ".mp4")["file_id"]
+    with pytest.raises(BadRequest, match=r"(?i)message caption is too long"):
+        await bot.send_video(7, video, caption="c" * 1025)
+    too_long_data = InlineKeyboardMarkup([[InlineKeyboardButton("B", callback_data="d" * 65)]])
+    with pytest.raises(BadRequest, match=r"(?i)BUTTON_DATA_INVALID"):
+        await bot.send_message(7, "x", reply_markup=too_long_data)
+    assert fake.messages == {}
+
+    sent = await bot.send_message(7, "x" * 4096, reply_markup=KEYBOARD)
+    query_id = fake.tap(ANN, sent.to_dict(), "no")
+    with pytest.raises(BadRequest):
+        await bot.answer_callback_query(query_id, text="t" * 201)
+    assert fake.answered(query_id) is None
+    assert await bot.answer_callback_query(query_id, text="Noted") is True
+    assert fake.answered(query_id) == {"callback_query_id": query_id, "text": "Noted"}
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await bot.answer_callback_query(query_id)
+    with pytest.raises(AssertionError, match="no button with callback_data 'maybe'"):
+        fake.tap(ANN, sent.to_dict(), "maybe")
+
+
+async def test_faults_map_to_ptb_exceptions(fake: FakeTelegram, bot: Bot) -> None:
+    fake.blocked_users.add(9)
+    with pytest.raises(Forbidden, match=r"(?i)bot was blocked by the user"):
+        await bot.send_message(9, "hi")
+    with pytest.raises(Forbidden):
+        await bot.send_chat_action(9, ChatAction.TYPING)
+
+    fake.fail_next("sendMessage", status=429, retry_after=7)
+    with pytest.raises(RetryAfter) as flood:
+        await bot.send_message(7, "hi")
+    assert flood.value.retry_after == dtm.timedelta(seconds=7)
+    assert (await bot.send_message(7, "hi")).text == "hi"
+
+    fake.fail_next("GETFILE", times=2)
+    for _ in range(2):
+        with pytest.raises(BadRequest, match=r"(?i)test fault"):
+            await bot.get_file("nope")
+    with pytest.raises(BadRequest, match=r"(?i)invalid file_id"):
+        await bot.get_file("nope")
+
+    attempts = [(c.method, c.params["chat_id"], c.status) for c in fake.calls_of("sendMessage")]
+    assert attempts == [("sendMessage", 9, 403), ("sendMessage", 7, 429), ("sendMessage", 7, 200)]
+    assert [c.error for c in fake.calls_of("getFile")] == [
+        "Bad Request: test fault",
+        "Bad Request: test fault",
+        "Bad Request: invalid file_id",
+    ]
+
+
+async def test_photo_from_user_downloads_exact_bytes(
+    fake: FakeTelegram, root: str, bot: Bot, http: httpx.AsyncClient
+) -> None:
+    image = jpeg(640, 480)
+    fake.send_photo(ANN, image, "make it move", width=640, height=480)
+
+    [update] = await bot.get_updates(timeout=0)
+    message = update.message
+    assert message is not None and message.caption == "make it move"
+    sizes = message.photo
+    assert [(p.width, p.height) for p in sizes] == [(90, 68), (320, 240), (640, 480)]
+    largest = await bot.get_file(sizes[-1].file_id)
+    assert bytes(await largest.download_as_bytearray()) == image
+    small = await bot.get_file(sizes[0].file_id)
+    thumb = bytes(await small.download_as_bytearray())
+    assert thumb != image and Image.open(io.BytesIO(thumb)).size == (90, 68)
+    assert largest.file_path is not None and small.file_path is not None
+    assert largest.file_path.startswith(f"{root}/file/bot{TOKEN}/photos/file_")
+    prefix = f"{root}/file/bot{TOKEN}/"
+    assert fake.file_downloads == [
+        largest.file_path.removeprefix(prefix),
+        small.file_path.removeprefix(prefix),
+    ]
+
+    missing = await http.get(f"{root}/file/bot{TOKEN}/photos/file_999.jpg")
+    assert missing.status_code == 404
+    with pytest.raises(BadRequest, match=r"(?i)invalid file_id"):
+        await bot.get_file("unknown")
+
+
+async def test_send_video_upload_keeps_exact_bytes(
+    fake: FakeTelegram, bot: Bot, tmp_path: Path
+) -> None:
+    data = os.urandom(3000) + b"\r\n--not-a-boundary\r\n\r\n" + os.urandom(3000)
+    path = tmp_path / "result.mp4"
+    path.write_bytes(data)
+    with path.open("rb") as video:
+        sent = await bot.send_video(
+            7, video, caption="Your video", width=720, height=1280, supports_streaming=True
+        )
+
+    call = fake.calls_of("sendVideo")[0]
+    assert call.files["video"] == data
+    assert call.params["chat_id"] == 7 and call.params["supports_streaming"] is True
+    assert sent.caption == "Your video"
+    assert sent.video is not None
+    assert (sent.video.width, sent.video.height, sent.video.file_size) == (720, 1280, len(data))
+    assert fake.messages[(7, sent.message_id)]["video"]["mime_type"] == "video/mp4"
+
+    again = await bot.send_video(7, sent.video.file_id)
+    assert again.video is not None and again.video.file_unique_id == sent.video.file_unique_id
+    stored = await bot.get_file(sent.video.file_id)
+    assert bytes(await stored.download_as_bytearray()) == data
+    with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
+        await bot.send_video(7, "not-a-known-file-id")
+
+
+async def test_send_document_and_photo_uploads(fake: FakeTelegram, bot: Bot) -> None:
+    document = await bot.send_document(7, b"report body", filename="report.txt", caption="log")
+    assert document.document is not None
+    assert (document.document.file_name, document.document.mime_type) == (
+        "report.txt",
+        "text/plain",
+    )
+    assert fake.calls_of("sendDocument")[0].files["document"] == b"report body"
+
+    image = jpeg(400, 200, "blue")
+    photo = await bot.send_photo(7, image, caption="<b>preview</b>", parse_mode="HTML")
+    assert photo.caption == "preview" and photo.caption_entities[0].type == "bold"
+    assert (photo.photo[-1].width, photo.photo[-1].height) == (400, 200)
+    assert fake.calls_of("sendPhoto")[0].files["photo"] == image
+    assert await bot.send_chat_action(7, ChatAction.UPLOAD_VIDEO) is True
+
+
+async def test_user_message_kinds_parse_and_offsets(fake: FakeTelegram, bot: Bot) -> None:
+    fake.send_text(ANN, "/start@kling_test_bot ref42")
+    fake.send_sticker(ANN)
+    fake.send_video(ANN)
+    fake.send_voice(ANN)
+    fake.send_animation(ANN)
+    fake.send_document(ANN, b"%PDF", "a.pdf", "application/pdf")
+    fake.send_text(FakeUser(8, "Bo"), "hi all", chat_id=-555)
+
+    first_two = await bot.get_updates(limit=2, timeout=0)
+    rest = await bot.get_updates(offset=first_two[-1].update_id + 1, timeout=0)
+    assert len(first_two) == 2 and len(rest) == 5
+    messages = [u.message for u in [*first_two, *rest] if u.message is not None]
+    command, sticker, video, voice, animation, document, group = messages
+    assert command.entities[0].type == "bot_command" and command.entities[0].length == 21
+    assert sticker.sticker is not None and sticker.sticker.width == 512
+    assert video.video is not None and voice.voice is not None
+    assert animation.animation is not None and animation.document is not None
+    assert document.document is not None and document.document.file_name == "a.pdf"
+    assert group.chat.type == "group" and group.from_user is not None
+    assert [m.message_id for m in messages[:6]] == [1, 2, 3, 4, 5, 6]
+
+    assert await bot.get_updates(offset=rest[-1].update_id + 1, timeout=0) == ()
+    assert fake.pending_updates == []
+
+
+async def test_long_poll_wakes_on_update_and_times_out(
+    fake: FakeTelegram, root: str, http: httpx.AsyncClient
+) -> None:
+    url = f"{root}/bot{TOKEN}/getUpdates"
+    started = time.monotonic()
+    empty = await http.post(url, data={"timeout": "0.2"})
+    assert empty.json() == {"ok": True, "result": []}
+    assert 0.15 < time.monotonic() - started < 0.6
+
+    poll = asyncio.create_task(http.post(url, data={"timeout": "5"}))
+    await fake.wait_for_call("getUpdates", count=2)
+    started = time.monotonic()
+    fake.send_text(ANN, "wake up")
+    result = (await poll).json()["result"]
+    assert time.monotonic() - started < 0.5
+    assert [u["message"]["text"] for u in result] == ["wake up"]
+
+
+async def test_server_shutdown_releases_long_poll(http: httpx.AsyncClient) -> None:
+    fake = FakeTelegram(TOKEN)
+    async with serve(fake.app) as root:
+        poll = asyncio.create_task(
+            http.post(f"{root}/bot{TOKEN}/getUpdates", data={"timeout": "30"})
+        )
+        await fake.wait_for_call("getUpdates")
+        await asyncio.sleep(0.02)
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.0
+    assert (await poll).json() == {"ok": True, "result": []}
+
+
+async def test_commands_webhook_and_wait_report(fake: FakeTelegram, bot: Bot) -> None:
+    commands = [BotCommand("start", "Start"), BotCommand("help", "Help")]
+    assert await bot.set_my_commands(commands, language_code="ru") is True
+    assert await bot.get_my_commands(language_code="ru") == tuple(commands)
+    assert await bot.get_my_commands() == ()
+    assert fake.my_commands("ru") == [c.to_dict() for c in commands]
+    with pytest.raises(BadRequest, match=r"(?i)BOT_COMMAND_INVALID"):
+        await bot.set_my_commands([BotCommand("Start!", "x")])
+    assert await bot.delete_my_commands(language_code="ru") is True
+    assert fake.my_commands("ru") == []
+
+    await bot.set_webhook("https://example.com/hook")
+    assert (await bot.get_webhook_info()).url == "https://example.com/hook"
+    with pytest.raises(Conflict):
+        await bot.get_updates(timeout=0)
+    await bot.delete_webhook()
+    assert (await bot.get_webhook_info()).url == ""
+
+    with pytest.raises(
+        AssertionError, match=r"(?s)waiting for 1 matching sendVideo.*getWebhookInfo"
+    ):
+        await fake.wait_for_call("sendVideo", timeout=0.05)
+
+
+async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None
+    await update.message.reply_text("Welcome", reply_markup=KEYBOARD)
+
+
+async def on_tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer("Got it")
+    await query.edit_message_text(f"You chose {query.data}")
+
+
+async def test_application_polls_command_and_callback(fake: FakeTelegram, root: str) -> None:
+    app: Application = (  # type: ignore[type-arg]
+        ApplicationBuilder().token(TOKEN).base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+    ).build()
+    app.add_handler(CommandHandler("start", on_start))
+    app.add_handler(CallbackQueryHandler(on_tap))
+    bob = FakeUser(101, "Bob", "de")
+    updater = app.updater
+    assert updater is not None
+    async with app:
+        await app.start()
+        await updater.start_polling(poll_interval=0, timeout=dtm.timedelta(seconds=1))
+        try:
+            fake.send_text(bob, "/start")
+            [welcome] = await fake.wait_for_call("sendMessage")
+            assert welcome.params["chat_id"] == 101
+            assert welcome.result["text"] == "Welcome"
+
+            query_id = fake.tap(bob, welcome.result, "yes")
+            await fake.wait_for_call("editMessageText")
+            assert fake.answered(query_id) == {"callback_query_id": query_id, "text": "Got it"}
+            final = fake.messages[(101, welcome.result["message_id"])]
+            assert final["text"] == "You chose yes" and "reply_markup" not in final
+        finally:
+            await updater.stop()
+            await app.stop()
+
+    assert fake.calls_of("deleteWebhook")
+    assert fake.pending_updates == []  # the updater confirmed both updates on stop

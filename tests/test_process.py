@@ -1,0 +1,115 @@
+"""The real entry point as a separate process: configuration errors and a clean run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import KIE_KEY, TOKEN, free_port, jpeg
+from tests.fakes.kie import FakeKie
+from tests.fakes.server import serve
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+BASE_ENV = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+
+
+async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env={**BASE_ENV, "PYTHONPATH": str(Path(__file__).parents[1]), **env},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finished(env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    process = await run_bot(env, cwd)
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_missing_token_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    code, err = await finished({"KIE_API_KEY": "k"}, tmp_path)
+    assert code == 2
+    assert err.strip() == "kling-bot: Set TELEGRAM_BOT_TOKEN to the token @BotFather gave you."
+
+
+async def test_no_backend_exits_2_without_traceback(tmp_path: Path) -> None:
+    code, err = await finished({"TELEGRAM_BOT_TOKEN": TOKEN}, tmp_path)
+    assert code == 2
+    assert "KIE_API_KEY" in err and "Traceback" not in err
+    assert TOKEN not in err
+
+
+async def test_bad_values_and_unknown_default_model_exit_2(tmp_path: Path) -> None:
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "KIE_API_KEY": "k", "POLL_INTERVAL": "soon"}
+    code, err = await finished(env, tmp_path)
+    assert code == 2 and "POLL_INTERVAL" in err and "Traceback" not in err
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "KIE_API_KEY": "k", "DEFAULT_MODEL": "kie:nope"}
+    code, err = await finished(env, tmp_path)
+    assert code == 2 and "DEFAULT_MODEL" in err and "kie:kling/v2-1-pro" in err
+
+
+async def test_env_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\n")
+    code, err = await finished({}, tmp_path)
+    assert code == 2 and "TELEGRAM_BOT_TOKEN" not in err and "KIE_API_KEY" in err
+
+
+async def test_python_m_bot_serves_a_user_and_stops_on_sigterm(tmp_path: Path) -> None:
+    telegram = FakeTelegram(token=TOKEN)
+    async with (
+        FakeKie(api_key=KIE_KEY) as kie,
+        serve(telegram.app) as tg,
+        serve(kie.app) as kie_url,
+    ):
+        kie.finish_after = 0.2
+        port = free_port()
+        process = await run_bot(
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": tg,
+                "KIE_API_KEY": KIE_KEY,
+                "KIE_API_URL": kie_url,
+                "KIE_UPLOAD_URL": kie_url,
+                "DATABASE_PATH": str(tmp_path / "db" / "bot.sqlite3"),
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": str(port),
+                "POLL_INTERVAL": "0.1",
+            },
+            tmp_path,
+        )
+        try:
+            await telegram.wait_for_call("getUpdates", timeout=20)
+            async with httpx.AsyncClient() as client:
+                health = await client.get(f"http://127.0.0.1:{port}/healthz")
+            assert health.status_code == 200
+            user = FakeUser(id=77)
+            photo = telegram.send_photo(user, jpeg(), "the lights flicker")
+            draft = await telegram.wait_for_call(
+                "sendMessage", lambda c: c.ok and "the lights flicker" in c.params["text"]
+            )
+            markup = draft[0].result["reply_markup"]["inline_keyboard"]
+            go = next(b["callback_data"] for row in markup for b in row if "Generate" in b["text"])
+            telegram.tap(user, draft[0].result, go)
+            video = await telegram.wait_for_call("sendVideo", timeout=10)
+            assert video[0].files["video"] == kie.video
+            assert video[0].params["reply_parameters"]["message_id"] == photo["message_id"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+            telegram.shutdown()
+        assert process.returncode == 0, err.decode()
+        logs = err.decode()
+        assert "kling-bot started" in logs
+        assert TOKEN not in logs and KIE_KEY not in logs
+        assert (tmp_path / "db" / "bot.sqlite3").exists()
