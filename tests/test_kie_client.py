@@ -251,3 +251,13 @@ async def test_callback_signature_checked_within_window() -> None:
     with pytest.raises(CallbackRejectedError):
         kie.parse_callback({}, callback_body(), now)
     await kie.aclose()
+
+
+async def test_credits_reads_the_integer_data() -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        assert req.url.path == "/api/v1/chat/credit"
+        return httpx.Response(200, json={"code": 200, "msg": "success", "data": 987})
+
+    kie, _ = provider(handler)
+    assert await kie.credits() == 987.0
+    await kie.aclose()

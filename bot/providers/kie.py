@@ -141,22 +141,23 @@ class KieProvider(Provider):
         self._auth = {"Authorization": f"Bearer {api_key}"}
         self._client = new_client(transport)
 
+    async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        """One authenticated request; the body's `data` once its `code` says success."""
+        request = self._client.build_request(method, url, headers=self._auth, **kwargs)
+        body = json_body(await send(self._client, request))
+        raise_for_code(body)
+        return body.get("data")
+
     async def upload(self, request: VideoRequest) -> str:
         """Upload the request's image to kie's file host; return its download URL."""
         name = f"{request.external_id}-{uuid.uuid4().hex[:12]}{_suffix(request.image.mime_type)}"
-        http_request = self._client.build_request(
+        data = await self._call(
             "POST",
             f"{self._upload_url}/api/file-stream-upload",
-            headers=self._auth,
             data={"uploadPath": UPLOAD_PATH, "fileName": name},
             files={"file": (name, request.image.data, request.image.mime_type)},
         )
-        body = json_body(await send(self._client, http_request))
-        raise_for_code(body)
-        url = (body.get("data") or {}).get("downloadUrl")
-        if not isinstance(url, str) or not url:
-            raise ServiceUnavailableError("upload answered without a downloadUrl")
-        return url
+        return _field(data, "downloadUrl", "upload")
 
     async def create(self, request: VideoRequest) -> str:
         """Upload the image and create the task; return kie's taskId."""
@@ -164,39 +165,22 @@ class KieProvider(Provider):
         payload: dict[str, Any] = {"model": request.model, "input": build_input(request, image_url)}
         if request.callback_url:
             payload["callBackUrl"] = request.callback_url
-        http_request = self._client.build_request(
-            "POST", f"{self._api_url}/api/v1/jobs/createTask", headers=self._auth, json=payload
-        )
-        body = json_body(await send(self._client, http_request))
-        raise_for_code(body)
-        task_id = (body.get("data") or {}).get("taskId")
-        if not isinstance(task_id, str) or not task_id:
-            raise ServiceUnavailableError("createTask answered without a taskId")
-        return task_id
+        data = await self._call("POST", f"{self._api_url}/api/v1/jobs/createTask", json=payload)
+        return _field(data, "taskId", "createTask")
 
     async def fetch(self, task_id: str) -> ProviderTask:
         """Read the task through recordInfo."""
-        http_request = self._client.build_request(
-            "GET",
-            f"{self._api_url}/api/v1/jobs/recordInfo",
-            headers=self._auth,
-            params={"taskId": task_id},
+        data = await self._call(
+            "GET", f"{self._api_url}/api/v1/jobs/recordInfo", params={"taskId": task_id}
         )
-        body = json_body(await send(self._client, http_request))
-        raise_for_code(body)
-        data = body.get("data")
         if not isinstance(data, dict):
             raise ServiceUnavailableError("recordInfo answered without data")
         return parse_record(data)
 
     async def credits(self) -> float:
         """The account's remaining credits."""
-        http_request = self._client.build_request(
-            "GET", f"{self._api_url}/api/v1/chat/credit", headers=self._auth
-        )
-        body = json_body(await send(self._client, http_request))
-        raise_for_code(body)
-        return float(body.get("data") or 0)
+        data = await self._call("GET", f"{self._api_url}/api/v1/chat/credit")
+        return float(data or 0)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
         """Return the callback's taskId after checking its signature when a key is set."""
@@ -229,6 +213,13 @@ class KieProvider(Provider):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
+
+
+def _field(data: Any, name: str, call: str) -> str:
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ServiceUnavailableError(f"{call} answered without a {name}")
+    return value
 
 
 def _suffix(mime_type: str) -> str:
