@@ -19,7 +19,7 @@ from bot.engine.deliver import Deliverer
 from bot.engine.messenger import Messenger
 from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
-from bot.handlers import Handlers
+from bot.handlers import ALBUM_WAIT, Handlers
 from bot.providers.catalogue import Catalogue
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
@@ -63,10 +63,15 @@ class KlingBot:
     """Starts and stops every part in order; `stop()` is idempotent."""
 
     def __init__(
-        self, settings: Settings, *, provider_transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: Settings,
+        *,
+        provider_transport: httpx.AsyncBaseTransport | None = None,
+        album_wait: float = ALBUM_WAIT,
     ) -> None:
         self.settings = settings
         self._provider_transport = provider_transport
+        self._album_wait = album_wait
         self._stack = AsyncExitStack()
         self._server: WebServer | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -124,6 +129,7 @@ class KlingBot:
             messenger,
             poll_interval=settings.poll_interval,
             public_url=settings.public_url,
+            retry_base=min(1.0, settings.poll_interval),
         )
         self.services = Services(
             settings=settings,
@@ -137,12 +143,14 @@ class KlingBot:
             tracker=tracker,
             submitter=submitter,
         )
-        Handlers(self.services).register(application)
+        handlers = Handlers(self.services, album_wait=self._album_wait)
+        handlers.register(application)
 
         await application.initialize()
         stack.push_async_callback(application.shutdown)
         await set_commands(application)
         await application.start()
+        stack.push_async_callback(handlers.close)
         stack.push_async_callback(application.stop)
         stack.push_async_callback(submitter.stop)
         await tracker.start()

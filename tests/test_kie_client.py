@@ -261,3 +261,36 @@ async def test_credits_reads_the_integer_data() -> None:
     kie, _ = provider(handler)
     assert await kie.credits() == 987.0
     await kie.aclose()
+
+
+async def test_create_with_an_end_frame_uploads_both_images() -> None:
+    uploads: list[bytes] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/api/file-stream-upload":
+            uploads.append(req.content)
+            url = f"https://files.example/{len(uploads)}.jpg"
+            return httpx.Response(200, json={"code": 200, "data": {"downloadUrl": url}})
+        return happy(req)
+
+    tail = ImageFile(
+        data=b"\xff\xd8tail", mime_type="image/jpeg", file_name="b.jpg", width=1, height=1
+    )
+    kie, seen = provider(handler)
+    await kie.create(request("kling/v2-5-turbo-image-to-video-pro", tail_image=tail))
+    await kie.aclose()
+    body = json.loads(seen[-1].content)
+    assert body["input"]["image_url"] == "https://files.example/1.jpg"
+    assert body["input"]["tail_image_url"] == "https://files.example/2.jpg"
+    assert b"\xff\xd8tail" in uploads[1]
+
+
+async def test_kie_refuses_what_its_models_cannot_do_before_uploading() -> None:
+    kie, seen = provider(happy)
+    tail = IMAGE
+    with pytest.raises(InvalidRequestError):
+        await kie.create(request("kling-2.6/image-to-video", tail_image=tail))
+    with pytest.raises(InvalidRequestError):
+        await kie.create(request("kling/v2-1-pro", reference_images=(IMAGE, IMAGE)))
+    await kie.aclose()
+    assert seen == []

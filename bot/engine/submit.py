@@ -6,18 +6,59 @@ import asyncio
 import logging
 import time
 
+from pydantic import ValidationError
 from telegram import Bot
 
 from bot.engine.images import ImageError, fetch_image
 from bot.engine.messenger import Messenger
 from bot.engine.tracker import Tracker
-from bot.providers.base import Provider, VideoRequest
-from bot.providers.catalogue import Catalogue
+from bot.providers.base import ImageFile, Provider, VideoRequest
+from bot.providers.camera import PRESETS
+from bot.providers.catalogue import Catalogue, ModelSpec
 from bot.providers.errors import ProviderError
-from storage.models import Task, TaskState
+from bot.providers.retry import with_retries
+from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
 
 log = logging.getLogger(__name__)
+
+# Rate limits (kie 429, Kling 1302/1303) and server errors usually pass within a minute.
+CREATE_ATTEMPTS = 5
+
+
+def image_files(task: Task) -> list[str]:
+    """The Telegram files the task's request needs, first photo first."""
+    extras = [image.file_id for image in task.extra_images]
+    if task.options.images is ImageUse.END_FRAME:
+        return [task.image_file_id, *extras[:1]]
+    if task.options.images is ImageUse.REFERENCES:
+        return [task.image_file_id, *extras]
+    return [task.image_file_id]
+
+
+def build_request(
+    task: Task, spec: ModelSpec, images: list[ImageFile], callback_url: str | None
+) -> VideoRequest:
+    """The provider-neutral request for a task, with only what its model takes."""
+    options = task.options
+    end_frame = options.images is ImageUse.END_FRAME and spec.end_frame and len(images) > 1
+    references = options.images is ImageUse.REFERENCES and spec.multi_image
+    camera = options.camera if spec.camera and not (end_frame or references) else None
+    return VideoRequest(
+        model=spec.name,
+        prompt=task.prompt,
+        image=images[0],
+        duration=options.duration,
+        mode=options.mode if options.mode in spec.modes else None,
+        sound=options.sound if spec.sound else None,
+        negative_prompt=options.negative_prompt if spec.negative_prompt_max else None,
+        cfg_scale=options.cfg_scale if spec.cfg_scale else None,
+        tail_image=images[1] if end_frame else None,
+        reference_images=tuple(images) if references else (),
+        camera=PRESETS.get(camera) if camera else None,
+        callback_url=callback_url,
+        external_id=f"kb{task.id}",
+    )
 
 
 class Submitter:
@@ -34,6 +75,7 @@ class Submitter:
         *,
         poll_interval: float,
         public_url: str | None,
+        retry_base: float = 1.0,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -43,6 +85,7 @@ class Submitter:
         self._messenger = messenger
         self._poll_interval = poll_interval
         self._public_url = public_url
+        self._retry_base = retry_base
         self._running: set[asyncio.Task[None]] = set()
 
     def start(self, task: Task) -> None:
@@ -77,24 +120,24 @@ class Submitter:
             await self._fail(task, "unknown_model", None)
             return
         try:
-            image = await fetch_image(self._bot, task.image_file_id)
+            images = [
+                await fetch_image(self._bot, file_id, provider.image_types, f"kb{task.id}-{n}")
+                for n, file_id in enumerate(image_files(task))
+            ]
         except ImageError as exc:
             await self._fail(task, exc.reason, None)
             return
-        options = task.options
-        request = VideoRequest(
-            model=spec.name,
-            prompt=task.prompt,
-            image=image,
-            duration=options.duration,
-            sound=options.sound if spec.sound else None,
-            negative_prompt=options.negative_prompt if spec.negative_prompt_max else None,
-            cfg_scale=options.cfg_scale if spec.cfg_scale else None,
-            callback_url=self.callback_url(task),
-            external_id=f"kb{task.id}",
-        )
         try:
-            provider_task_id = await provider.create(request)
+            request = build_request(task, spec, images, self.callback_url(task))
+        except ValidationError as exc:
+            await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
+            return
+        try:
+            provider_task_id = await with_retries(
+                lambda: provider.create(request),
+                attempts=CREATE_ATTEMPTS,
+                base=self._retry_base,
+            )
         except ProviderError as exc:
             log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
             await self._fail(task, exc.reason, exc.message)

@@ -8,7 +8,11 @@ import httpx
 
 from bot import __version__
 from bot.providers.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
     ProviderConnectionError,
+    ProviderError,
     ProviderTimeoutError,
     RateLimitError,
     ServiceUnavailableError,
@@ -35,32 +39,42 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """Send a request; transport failures and 429/5xx statuses become provider errors."""
+    """Send a request; transport failures become provider errors that say if it arrived."""
     try:
-        response = await client.send(request)
-    except httpx.ConnectError as exc:
+        return await client.send(request)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise ProviderConnectionError(f"cannot connect to {request.url.host}") from exc
-    except httpx.ConnectTimeout as exc:
-        raise ProviderConnectionError(f"connection to {request.url.host} timed out") from exc
     except httpx.TransportError as exc:
         raise ProviderTimeoutError(
             f"no complete answer from {request.url.host}: {type(exc).__name__}"
         ) from exc
-    if response.status_code == 429:
-        raise RateLimitError("rate limited", code=429, retry_after=retry_after(response))
-    if response.status_code >= 500:
-        raise ServiceUnavailableError(f"HTTP {response.status_code}", code=response.status_code)
-    return response
+
+
+def status_error(response: httpx.Response, message: str | None = None) -> ProviderError:
+    """The error an HTTP status means when the body does not say more."""
+    status = response.status_code
+    text = message or f"HTTP {status}"
+    if status == 429:
+        return RateLimitError(text, code=status, retry_after=retry_after(response))
+    if status in (401, 403):
+        return AuthenticationError(text, code=status)
+    if status == 404:
+        return NotFoundError(text, code=status)
+    if 400 <= status < 500:
+        return InvalidRequestError(text, code=status)
+    return ServiceUnavailableError(text, code=status)
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:
-    """The response's JSON object, or ServiceUnavailableError if it is not one."""
+    """The response's JSON object; a body that is not one is judged by the HTTP status."""
     try:
         body = response.json()
-    except ValueError as exc:
-        raise ServiceUnavailableError(
-            f"HTTP {response.status_code} with a body that is not JSON"
-        ) from exc
+    except ValueError:
+        body = None
     if not isinstance(body, dict):
-        raise ServiceUnavailableError(f"HTTP {response.status_code} with an unexpected body")
+        if response.is_success:
+            raise ServiceUnavailableError(
+                f"HTTP {response.status_code} with a body that is not JSON"
+            )
+        raise status_error(response)
     return body

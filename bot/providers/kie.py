@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from bot.providers.base import Provider, ProviderState, ProviderTask, VideoRequest
+from bot.providers.base import ImageFile, Provider, ProviderState, ProviderTask, VideoRequest
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
@@ -24,7 +24,7 @@ from bot.providers.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from bot.providers.http import json_body, new_client, send
+from bot.providers.http import json_body, new_client, retry_after, send, status_error
 
 UPLOAD_PATH = "kling-bot"
 SIGNATURE_WINDOW = 300.0
@@ -54,26 +54,38 @@ _ERRORS: dict[int, type[ProviderError]] = {
 }
 
 
-def raise_for_code(body: Mapping[str, Any]) -> None:
+def raise_for_code(body: Mapping[str, Any], response: httpx.Response) -> None:
     """kie answers HTTP 200 even for errors: the body's `code` decides."""
     code = body.get("code")
     if code == 200:
         return
     message = str(body.get("msg") or "unknown error")
-    error = _ERRORS.get(code, ServiceUnavailableError) if isinstance(code, int) else None
-    if error is None:
+    if not isinstance(code, int):
+        if not response.is_success:
+            raise status_error(response, message)
         raise ServiceUnavailableError(f"reply without a code: {message}")
+    error = _ERRORS.get(code, ServiceUnavailableError)
+    if error is RateLimitError:
+        raise RateLimitError(message, code=code, retry_after=retry_after(response))
     raise error(message, code=code)
 
 
-def build_input(request: VideoRequest, image_url: str) -> dict[str, Any]:
+def build_input(
+    request: VideoRequest, image_url: str, tail_url: str | None = None
+) -> dict[str, Any]:
     """The `input` object of createTask for the request's model."""
+    if request.reference_images or request.camera or request.static_mask or request.dynamic_masks:
+        raise InvalidRequestError("kie.ai takes no reference images, camera moves or masks")
     fields: dict[str, Any] = {"prompt": request.prompt, "duration": str(request.duration)}
     if request.model in _LIST_IMAGE_MODELS:
+        if tail_url:
+            raise InvalidRequestError(f"{request.model} takes no end frame")
         fields["image_urls"] = [image_url]
         fields["sound"] = bool(request.sound)
     else:
         fields["image_url"] = image_url
+        if tail_url:
+            fields["tail_image_url"] = tail_url
         if request.negative_prompt:
             fields["negative_prompt"] = request.negative_prompt
         if request.cfg_scale is not None:
@@ -144,25 +156,34 @@ class KieProvider(Provider):
     async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         """One authenticated request; the body's `data` once its `code` says success."""
         request = self._client.build_request(method, url, headers=self._auth, **kwargs)
-        body = json_body(await send(self._client, request))
-        raise_for_code(body)
+        response = await send(self._client, request)
+        body = json_body(response)
+        raise_for_code(body, response)
         return body.get("data")
 
-    async def upload(self, request: VideoRequest) -> str:
-        """Upload the request's image to kie's file host; return its download URL."""
-        name = f"{request.external_id}-{uuid.uuid4().hex[:12]}{_suffix(request.image.mime_type)}"
+    async def upload(self, image: ImageFile, prefix: str) -> str:
+        """Upload an image to kie's file host; return its download URL."""
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}{_suffix(image.mime_type)}"
         data = await self._call(
             "POST",
             f"{self._upload_url}/api/file-stream-upload",
             data={"uploadPath": UPLOAD_PATH, "fileName": name},
-            files={"file": (name, request.image.data, request.image.mime_type)},
+            files={"file": (name, image.data, image.mime_type)},
         )
         return _field(data, "downloadUrl", "upload")
 
     async def create(self, request: VideoRequest) -> str:
-        """Upload the image and create the task; return kie's taskId."""
-        image_url = await self.upload(request)
-        payload: dict[str, Any] = {"model": request.model, "input": build_input(request, image_url)}
+        """Upload the image(s) and create the task; return kie's taskId."""
+        # Refuse what the model cannot do before uploading anything.
+        build_input(request, "-", "-" if request.tail_image else None)
+        image_url = await self.upload(request.image, request.external_id)
+        tail_url = None
+        if request.tail_image is not None:
+            tail_url = await self.upload(request.tail_image, f"{request.external_id}-end")
+        payload: dict[str, Any] = {
+            "model": request.model,
+            "input": build_input(request, image_url, tail_url),
+        }
         if request.callback_url:
             payload["callBackUrl"] = request.callback_url
         data = await self._call("POST", f"{self._api_url}/api/v1/jobs/createTask", json=payload)
