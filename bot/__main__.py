@@ -41,12 +41,7 @@ def main() -> int:
         for line in loaded:
             print(f"kling-bot: {line}", file=sys.stderr)
         return 2
-    secrets = [
-        secret.get_secret_value()
-        for secret in (loaded.telegram_bot_token, loaded.kie_api_key, loaded.kie_webhook_hmac_key)
-        if secret is not None
-    ]
-    configure_logging(secrets)
+    configure_logging(loaded.secrets())
     from bot.app import run
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     kie_upload_url: str = "https://kieai.redpandaai.co"
     kie_webhook_hmac_key: SecretStr | None = None
 
+    kling_access_key: SecretStr | None = None
+    kling_secret_key: SecretStr | None = None
+    kling_api_key: SecretStr | None = None
+    kling_api_url: str = "https://api-singapore.klingai.com"
+
+    tuzi_api_key: SecretStr | None = None
+    tuzi_api_url: str = "https://api.tu-zi.com/kling"
+
     public_url: str | None = None
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
@@ -33,14 +41,28 @@ class Settings(BaseSettings):
     task_timeout: float = Field(default=1200.0, gt=0)
 
     @field_validator(
-        "telegram_api_url", "kie_api_url", "kie_upload_url", "public_url", mode="after"
+        "telegram_api_url",
+        "kie_api_url",
+        "kie_upload_url",
+        "kling_api_url",
+        "tuzi_api_url",
+        "public_url",
+        mode="after",
     )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
     @field_validator(
-        "telegram_bot_token", "kie_api_key", "kie_webhook_hmac_key", "default_model", mode="before"
+        "telegram_bot_token",
+        "kie_api_key",
+        "kie_webhook_hmac_key",
+        "kling_access_key",
+        "kling_secret_key",
+        "kling_api_key",
+        "tuzi_api_key",
+        "default_model",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -52,15 +74,44 @@ class Settings(BaseSettings):
         assert self.telegram_bot_token is not None
         return self.telegram_bot_token.get_secret_value()
 
+    @property
+    def kling_jwt(self) -> bool:
+        """Whether the official Kling backend signs JWTs (access + secret key)."""
+        return self.kling_access_key is not None and self.kling_secret_key is not None
+
     def configured_backends(self) -> list[str]:
         """Names of the backends whose credentials are set, in catalogue order."""
-        return ["kie"] if self.kie_api_key else []
+        enabled = {
+            "kie": self.kie_api_key is not None,
+            "kling": self.kling_jwt or self.kling_api_key is not None,
+            "tuzi": self.tuzi_api_key is not None,
+        }
+        return [name for name, on in enabled.items() if on]
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, for log redaction."""
+        values = (
+            self.telegram_bot_token,
+            self.kie_api_key,
+            self.kie_webhook_hmac_key,
+            self.kling_access_key,
+            self.kling_secret_key,
+            self.kling_api_key,
+            self.tuzi_api_key,
+        )
+        return [value.get_secret_value() for value in values if value is not None]
 
     def problems(self) -> list[str]:
         """What must be set before the bot can start, one line each."""
         found = []
         if self.telegram_bot_token is None:
             found.append("Set TELEGRAM_BOT_TOKEN to the token @BotFather gave you.")
-        if not self.configured_backends():
-            found.append("Configure a video backend: set KIE_API_KEY (a kie.ai API key).")
+        if (self.kling_access_key is None) != (self.kling_secret_key is None):
+            found.append("Set both KLING_ACCESS_KEY and KLING_SECRET_KEY (or KLING_API_KEY).")
+        elif not self.configured_backends():
+            found.append(
+                "Configure a video backend: set KIE_API_KEY (kie.ai), "
+                "KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY (Kling), "
+                "or TUZI_API_KEY (tu-zi)."
+            )
         return found

@@ -69,7 +69,9 @@ def build_web_app(services: Services) -> Starlette:
         except CallbackRejectedError as exc:
             log.warning("task %s: callback rejected: %s", task.id, exc.message)
             return JSONResponse({"error": "rejected"}, status_code=401)
-        if task.provider_task_id is not None and provider_task_id != task.provider_task_id:
+        if task.provider_task_id is not None and not provider.is_same_task(
+            task.provider_task_id, provider_task_id
+        ):
             log.warning("task %s: callback names another provider task", task.id)
             return JSONResponse({"error": "task mismatch"}, status_code=400)
         # The body is only a hint: the tracker re-reads the task from the provider.

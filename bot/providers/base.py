@@ -5,8 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_DYNAMIC_MASKS = 6
+MAX_TRAJECTORY_POINTS = 77
+MAX_REFERENCE_IMAGES = 4
 
 
 class ProviderState(StrEnum):
@@ -30,6 +35,46 @@ class ImageFile(BaseModel):
     height: int
 
 
+CameraType = Literal["simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward"]
+CameraAxis = Literal["horizontal", "vertical", "pan", "tilt", "roll", "zoom"]
+
+
+class CameraMove(BaseModel):
+    """A camera movement: a preset type, or `simple` with one axis moved by -10…10."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: CameraType
+    axis: CameraAxis | None = None
+    amount: int = Field(default=0, ge=-10, le=10)
+
+    @model_validator(mode="after")
+    def _one_axis_for_simple(self) -> Self:
+        if (self.type == "simple") != (self.axis is not None and self.amount != 0):
+            raise ValueError("a simple move needs one axis with a non-zero amount; presets none")
+        return self
+
+
+class TrajectoryPoint(BaseModel):
+    """One point of a motion-brush path, origin at the image's bottom-left."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+
+
+class DynamicMask(BaseModel):
+    """A motion-brush area and the path it moves along."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mask: ImageFile
+    trajectories: tuple[TrajectoryPoint, ...] = Field(
+        min_length=2, max_length=MAX_TRAJECTORY_POINTS
+    )
+
+
 class VideoRequest(BaseModel):
     """One image-to-video generation, in provider-neutral terms."""
 
@@ -39,11 +84,36 @@ class VideoRequest(BaseModel):
     prompt: str
     image: ImageFile
     duration: int
+    mode: str | None = None
     sound: bool | None = None
     negative_prompt: str | None = None
-    cfg_scale: float | None = None
+    cfg_scale: float | None = Field(default=None, ge=0, le=1)
+    tail_image: ImageFile | None = None
+    reference_images: tuple[ImageFile, ...] = ()
+    camera: CameraMove | None = None
+    static_mask: ImageFile | None = None
+    dynamic_masks: tuple[DynamicMask, ...] = Field(default=(), max_length=MAX_DYNAMIC_MASKS)
     callback_url: str | None = None
     external_id: str
+
+    @model_validator(mode="after")
+    def _compatible(self) -> Self:
+        brush = self.static_mask is not None or bool(self.dynamic_masks)
+        controls = [self.tail_image is not None, self.camera is not None, brush]
+        if sum(controls) > 1:
+            raise ValueError("end frame, camera move and motion brush cannot be combined")
+        if self.reference_images and (any(controls)):
+            raise ValueError("reference images take no end frame, camera move or motion brush")
+        if self.reference_images and not 2 <= len(self.reference_images) <= MAX_REFERENCE_IMAGES:
+            raise ValueError(f"reference images: 2 to {MAX_REFERENCE_IMAGES}")
+        return self
+
+    @property
+    def aspect_ratio(self) -> str:
+        """The nearest of 16:9, 9:16 and 1:1 to the first image's shape."""
+        ratio = self.image.width / max(1, self.image.height)
+        choices = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+        return min(choices, key=lambda name: abs(choices[name] - ratio))
 
 
 class ProviderTask(BaseModel):
@@ -60,6 +130,7 @@ class Provider(ABC):
     """A video backend: create a task, fetch its state, read its callbacks."""
 
     name: str
+    image_types: ClassVar[tuple[str, ...]] = ("image/jpeg", "image/png", "image/webp")
 
     @abstractmethod
     async def create(self, request: VideoRequest) -> str:
@@ -72,6 +143,10 @@ class Provider(ABC):
     @abstractmethod
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
         """Check a callback and return the task id it is about; raise CallbackRejectedError."""
+
+    def is_same_task(self, provider_task_id: str, reported: str) -> bool:
+        """Whether a callback's task id names the task we stored as `provider_task_id`."""
+        return provider_task_id == reported
 
     @abstractmethod
     async def aclose(self) -> None:

@@ -9,6 +9,8 @@ import httpx
 from bot.config import Settings
 from bot.providers.base import Provider
 from bot.providers.kie import KieProvider
+from bot.providers.kling import official_kling
+from bot.providers.tuzi import tuzi
 
 
 def _secret(value: object) -> str | None:
@@ -28,8 +30,26 @@ def _kie(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Prov
     )
 
 
+def _kling(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Provider:
+    return official_kling(
+        settings.kling_api_url,
+        access_key=_secret(settings.kling_access_key),
+        secret_key=_secret(settings.kling_secret_key),
+        api_key=_secret(settings.kling_api_key),
+        transport=transport,
+    )
+
+
+def _tuzi(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Provider:
+    key = _secret(settings.tuzi_api_key)
+    assert key is not None
+    return tuzi(settings.tuzi_api_url, key, transport)
+
+
 FACTORIES: dict[str, Callable[[Settings, httpx.AsyncBaseTransport | None], Provider]] = {
     "kie": _kie,
+    "kling": _kling,
+    "tuzi": _tuzi,
 }
 
 

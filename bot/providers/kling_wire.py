@@ -1,0 +1,255 @@
+"""The official Kling `/v1/videos` wire shape, written once for Kling and every proxy of it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bot.providers.base import ImageFile, Provider, ProviderState, ProviderTask, VideoRequest
+from bot.providers.errors import (
+    AuthenticationError,
+    CallbackRejectedError,
+    ContentRejectedError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    ProviderError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from bot.providers.http import json_body, new_client, retry_after, send, status_error
+from bot.providers.kling_auth import Auth
+
+SINGLE = "image2video"
+MULTI = "multi-image2video"
+_MULTI_PREFIX = "multi:"
+_TOKEN_CODES = frozenset({1003, 1004})
+
+_STATES = {
+    "submitted": ProviderState.QUEUED,
+    "processing": ProviderState.RUNNING,
+    "succeed": ProviderState.SUCCEEDED,
+    # Third-party copies of the docs say "completed"; accept it too.
+    "completed": ProviderState.SUCCEEDED,
+    "failed": ProviderState.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class WireFlavour:
+    """How a backend bends the official shape."""
+
+    # tu-zi marks every field required; send them all, with neutral defaults.
+    all_fields: bool = False
+    # tu-zi's doc types duration as an integer.
+    integer_duration: bool = False
+    # Whether the backend is known to call `callback_url`.
+    callbacks: bool = True
+
+
+OFFICIAL = WireFlavour()
+
+
+def error_for(code: int, message: str, response: httpx.Response) -> ProviderError:
+    """The error an envelope code means (Kling's table)."""
+    if 1000 <= code <= 1004 or code == 1103 or code == 1304:
+        return AuthenticationError(message, code=code)
+    if 1100 <= code <= 1102:
+        return InsufficientCreditsError(message, code=code)
+    if 1200 <= code <= 1299:
+        return InvalidRequestError(message, code=code)
+    if code in (1300, 1301):
+        return ContentRejectedError(message, code=code)
+    if code in (1302, 1303):
+        return RateLimitError(message, code=code, retry_after=retry_after(response))
+    if 5000 <= code <= 5099:
+        return ServiceUnavailableError(message, code=code)
+    return (
+        status_error(response, message)
+        if not response.is_success
+        else ProviderError(message, code=code)
+    )
+
+
+def encode_image(image: ImageFile) -> str:
+    """Raw base64, without a `data:` prefix (Kling refuses one)."""
+    return base64.b64encode(image.data).decode()
+
+
+def parse_task(data: Mapping[str, Any], reference: str) -> ProviderTask:
+    """A task object (query answer or callback) as a ProviderTask named `reference`."""
+    status = str(data.get("task_status", ""))
+    state = _STATES.get(status, ProviderState.RUNNING)
+    message = data.get("task_status_msg") or None
+    if state is not ProviderState.SUCCEEDED:
+        error = message if state is ProviderState.FAILED else None
+        return ProviderTask(id=reference, state=state, error=error)
+    videos = (data.get("task_result") or {}).get("videos") or []
+    url = videos[0].get("url") if videos and isinstance(videos[0], dict) else None
+    if not isinstance(url, str) or not url:
+        return ProviderTask(
+            id=reference, state=ProviderState.FAILED, error="finished without a video"
+        )
+    return ProviderTask(id=reference, state=state, video_url=url)
+
+
+def task_object(payload: Any) -> Mapping[str, Any]:
+    """The task object of a callback, flat or wrapped in the envelope."""
+    if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+        return payload["data"]  # type: ignore[no-any-return]
+    if isinstance(payload, dict):
+        return payload
+    raise CallbackRejectedError("callback body is not a task object")
+
+
+class OfficialShapeProvider(Provider):
+    """A backend that speaks the official Kling shape under `base_url`."""
+
+    image_types = ("image/jpeg", "image/png")
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        auth: Auth,
+        flavour: WireFlavour = OFFICIAL,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self._base = base_url.rstrip("/")
+        self._auth = auth
+        self._flavour = flavour
+        self._client = new_client(transport)
+
+    def image2video_body(self, request: VideoRequest) -> dict[str, Any]:
+        """The body of `POST /v1/videos/image2video`."""
+        body = self._common(request)
+        body["image"] = encode_image(request.image)
+        if request.tail_image is not None:
+            body["image_tail"] = encode_image(request.tail_image)
+        if request.sound is not None:
+            body["sound"] = "on" if request.sound else "off"
+        if request.camera is not None:
+            camera: dict[str, Any] = {"type": request.camera.type}
+            if request.camera.axis is not None:
+                camera["config"] = {request.camera.axis: request.camera.amount}
+            body["camera_control"] = camera
+        if request.static_mask is not None:
+            body["static_mask"] = encode_image(request.static_mask)
+        if request.dynamic_masks:
+            body["dynamic_masks"] = [
+                {
+                    "mask": encode_image(mask.mask),
+                    "trajectories": [{"x": p.x, "y": p.y} for p in mask.trajectories],
+                }
+                for mask in request.dynamic_masks
+            ]
+        return body
+
+    def multi_image_body(self, request: VideoRequest) -> dict[str, Any]:
+        """The body of `POST /v1/videos/multi-image2video`."""
+        body = self._common(request)
+        body["image_list"] = [{"image": encode_image(image)} for image in request.reference_images]
+        body["aspect_ratio"] = request.aspect_ratio
+        return body
+
+    def _common(self, request: VideoRequest) -> dict[str, Any]:
+        flavour = self._flavour
+        body: dict[str, Any] = {
+            "model_name": request.model,
+            "prompt": request.prompt,
+            "duration": request.duration if flavour.integer_duration else str(request.duration),
+            "external_task_id": request.external_id,
+        }
+        if request.mode:
+            body["mode"] = request.mode
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
+        if request.cfg_scale is not None:
+            body["cfg_scale"] = request.cfg_scale
+        if request.callback_url and flavour.callbacks:
+            body["callback_url"] = request.callback_url
+        if flavour.all_fields:
+            body.setdefault("mode", "std")
+            body.setdefault("negative_prompt", "")
+            body.setdefault("cfg_scale", 0.5)
+            body["aspect_ratio"] = request.aspect_ratio
+        return body
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One authorised request; a stale token is renewed and the request sent once more."""
+        for attempt in (1, 2):
+            request = self._client.build_request(
+                method, f"{self._base}{path}", headers=self._auth.header(), **kwargs
+            )
+            response = await send(self._client, request)
+            body = json_body(response)
+            code = body.get("code")
+            if code == 0:
+                return body.get("data")
+            message = str(body.get("message") or body.get("msg") or "unknown error")
+            if not isinstance(code, int):
+                raise status_error(response, message)
+            if code in _TOKEN_CODES and attempt == 1:
+                self._auth.renew()
+                continue
+            raise error_for(code, message, response)
+        raise AssertionError("unreachable")
+
+    async def create(self, request: VideoRequest) -> str:
+        """Create the task; multi-image tasks are remembered as such in the returned id."""
+        if request.reference_images:
+            data = await self._call(
+                "POST", f"/v1/videos/{MULTI}", json=self.multi_image_body(request)
+            )
+            return _MULTI_PREFIX + _task_id(data)
+        data = await self._call("POST", f"/v1/videos/{SINGLE}", json=self.image2video_body(request))
+        return _task_id(data)
+
+    async def fetch(self, task_id: str) -> ProviderTask:
+        """Query the task at the endpoint it was created at."""
+        kind, plain = (
+            (MULTI, task_id[len(_MULTI_PREFIX) :])
+            if task_id.startswith(_MULTI_PREFIX)
+            else (SINGLE, task_id)
+        )
+        data = await self._call("GET", f"/v1/videos/{kind}/{plain}")
+        if not isinstance(data, dict):
+            raise ServiceUnavailableError("query answered without data")
+        return parse_task(data, task_id)
+
+    async def costs(self, start_ms: int, end_ms: int) -> Any:
+        """The account's resource packs (`GET /account/costs`)."""
+        return await self._call(
+            "GET", "/account/costs", params={"start_time": start_ms, "end_time": end_ms}
+        )
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
+        """The task id of a callback, flat or enveloped (Kling does not sign callbacks)."""
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise CallbackRejectedError("callback body is not JSON") from exc
+        task_id = task_object(payload).get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise CallbackRejectedError("callback without a task_id")
+        return task_id
+
+    def is_same_task(self, provider_task_id: str, reported: str) -> bool:
+        """Multi-image ids are stored with their endpoint; callbacks carry the bare id."""
+        return provider_task_id.removeprefix(_MULTI_PREFIX) == reported
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def _task_id(data: Any) -> str:
+    task_id = data.get("task_id") if isinstance(data, dict) else None
+    if not isinstance(task_id, str) or not task_id:
+        raise ServiceUnavailableError("create answered without a task_id")
+    return task_id

@@ -1,0 +1,870 @@
+"""A loopback fake of the official Kling API (``/v1/videos/...``) or of a proxy of its shape.
+
+``FakeKling(access_key=..., secret_key=...)`` plays the official API (JWT auth);
+``FakeKling(api_key=..., prefix="/kling", proxy_rules=True)`` plays tu-zi, whose base URL is
+then ``f"{serve_url}/kling"``. Tests must ``await fake.aclose()`` (or use
+``async with FakeKling(...)``) before their event loop ends: it cancels the finish timers and
+closes the callback client.
+
+Notes for test authors: the fake is stricter than the documentation where that catches our
+mistakes: unknown body fields are refused (1201), JSON ``null`` counts as absent, the request
+must be ``application/json``, and ``/account/costs`` wants millisecond timestamps. Images may
+be raw base64 or URLs of this fake's own ``files`` (served at ``{prefix}/files/{name}``).
+``finish_after`` is read when a task is created, ``outcome`` when it ends (anything but
+"success" fails it); every authorized query naming a known task counts as a poll, injected
+failures included; ``complete()`` on a finished task ends it again and re-sends callbacks.
+HMAC secrets shorter than 32 bytes are accepted silently here, but PyJWT warns when one signs
+with them, and warnings are errors in this test suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import mimetypes
+import secrets
+import ssl
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from functools import cache, partial
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, unquote
+
+import httpx
+import jwt
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
+
+from tests.fakes.kie import DEFAULT_VIDEO
+
+__all__ = ["DEFAULT_VIDEO", "ENDPOINTS", "MODELS", "FakeKling", "KlingRequest", "KlingTask"]
+
+ENDPOINTS = frozenset({"create", "query", "multi_create", "multi_query", "costs"})
+MODELS = frozenset(
+    {
+        "kling-v1",
+        "kling-v1-5",
+        "kling-v1-6",
+        "kling-v2-master",
+        "kling-v2-1",
+        "kling-v2-1-master",
+        "kling-v2-5-turbo",
+        "kling-v2-6",
+    }
+)
+I2V_PATH = "/v1/videos/image2video"
+MULTI_PATH = "/v1/videos/multi-image2video"
+FINAL_STATES = frozenset({"succeed", "failed"})
+DEFAULT_FAILURE = "Failure to pass the risk control system"
+MAX_TOKEN_LIFETIME = 1800 + 60
+PROMPT_MAX = 2500
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+ASPECT_RATIOS = frozenset({"16:9", "9:16", "1:1"})
+CAMERA_TYPES = frozenset(
+    {"simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward"}
+)
+CAMERA_AXES = frozenset({"horizontal", "vertical", "pan", "tilt", "roll", "zoom"})
+PROXY_REQUIRED = (
+    "model_name",
+    "mode",
+    "prompt",
+    "aspect_ratio",
+    "duration",
+    "negative_prompt",
+    "cfg_scale",
+    "image",
+)
+_JPEG_MAGIC = b"\xff\xd8"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_MIN_MS = 10**12  # 2001-09-09 in milliseconds; anything smaller was sent in seconds.
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class KlingRequest:
+    """One HTTP request the fake received, recorded before it was answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    json: Any | None
+
+
+@dataclass
+class KlingTask:
+    """One generation task created through image2video or multi-image2video."""
+
+    task_id: str
+    kind: str
+    body: dict[str, Any]
+    external_task_id: str | None
+    callback_url: str | None
+    status: str
+    status_msg: str
+    created: float
+    completed: float | None = None
+    polls: int = 0
+    result_url: str | None = None
+    updated: float = 0.0
+
+
+class _RefusalError(Exception):
+    """An answer with a non-zero code: what the real service would say instead of data."""
+
+    def __init__(self, message: str, code: int = 1201, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = _http_status(code) if status is None else status
+
+    def response(self) -> JSONResponse:
+        return _envelope(None, code=self.code, message=self.message, status=self.status)
+
+
+def _http_status(code: int) -> int:
+    if 1000 <= code < 1100:
+        return 401
+    if code in (1302, 1303):
+        return 429
+    if 5000 <= code <= 5002:
+        return 500
+    return 400
+
+
+def _envelope(
+    data: Any, *, code: int = 0, message: str = "SUCCEED", status: int = 200
+) -> JSONResponse:
+    body = {"code": code, "message": message, "request_id": str(uuid.uuid4()), "data": data}
+    return JSONResponse(body, status_code=status)
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """Return one verifying TLS context for all fakes: building one costs ~30 ms."""
+    return ssl.create_default_context()
+
+
+def _ms(t: float) -> int:
+    return int(t * 1000)
+
+
+def _parse_json(body: bytes) -> Any | None:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+# ---- request validation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    proxy_rules: bool
+    files_url: str  # absolute URL under which this fake serves `files`
+    files: Mapping[str, bytes]
+
+
+_Check = Callable[[str, Any, _Context], None]
+_Rule = Callable[[dict[str, Any], _Context], None]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_of(allowed: frozenset[str]) -> _Check:
+    def check(name: str, value: Any, ctx: _Context) -> None:
+        if value not in allowed:
+            raise _RefusalError(f"{name} must be one of {', '.join(sorted(allowed))}")
+
+    return check
+
+
+def _text(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, str):
+        raise _RefusalError(f"{name} must be a string")
+    if len(value) > PROMPT_MAX:
+        raise _RefusalError(f"{name} must be at most {PROMPT_MAX} characters")
+
+
+def _nonempty_string(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, str) or not value:
+        raise _RefusalError(f"{name} must be a non-empty string")
+
+
+def _http_url(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise _RefusalError(f"{name} must be an http(s) URL")
+
+
+def _cfg_scale(name: str, value: Any, ctx: _Context) -> None:
+    if not _is_number(value) or not 0 <= value <= 1:
+        raise _RefusalError(f"{name} must be a number between 0 and 1")
+
+
+def _duration(name: str, value: Any, ctx: _Context) -> None:
+    if value in ("5", "10"):
+        return
+    if ctx.proxy_rules and _is_int(value) and value in (5, 10):
+        return
+    allowed = '5, 10, "5" or "10"' if ctx.proxy_rules else 'the string "5" or "10"'
+    raise _RefusalError(f"{name} must be {allowed}")
+
+
+def _multi_model(name: str, value: Any, ctx: _Context) -> None:
+    if value != "kling-v1-6":
+        raise _RefusalError(f"{name} must be kling-v1-6 for multi-image2video")
+
+
+def _image(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, str) or not value:
+        raise _RefusalError(f"{name} must be a non-empty string")
+    if value.startswith("data:"):
+        raise _RefusalError(f"{name} must be raw base64 without a 'data:' prefix")
+    if value.startswith(("http://", "https://")):
+        data = _hosted_file(name, value, ctx)
+    else:
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _RefusalError(f"{name} is neither a URL nor valid base64") from None
+    if len(data) > IMAGE_MAX_BYTES:
+        raise _RefusalError(f"{name} must be at most 10 MB")
+    if not data.startswith((_JPEG_MAGIC, _PNG_MAGIC)):
+        raise _RefusalError(f"{name} must be a jpg or png image")
+
+
+def _hosted_file(name: str, url: str, ctx: _Context) -> bytes:
+    data = None
+    if url.startswith(ctx.files_url):
+        data = ctx.files.get(unquote(url[len(ctx.files_url) :]))
+    if data is None:
+        raise _RefusalError(f"{name} url could not be downloaded")
+    return data
+
+
+def _camera_control(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, dict) or not set(value) <= {"type", "config"}:
+        raise _RefusalError(f"{name} must be an object with type and config")
+    kind, config = value.get("type"), value.get("config")
+    if kind not in CAMERA_TYPES:
+        raise _RefusalError(f"{name}.type must be one of {', '.join(sorted(CAMERA_TYPES))}")
+    if kind != "simple":
+        if config is not None and (
+            not isinstance(config, dict) or any(v not in (0, None) for v in config.values())
+        ):
+            raise _RefusalError(f"{name}.config is only allowed with type simple")
+        return
+    if not isinstance(config, dict) or not set(config) <= CAMERA_AXES:
+        raise _RefusalError(f"{name}.config must use only {', '.join(sorted(CAMERA_AXES))}")
+    if not all(_is_number(v) and -10 <= v <= 10 for v in config.values()):
+        raise _RefusalError(f"{name}.config values must be numbers in [-10, 10]")
+    if sum(1 for v in config.values() if v != 0) != 1:
+        raise _RefusalError(f"{name}.config must have exactly one non-zero value")
+
+
+def _dynamic_masks(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, list) or not 1 <= len(value) <= 6:
+        raise _RefusalError(f"{name} must hold 1 to 6 masks")
+    for index, item in enumerate(value):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict) or set(item) != {"mask", "trajectories"}:
+            raise _RefusalError(f"{where} must be an object with mask and trajectories")
+        _image(f"{where}.mask", item["mask"], ctx)
+        _trajectories(f"{where}.trajectories", item["trajectories"])
+
+
+def _trajectories(name: str, value: Any) -> None:
+    if not isinstance(value, list) or not 2 <= len(value) <= 77:
+        raise _RefusalError(f"{name} must hold 2 to 77 points")
+    for point in value:
+        if not isinstance(point, dict) or set(point) != {"x", "y"}:
+            raise _RefusalError(f"{name} points must be objects with x and y")
+        if not all(_is_int(c) and c >= 0 for c in point.values()):
+            raise _RefusalError(f"{name} coordinates must be non-negative integers")
+
+
+def _image_list(name: str, value: Any, ctx: _Context) -> None:
+    if not isinstance(value, list) or not 2 <= len(value) <= 4:
+        raise _RefusalError(f"{name} must hold 2 to 4 images")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"image"}:
+            raise _RefusalError(f'{name}[{index}] must be an object {{"image": ...}}')
+        _image(f"{name}[{index}].image", item["image"], ctx)
+
+
+def _model_of(body: dict[str, Any]) -> str:
+    model = body.get("model_name")
+    return model if isinstance(model, str) else "kling-v1"
+
+
+def _single_feature(body: dict[str, Any], ctx: _Context) -> None:
+    features = {
+        "end frame (image_tail)": ("image_tail",),
+        "motion brush (static_mask, dynamic_masks)": ("static_mask", "dynamic_masks"),
+        "camera_control": ("camera_control",),
+    }
+    used = [label for label, keys in features.items() if any(k in body for k in keys)]
+    if len(used) > 1:
+        raise _RefusalError(f"{' and '.join(used)} cannot be combined")
+
+
+def _cfg_scale_model(body: dict[str, Any], ctx: _Context) -> None:
+    model = _model_of(body)
+    if "cfg_scale" in body and model.startswith("kling-v2") and not ctx.proxy_rules:
+        raise _RefusalError(f"cfg_scale is not supported by {model}")
+
+
+def _sound_model(body: dict[str, Any], ctx: _Context) -> None:
+    if "sound" in body and _model_of(body) != "kling-v2-6":
+        raise _RefusalError(f"sound is not supported by {_model_of(body)}")
+
+
+_COMMON_FIELDS: dict[str, _Check] = {
+    "mode": _one_of(frozenset({"std", "pro"})),
+    "prompt": _text,
+    "negative_prompt": _text,
+    "duration": _duration,
+    "aspect_ratio": _one_of(ASPECT_RATIOS),
+    "callback_url": _http_url,
+    "external_task_id": _nonempty_string,
+}
+_I2V_FIELDS: dict[str, _Check] = {
+    **_COMMON_FIELDS,
+    "model_name": _one_of(MODELS),
+    "image": _image,
+    "image_tail": _image,
+    "static_mask": _image,
+    "dynamic_masks": _dynamic_masks,
+    "camera_control": _camera_control,
+    "cfg_scale": _cfg_scale,
+    "sound": _one_of(frozenset({"on", "off"})),
+}
+_MULTI_FIELDS: dict[str, _Check] = {
+    **_COMMON_FIELDS,
+    "model_name": _multi_model,
+    "image_list": _image_list,
+}
+
+
+@dataclass(frozen=True)
+class _Schema:
+    fields: Mapping[str, _Check]
+    required: tuple[str, ...]
+    proxy_required: tuple[str, ...]
+    rules: tuple[_Rule, ...]
+
+    def validate(self, body: Any, ctx: _Context) -> dict[str, Any]:
+        """Return the body without nulls, or raise the refusal the service would answer."""
+        if not isinstance(body, dict):
+            raise _RefusalError("request body must be a JSON object", code=1200)
+        present = {k: v for k, v in body.items() if v is not None}
+        unknown = sorted(set(present) - set(self.fields))
+        if unknown:
+            raise _RefusalError(f"unknown parameter(s): {', '.join(unknown)}")
+        required = self.required + (self.proxy_required if ctx.proxy_rules else ())
+        for name in required:
+            if name not in present or (present[name] == "" and name != "negative_prompt"):
+                raise _RefusalError(f"{name} is required")
+        for name, value in present.items():
+            self.fields[name](name, value, ctx)
+        for rule in self.rules:
+            rule(present, ctx)
+        return present
+
+
+_SCHEMAS = {
+    "image2video": _Schema(
+        _I2V_FIELDS, ("image",), PROXY_REQUIRED, (_single_feature, _cfg_scale_model, _sound_model)
+    ),
+    "multi-image2video": _Schema(_MULTI_FIELDS, ("image_list", "prompt"), (), ()),
+}
+
+
+# ---- the fake ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Failure:
+    code: int
+    message: str
+    http_status: int
+
+
+class _Recorder:
+    """ASGI middleware that records each request, body included, before the app answers it."""
+
+    def __init__(self, app: ASGIApp, fake: FakeKling) -> None:
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.fake.requests.append(
+            KlingRequest(
+                method=scope["method"],
+                path=scope["path"],
+                query=dict(parse_qsl(scope["query_string"].decode("latin-1"), True)),
+                headers={
+                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+                },
+                body=body,
+                json=_parse_json(body),
+            )
+        )
+        sent = False
+
+        async def replay() -> AsgiMessage:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+class FakeKling:
+    """An official-Kling stand-in with knobs: auth, timing, outcome, errors and callbacks."""
+
+    def __init__(
+        self,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        api_key: str | None = None,
+        prefix: str = "",
+        proxy_rules: bool = False,
+        video: bytes | None = None,
+    ) -> None:
+        if (access_key is None) != (secret_key is None):
+            raise ValueError("access_key and secret_key go together")
+        if access_key is None and api_key is None:
+            raise ValueError("give access_key and secret_key, api_key, or all three")
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError('prefix must be "" or start with "/" and not end with it')
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.api_key = api_key
+        self.prefix = prefix
+        self.proxy_rules = proxy_rules
+        self.requests: list[KlingRequest] = []
+        self.tasks: dict[str, KlingTask] = {}
+        self.files: dict[str, bytes] = {}
+        self.callbacks_sent: list[tuple[str, int]] = []
+        self.jwt_tokens: list[str] = []
+        self.finish_after: float | None = None
+        self.outcome: str = "success"
+        self.callback_times: int = 1
+        self.callback_delay: float = 0.0
+        self.callback_shape: str = "flat"
+        self.max_running: int | None = None
+        self.total_quantity: float = 100.0
+        self.remaining_quantity: float = 42.0
+        self.video: bytes = DEFAULT_VIDEO if video is None else video
+        self._failures: dict[str, deque[_Failure]] = {name: deque() for name in ENDPOINTS}
+        self._bases: dict[str, str] = {}
+        self._deadlines: dict[str, float] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._client: httpx.AsyncClient | None = None
+        p = prefix
+        self.app = Starlette(
+            routes=[
+                Route(p + I2V_PATH, partial(self._create, "image2video"), methods=["POST"]),
+                Route(p + MULTI_PATH, partial(self._create, "multi-image2video"), methods=["POST"]),
+                Route(
+                    p + I2V_PATH + "/{task_id}",
+                    partial(self._query, "image2video"),
+                    methods=["GET"],
+                ),
+                Route(
+                    p + MULTI_PATH + "/{task_id}",
+                    partial(self._query, "multi-image2video"),
+                    methods=["GET"],
+                ),
+                Route(p + "/account/costs", self._costs, methods=["GET"]),
+                Route(p + "/results/{task_id}.mp4", self._serve_result, methods=["GET"]),
+                Route(p + "/files/{name:path}", self._serve_file, methods=["GET"]),
+            ],
+            middleware=[Middleware(_Recorder, fake=self)],
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- knobs and inspection -------------------------------------------------------------
+
+    def fail_next(
+        self,
+        endpoint: str,
+        *,
+        code: int,
+        message: str = "error",
+        http_status: int = 200,
+        times: int = 1,
+    ) -> None:
+        """Make the next `times` calls of `endpoint` answer `code`/`message` with `http_status`."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {sorted(ENDPOINTS)}, not {endpoint!r}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self._failures[endpoint].extend(_Failure(code, message, http_status) for _ in range(times))
+
+    async def complete(
+        self, task_id: str, *, success: bool = True, message: str = DEFAULT_FAILURE
+    ) -> None:
+        """End the task now and await delivery of its callbacks, if it has a callback_url."""
+        task = self.tasks[task_id]
+        if task.status not in FINAL_STATES:
+            self._cancel_timer(task_id)
+        self._end(task, success=success, message=message)
+        await self._deliver(task)
+
+    def creates(self) -> list[KlingRequest]:
+        """Return the create requests (both kinds) received, accepted or not, in order."""
+        paths = {self.prefix + I2V_PATH, self.prefix + MULTI_PATH}
+        return [r for r in self.requests if r.method == "POST" and r.path in paths]
+
+    def polls(self, task_id: str | None = None) -> int:
+        """Return how many queries named `task_id` (all tasks when None)."""
+        if task_id is not None:
+            return self.tasks[task_id].polls
+        return sum(task.polls for task in self.tasks.values())
+
+    async def aclose(self) -> None:
+        """Cancel pending finish timers and close the callback client; safe to call twice."""
+        timers = list(self._timers.values())
+        self._timers.clear()
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    # ---- endpoints ------------------------------------------------------------------------
+
+    async def _create(self, kind: str, request: Request) -> Response:
+        endpoint = "create" if kind == "image2video" else "multi_create"
+        try:
+            self._authenticate(request)
+            self._take_failure(endpoint)
+            body = _SCHEMAS[kind].validate(await _json_body(request), self._context(request))
+            external_id = body.get("external_task_id")
+            if external_id is not None and self._by_external_id(external_id) is not None:
+                raise _RefusalError("external_task_id already exists")
+            self._check_capacity()
+        except _RefusalError as refusal:
+            return refusal.response()
+        task = self._new_task(kind, body, str(request.base_url).rstrip("/"))
+        info = {} if task.external_task_id is None else {"external_task_id": task.external_task_id}
+        return _envelope(
+            {
+                "task_id": task.task_id,
+                "task_status": task.status,
+                "task_info": info,
+                "created_at": _ms(task.created),
+                "updated_at": _ms(task.updated),
+            }
+        )
+
+    async def _query(self, kind: str, request: Request) -> Response:
+        endpoint = "query" if kind == "image2video" else "multi_query"
+        try:
+            self._authenticate(request)
+            task = self._find(kind, request.path_params["task_id"])
+            if task is not None:
+                task.polls += 1
+            self._take_failure(endpoint)
+            if task is None:
+                raise _RefusalError("task not found", status=404)
+        except _RefusalError as refusal:
+            return refusal.response()
+        self._advance(task)
+        return _envelope(self._task_data(task))
+
+    async def _costs(self, request: Request) -> Response:
+        try:
+            self._authenticate(request)
+            self._take_failure("costs")
+            start = _ms_param(request, "start_time")
+            end = _ms_param(request, "end_time")
+            if start > end:
+                raise _RefusalError("start_time must not be after end_time")
+        except _RefusalError as refusal:
+            return refusal.response()
+        now = _ms(time.time())
+        pack = {
+            "resource_pack_name": "Video pack",
+            "resource_pack_id": "fake-pack-0001",
+            "resource_pack_type": "decreasing_total",
+            "total_quantity": self.total_quantity,
+            "remaining_quantity": self.remaining_quantity,
+            "purchase_time": now - 86_400_000,
+            "effective_time": now - 86_400_000,
+            "invalid_time": now + 30 * 86_400_000,
+            "status": "online",
+        }
+        return _envelope({"code": 0, "msg": "", "resource_pack_subscribe_infos": [pack]})
+
+    async def _serve_result(self, request: Request) -> Response:
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None or task.status != "succeed":
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        video = self.video
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(video), _CHUNK):
+                yield video[start : start + _CHUNK]
+
+        return StreamingResponse(
+            chunks(), media_type="video/mp4", headers={"content-length": str(len(video))}
+        )
+
+    async def _serve_file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        data = self.files.get(name)
+        if data is None:
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(data, media_type=mime)
+
+    # ---- auth -----------------------------------------------------------------------------
+
+    def _authenticate(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header or (scheme == "Bearer" and not token.strip()):
+            raise _RefusalError("Authorization is empty", code=1001)
+        if scheme != "Bearer":
+            raise _RefusalError("Authentication failed: expected a Bearer token", code=1000)
+        if self.api_key is not None and hmac.compare_digest(token.encode(), self.api_key.encode()):
+            return
+        if self.secret_key is None:
+            raise _RefusalError("Authentication failed", code=1000)
+        self._check_jwt(token)
+
+    def _check_jwt(self, token: str) -> None:
+        assert self.secret_key is not None
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != "HS256" or header.get("typ") != "JWT":
+                raise jwt.InvalidTokenError("header must be alg HS256, typ JWT")
+            with warnings.catch_warnings():
+                # Short secrets are the caller's business; PyJWT warns about them on signing.
+                warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                claims = jwt.decode(
+                    token,
+                    self.secret_key,
+                    algorithms=["HS256"],
+                    issuer=self.access_key,
+                    leeway=0,
+                    options={"require": ["iss", "exp", "nbf"]},
+                )
+        except jwt.ExpiredSignatureError:
+            raise _RefusalError("Authorization has expired", code=1004) from None
+        except jwt.ImmatureSignatureError:
+            raise _RefusalError("Authorization is not yet valid", code=1003) from None
+        except jwt.PyJWTError as error:
+            raise _RefusalError(f"Authentication failed: {error}", code=1000) from None
+        exp = claims["exp"]
+        if not _is_number(exp) or exp - time.time() > MAX_TOKEN_LIFETIME:
+            raise _RefusalError("Authentication failed: token lives longer than 1800 s", 1000)
+        self.jwt_tokens.append(token)
+
+    # ---- task lifecycle -------------------------------------------------------------------
+
+    def _context(self, request: Request) -> _Context:
+        files_url = f"{str(request.base_url).rstrip('/')}{self.prefix}/files/"
+        return _Context(self.proxy_rules, files_url, self.files)
+
+    def _check_capacity(self) -> None:
+        running = sum(1 for task in self.tasks.values() if task.status not in FINAL_STATES)
+        if self.max_running is not None and running >= self.max_running:
+            raise _RefusalError("parallel task limit reached", code=1303)
+
+    def _new_task(self, kind: str, body: dict[str, Any], base: str) -> KlingTask:
+        task_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        now = time.time()
+        task = KlingTask(
+            task_id=task_id,
+            kind=kind,
+            body=body,
+            external_task_id=body.get("external_task_id"),
+            callback_url=body.get("callback_url"),
+            status="submitted",
+            status_msg="",
+            created=now,
+            updated=now,
+        )
+        self.tasks[task_id] = task
+        self._bases[task_id] = base
+        if self.finish_after is not None:
+            delay = max(0.0, self.finish_after)
+            self._deadlines[task_id] = time.monotonic() + delay
+            timer = asyncio.create_task(self._finish_later(task_id, delay))
+            self._timers[task_id] = timer
+            timer.add_done_callback(lambda done: self._forget_timer(task_id, done))
+        return task
+
+    def _find(self, kind: str, key: str) -> KlingTask | None:
+        task = self.tasks.get(key) or self._by_external_id(key)
+        return task if task is not None and task.kind == kind else None
+
+    def _by_external_id(self, external_id: str) -> KlingTask | None:
+        for task in self.tasks.values():
+            if task.external_task_id == external_id:
+                return task
+        return None
+
+    def _advance(self, task: KlingTask) -> None:
+        if task.status in FINAL_STATES:
+            return
+        deadline = self._deadlines.get(task.task_id)
+        if deadline is not None and time.monotonic() >= deadline:
+            self._end(task, success=self.outcome == "success")
+            return
+        status = "submitted" if task.polls <= 1 else "processing"
+        if status != task.status:
+            task.status = status
+            task.updated = time.time()
+
+    def _end(self, task: KlingTask, *, success: bool, message: str = DEFAULT_FAILURE) -> None:
+        now = time.time()
+        task.completed = task.updated = now
+        if success:
+            task.status, task.status_msg = "succeed", ""
+            task.result_url = f"{self._bases[task.task_id]}{self.prefix}/results/{task.task_id}.mp4"
+        else:
+            task.status, task.status_msg = "failed", message
+            task.result_url = None
+
+    def _task_data(self, task: KlingTask) -> dict[str, Any]:
+        info = {} if task.external_task_id is None else {"external_task_id": task.external_task_id}
+        data: dict[str, Any] = {
+            "task_id": task.task_id,
+            "task_status": task.status,
+            "task_status_msg": task.status_msg,
+            "task_info": info,
+            "created_at": _ms(task.created),
+            "updated_at": _ms(task.updated),
+        }
+        if task.status == "succeed":
+            video = {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, task.task_id)),
+                "url": task.result_url,
+                "duration": str(task.body.get("duration", "5")),
+            }
+            data["task_result"] = {"videos": [video]}
+        return data
+
+    async def _finish_later(self, task_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        task = self.tasks[task_id]
+        # A query may already have ended it lazily; the callbacks are still ours to send.
+        if task.status not in FINAL_STATES:
+            self._end(task, success=self.outcome == "success")
+        await self._deliver(task)
+
+    def _forget_timer(self, task_id: str, done: asyncio.Task[None]) -> None:
+        if self._timers.get(task_id) is done:
+            del self._timers[task_id]
+
+    def _cancel_timer(self, task_id: str) -> None:
+        timer = self._timers.pop(task_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def _deliver(self, task: KlingTask) -> None:
+        url = task.callback_url
+        if url is None:
+            return
+        payload: Any = self._task_data(task)
+        if self.callback_shape == "envelope":
+            payload = {
+                "code": 0,
+                "message": "SUCCEED",
+                "request_id": str(uuid.uuid4()),
+                "data": payload,
+            }
+        content = json.dumps(payload, ensure_ascii=False).encode()
+        headers = {"content-type": "application/json"}
+        for attempt in range(self.callback_times):
+            if attempt and self.callback_delay > 0:
+                await asyncio.sleep(self.callback_delay)
+            try:
+                response = await self._http().post(url, content=content, headers=headers)
+                status = response.status_code
+            except (httpx.HTTPError, httpx.InvalidURL):
+                status = 0
+            self.callbacks_sent.append((url, status))
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=15.0, headers={"user-agent": "fake-kling"}, verify=_tls_context()
+            )
+        return self._client
+
+    def _take_failure(self, endpoint: str) -> None:
+        queue = self._failures[endpoint]
+        if queue:
+            failure = queue.popleft()
+            raise _RefusalError(failure.message, failure.code, failure.http_status)
+
+
+async def _json_body(request: Request) -> Any:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise _RefusalError("Content-Type must be application/json", code=1200)
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise _RefusalError("request body is not valid JSON", code=1200) from None
+
+
+def _ms_param(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "")
+    if not value.isascii() or not value.isdigit():
+        raise _RefusalError(f"{name} is required and must be an integer (ms)")
+    if int(value) < _MIN_MS:
+        raise _RefusalError(f"{name} must be in milliseconds")
+    return int(value)
