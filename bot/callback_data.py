@@ -17,9 +17,14 @@ class Action(StrEnum):
     BACK = "back"
     GENERATE = "go"
     CANCEL = "x"
+    MODE = "mode"
+    CFG = "cfg"
+    IMAGES = "img"
+    CAMERA_MENU = "cam"
+    CAMERA = "c"
 
 
-_WITH_ARGUMENT = {Action.DURATION, Action.MODEL}
+_WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA}
 _PATTERN = re.compile(r"d:(\d{1,18}):([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
 
 

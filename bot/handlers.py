@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import logging
 import secrets
+import time
 
 from telegram import (
     CallbackQuery,
@@ -27,28 +29,52 @@ from telegram.ext import (
 )
 
 from bot.callback_data import Action, DraftButton, decode
-from bot.drafting import draft_problem, fit_options
+from bot.caption import Caption, parse_caption
+from bot.drafting import draft_problem, fit_options, image_uses, model_for_album, next_cfg
 from bot.engine.images import ImageError, fetch_image
+from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import ModelSpec
-from bot.render import draft_keyboard, draft_text, model_menu, status_text, task_list
+from bot.render import (
+    camera_menu,
+    draft_keyboard,
+    draft_text,
+    model_menu,
+    status_text,
+    task_list,
+)
 from bot.services import Services
 from bot.texts import language_of, t
-from storage.models import Draft, DraftState, GenerationOptions
+from storage.models import Draft, DraftState, GenerationOptions, ImageUse
 
 log = logging.getLogger(__name__)
 
 GETFILE_LIMIT = 20 * 1024 * 1024
+# Telegram sends an album as separate messages within a moment of each other.
+ALBUM_WAIT = 1.5
 STATUS_LIMIT = 10
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 Context = ContextTypes.DEFAULT_TYPE
 
 
+def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOptions:
+    """`options` with the negative prompt and cfg_scale the caption asked for."""
+    update: dict[str, object] = {}
+    if caption.negative_prompt:
+        update["negative_prompt"] = caption.negative_prompt
+    if caption.cfg_scale is not None:
+        update["cfg_scale"] = caption.cfg_scale
+    return options.model_copy(update=update) if update else options
+
+
 class Handlers:
     """The bot's conversation."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, album_wait: float = ALBUM_WAIT) -> None:
         self.s = services
+        self._album_wait = album_wait
+        self._albums: dict[int, asyncio.Task[None]] = {}
+        self._album_due: dict[int, float] = {}
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         """Attach every handler to `application`."""
@@ -94,7 +120,7 @@ class Handlers:
     # Messages
 
     async def image(self, update: Update, context: Context) -> None:
-        """A photo or an image file: open a draft (or ask for the prompt)."""
+        """A photo or an image file: open a draft (or ask for the prompt); albums join one."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None:
             return
@@ -112,24 +138,91 @@ class Handlers:
                 await self._reply(update, t(lang, "not_image"))
                 return
             file_id = message.document.file_id
-        prompt = (message.caption or "").strip() or None
+        caption = parse_caption(message.caption or "")
+        options = with_caption(await self._default_options(user.id), caption)
+        if message.media_group_id:
+            draft, _ = await self.s.drafts.add_to_album(
+                user_id=user.id,
+                chat_id=message.chat_id,
+                media_group_id=message.media_group_id,
+                message_id=message.message_id,
+                file_id=file_id,
+                caption=caption.prompt or None,
+                options=options,
+                lang=lang,
+            )
+            if caption.negative_prompt or caption.cfg_scale is not None:
+                await self.s.drafts.set_options(draft.id, with_caption(draft.options, caption))
+            self._show_album_later(draft.id)
+            return
         draft = await self.s.drafts.create(
             user_id=user.id,
             chat_id=message.chat_id,
             source_message_id=message.message_id,
             image_file_id=file_id,
-            prompt=prompt,
-            options=await self._default_options(user.id),
+            prompt=caption.prompt or None,
+            options=options,
             lang=lang,
         )
-        if prompt is None:
-            sent = await self._reply(update, t(lang, "ask_prompt"))
+        await self._show_new(draft)
+
+    def _show_album_later(self, draft_id: int) -> None:
+        """Show an album's draft once its photos have stopped arriving."""
+        self._album_due[draft_id] = time.monotonic() + self._album_wait
+        if draft_id not in self._albums:
+            job = asyncio.create_task(self._show_album(draft_id), name=f"album-{draft_id}")
+            self._albums[draft_id] = job
+            job.add_done_callback(lambda _: self._album_shown(draft_id))
+
+    def _album_shown(self, draft_id: int) -> None:
+        del self._albums[draft_id]
+        if draft_id in self._album_due:  # a photo came while the draft was being shown
+            self._show_album_later(draft_id)
+
+    async def _show_album(self, draft_id: int) -> None:
+        # Each further photo moves the moment on; the draft is shown when it passes.
+        while (delay := self._album_due[draft_id] - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+        del self._album_due[draft_id]
+        draft = await self.s.drafts.get(draft_id)
+        if draft is None or draft.state not in (DraftState.OPEN, DraftState.AWAITING_PROMPT):
+            return
+        catalogue = self.s.catalogue
+        current = catalogue.get(draft.options.model) or catalogue.default()
+        spec = model_for_album(catalogue, current, draft.image_count)
+        options = draft.options
+        if draft.message_id is None:  # first showing: use the photos the natural way
+            options = options.model_copy(update={"images": image_uses(spec, draft.image_count)[0]})
+        options = fit_options(spec, options, draft.image_count)
+        if options != draft.options:
+            draft = await self._set_options(draft, options) or draft
+        if draft.message_id is None:
+            await self._show_new(draft)
+        elif draft.state is DraftState.OPEN:
+            await self._edit_draft(draft)
+
+    async def _show_new(self, draft: Draft) -> None:
+        """Reply to the draft's photo with the draft, or ask for its prompt."""
+        if draft.prompt is None:
+            text, markup = t(draft.lang, "ask_prompt"), None
         else:
-            sent = await self._reply(
-                update, self._draft_text(draft), draft_keyboard(draft, self.s.catalogue)
-            )
-        if sent is not None:
-            await self.s.drafts.set_message(draft.id, sent.message_id)
+            text, markup = self._draft_text(draft), draft_keyboard(draft, self.s.catalogue)
+        sent = await self.s.messenger.bot.send_message(
+            draft.chat_id,
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            link_preview_options=NO_PREVIEW,
+            reply_parameters=ReplyParameters(
+                draft.source_message_id, allow_sending_without_reply=True
+            ),
+        )
+        await self.s.drafts.set_message(draft.id, sent.message_id)
+
+    async def close(self) -> None:
+        """Let album drafts waiting to be shown be shown."""
+        if self._albums:
+            await asyncio.gather(*self._albums.values(), return_exceptions=True)
 
     async def not_image(self, update: Update, context: Context) -> None:
         """Files, stickers, videos, voice: explain what the bot needs."""
@@ -141,11 +234,18 @@ class Handlers:
         if message is None or user is None or not message.text:
             return
         waiting = await self.s.drafts.awaiting_prompt(message.chat_id, user.id)
-        if waiting is None or not await self.s.drafts.fill_prompt(waiting.id, message.text.strip()):
+        caption = parse_caption(message.text)
+        if (
+            waiting is None
+            or not caption.prompt
+            or not await self.s.drafts.fill_prompt(waiting.id, caption.prompt)
+        ):
             await self._reply(update, t(self._lang(update), "need_photo"))
             return
         draft = await self.s.drafts.get(waiting.id)
         assert draft is not None
+        if caption.negative_prompt or caption.cfg_scale is not None:
+            draft = await self._set_options(draft, with_caption(draft.options, caption)) or draft
         if draft.message_id is None or not await self._edit_draft(draft):
             sent = await self._reply(
                 update, self._draft_text(draft), draft_keyboard(draft, self.s.catalogue)
@@ -178,7 +278,8 @@ class Handlers:
         spec = self.s.catalogue.get(draft.options.model)
         if spec is None:
             spec = self.s.catalogue.default(self.s.settings.default_model)
-            draft = await self._set_options(draft, fit_options(spec, draft.options)) or draft
+            fitted = fit_options(spec, draft.options, draft.image_count)
+            draft = await self._set_options(draft, fitted) or draft
         if pressed.action is Action.GENERATE:
             await self._generate(query, draft, spec)
         elif pressed.action is Action.CANCEL:
@@ -186,6 +287,9 @@ class Handlers:
         elif pressed.action is Action.MODEL_MENU:
             await self._answer(query)
             await self._edit_markup(draft, model_menu(draft, self.s.catalogue))
+        elif pressed.action is Action.CAMERA_MENU and spec.camera:
+            await self._answer(query)
+            await self._edit_markup(draft, camera_menu(draft))
         elif pressed.action is Action.BACK:
             await self._answer(query)
             await self._edit_markup(draft, draft_keyboard(draft, self.s.catalogue))
@@ -195,18 +299,7 @@ class Handlers:
     async def _change_option(
         self, query: CallbackQuery, draft: Draft, spec: ModelSpec, pressed: DraftButton
     ) -> None:
-        options = draft.options
-        changed: GenerationOptions | None = None
-        if pressed.action is Action.DURATION and pressed.argument is not None:
-            seconds = int(pressed.argument)
-            if seconds in spec.durations:
-                changed = options.model_copy(update={"duration": seconds})
-        elif pressed.action is Action.SOUND and spec.sound:
-            changed = options.model_copy(update={"sound": not options.sound})
-        elif pressed.action is Action.MODEL and pressed.argument is not None:
-            chosen = self.s.catalogue.by_code(pressed.argument)
-            if chosen is not None:
-                changed = fit_options(chosen, options)
+        changed = self._changed_options(draft, spec, pressed)
         if changed is None:
             await self._answer(query, t(draft.lang, "answer.unknown"))
             return
@@ -216,6 +309,49 @@ class Handlers:
             return
         await self._answer(query, t(draft.lang, "answer.updated"))
         await self._edit_draft(updated)
+
+    def _changed_options(
+        self, draft: Draft, spec: ModelSpec, pressed: DraftButton
+    ) -> GenerationOptions | None:
+        """The options after `pressed`, or None if the button does not apply to this draft."""
+        options, action, argument = draft.options, pressed.action, pressed.argument
+        if action is Action.DURATION and argument is not None:
+            seconds = int(argument)
+            return (
+                options.model_copy(update={"duration": seconds})
+                if seconds in spec.durations
+                else None
+            )
+        if action is Action.SOUND and spec.sound:
+            return options.model_copy(update={"sound": not options.sound})
+        if action is Action.MODE and len(spec.modes) > 1:
+            index = spec.modes.index(options.mode) if options.mode in spec.modes else -1
+            return options.model_copy(update={"mode": spec.modes[(index + 1) % len(spec.modes)]})
+        if action is Action.CFG and spec.cfg_scale:
+            return options.model_copy(update={"cfg_scale": next_cfg(options.cfg_scale)})
+        if action is Action.IMAGES:
+            uses = image_uses(spec, draft.image_count)
+            if len(uses) < 2:
+                return None
+            following = (
+                uses[(uses.index(options.images) + 1) % len(uses)]
+                if options.images in uses
+                else uses[0]
+            )
+            return fit_options(
+                spec, options.model_copy(update={"images": following}), draft.image_count
+            )
+        if action is Action.CAMERA and argument is not None:
+            if not spec.camera or options.images is not ImageUse.SINGLE:
+                return None
+            if argument == "0":
+                return options.model_copy(update={"camera": None})
+            name = CAMERA_CODES.get(argument)
+            return options.model_copy(update={"camera": name}) if name else None
+        if action is Action.MODEL and argument is not None:
+            chosen = self.s.catalogue.by_code(argument)
+            return fit_options(chosen, options, draft.image_count) if chosen else None
+        return None
 
     async def _generate(self, query: CallbackQuery, draft: Draft, spec: ModelSpec) -> None:
         problem = draft_problem(draft, spec)
@@ -251,8 +387,11 @@ class Handlers:
         catalogue = self.s.catalogue
         saved = (await self.s.users.get(user_id)).options
         if saved is not None and catalogue.get(saved.model) is not None:
-            spec = catalogue.default(saved.model)
-            return fit_options(spec, saved)
+            # Remember choices, not content: a negative prompt or camera move was for that photo.
+            fresh = saved.model_copy(
+                update={"negative_prompt": None, "camera": None, "images": ImageUse.SINGLE}
+            )
+            return fit_options(catalogue.default(saved.model), fresh)
         spec = catalogue.default(self.s.settings.default_model)
         return fit_options(spec, GenerationOptions(model=spec.id))
 

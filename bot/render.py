@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callback_data import Action, DraftButton
+from bot.drafting import image_uses
+from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import Catalogue, ModelSpec
 from bot.texts import t
-from storage.models import Draft, GenerationOptions, Task, TaskState
+from storage.models import Draft, GenerationOptions, ImageUse, Task, TaskState
 
 PROMPT_PREVIEW = 600
 LIST_PROMPT_PREVIEW = 60
@@ -32,16 +35,19 @@ def excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def model_label(catalogue: Catalogue, model_id: str) -> str:
-    """The model's display name (its id if it is no longer offered)."""
-    spec = catalogue.get(model_id)
-    return spec.label if spec else model_id.split(":", 1)[-1]
-
-
 def _sound(lang: str, spec: ModelSpec | None, options: GenerationOptions) -> str:
     if spec is None or not spec.sound:
         return ""
     return t(lang, "draft.sound_on" if options.sound else "draft.sound_off")
+
+
+def _option_extras(lang: str, spec: ModelSpec | None, options: GenerationOptions) -> str:
+    extras = _sound(lang, spec, options)
+    if spec is not None and len(spec.modes) > 1 and options.mode:
+        extras += t(lang, "draft.mode", mode=t(lang, f"mode.{options.mode}"))
+    if spec is not None and spec.cfg_scale and options.cfg_scale is not None:
+        extras += t(lang, "draft.cfg", cfg=f"{options.cfg_scale:g}")
+    return extras
 
 
 def draft_text(draft: Draft, catalogue: Catalogue) -> str:
@@ -52,28 +58,41 @@ def draft_text(draft: Draft, catalogue: Catalogue) -> str:
         t(lang, "draft.title"),
         "",
         t(lang, "draft.prompt", prompt=html.escape(excerpt(draft.prompt or "", PROMPT_PREVIEW))),
+    ]
+    if options.negative_prompt and spec is not None and spec.negative_prompt_max:
+        negative = html.escape(excerpt(options.negative_prompt, PROMPT_PREVIEW // 2))
+        lines.append(t(lang, "draft.negative", negative=negative))
+    lines.append(
         t(
             lang,
             "draft.options",
-            model=html.escape(model_label(catalogue, options.model)),
+            model=html.escape(catalogue.label(options.model)),
             duration=options.duration,
-            sound=_sound(lang, spec, options),
-        ),
-        "",
-        t(lang, "draft.hint"),
-    ]
+            extras=_option_extras(lang, spec, options),
+        )
+    )
+    if draft.image_count > 1:
+        key = f"draft.images.{options.images.value}"
+        lines.append(t(lang, key, count=draft.image_count))
+    if options.camera:
+        lines.append(t(lang, "draft.camera", camera=t(lang, f"camera.{options.camera}")))
+    lines += ["", t(lang, "draft.hint")]
     return "\n".join(lines)
+
+
+def _button_maker(draft: Draft) -> Callable[..., InlineKeyboardButton]:
+    def button(text: str, action: Action, argument: str | None = None) -> InlineKeyboardButton:
+        data = DraftButton(draft.id, action, argument).encode()
+        return InlineKeyboardButton(text, callback_data=data)
+
+    return button
 
 
 def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
     """Buttons for exactly the options the draft's model has."""
     lang, options = draft.lang, draft.options
     spec = catalogue.get(options.model)
-
-    def button(text: str, action: Action, argument: str | None = None) -> InlineKeyboardButton:
-        data = DraftButton(draft.id, action, argument).encode()
-        return InlineKeyboardButton(text, callback_data=data)
-
+    button = _button_maker(draft)
     durations = spec.durations if spec else (options.duration,)
     rows = [
         [
@@ -86,11 +105,25 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
             for seconds in durations
         ]
     ]
+    toggles = []
     if spec and spec.sound:
         key = "btn.sound_on" if options.sound else "btn.sound_off"
-        rows.append([button(t(lang, key), Action.SOUND)])
+        toggles.append(button(t(lang, key), Action.SOUND))
+    if spec and len(spec.modes) > 1 and options.mode:
+        mode = t(lang, f"mode.{options.mode}")
+        toggles.append(button(t(lang, "btn.mode", mode=mode), Action.MODE))
+    if spec and spec.cfg_scale:
+        cfg = 0.5 if options.cfg_scale is None else options.cfg_scale
+        toggles.append(button(t(lang, "btn.cfg", cfg=f"{cfg:g}"), Action.CFG))
+    if toggles:
+        rows.append(toggles)
+    if spec and len(image_uses(spec, draft.image_count)) > 1:
+        rows.append([button(t(lang, f"btn.images.{options.images.value}"), Action.IMAGES)])
+    if spec and spec.camera and options.images is ImageUse.SINGLE:
+        camera = t(lang, f"camera.{options.camera or 'none'}")
+        rows.append([button(t(lang, "btn.camera", camera=camera), Action.CAMERA_MENU)])
     if len(catalogue.models) > 1:
-        label = model_label(catalogue, options.model)
+        label = catalogue.label(options.model)
         rows.append([button(t(lang, "btn.model", model=label) + " ▾", Action.MODEL_MENU)])
     rows.append(
         [
@@ -103,17 +136,34 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
 
 def model_menu(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
     """One button per offered model, and Back."""
+    button = _button_maker(draft)
     rows = [
         [
-            InlineKeyboardButton(
-                ("✅ " if spec.id == draft.options.model else "") + spec.label,
-                callback_data=DraftButton(draft.id, Action.MODEL, spec.code).encode(),
+            button(
+                ("✅ " if spec.id == draft.options.model else "") + catalogue.label(spec.id),
+                Action.MODEL,
+                spec.code,
             )
         ]
         for spec in catalogue.models
     ]
-    back = DraftButton(draft.id, Action.BACK).encode()
-    rows.append([InlineKeyboardButton(t(draft.lang, "btn.back"), callback_data=back)])
+    rows.append([button(t(draft.lang, "btn.back"), Action.BACK)])
+    return InlineKeyboardMarkup(rows)
+
+
+def camera_menu(draft: Draft) -> InlineKeyboardMarkup:
+    """The camera presets two by two, no move, and Back."""
+    button = _button_maker(draft)
+    lang, current = draft.lang, draft.options.camera
+    presets = [
+        button(("✅ " if name == current else "") + t(lang, f"camera.{name}"), Action.CAMERA, code)
+        for code, name in CAMERA_CODES.items()
+    ]
+    rows = [presets[i : i + 2] for i in range(0, len(presets), 2)]
+    rows.append(
+        [button(("✅ " if current is None else "") + t(lang, "btn.no_camera"), Action.CAMERA, "0")]
+    )
+    rows.append([button(t(lang, "btn.back"), Action.BACK)])
     return InlineKeyboardMarkup(rows)
 
 
@@ -145,7 +195,7 @@ def summary(task: Task, catalogue: Catalogue, prompt_limit: int) -> str:
     return t(
         task.lang,
         "status.summary",
-        model=html.escape(model_label(catalogue, task.options.model)),
+        model=html.escape(catalogue.label(task.options.model)),
         duration=task.options.duration,
         sound=_sound(task.lang, spec, task.options),
         prompt=html.escape(excerpt(task.prompt, prompt_limit)),
@@ -159,7 +209,7 @@ def video_caption(task: Task, catalogue: Catalogue) -> str:
         task.lang,
         "video.caption",
         prompt=html.escape(excerpt(task.prompt, 700)),
-        model=html.escape(model_label(catalogue, task.options.model)),
+        model=html.escape(catalogue.label(task.options.model)),
         duration=task.options.duration,
         sound=_sound(task.lang, spec, task.options),
     )
@@ -189,7 +239,7 @@ def task_list(lang: str, tasks: list[Task], catalogue: Catalogue, now: float | N
                 icon=_ICONS[task.state],
                 id=task.id,
                 state=t(lang, f"state.{task.state.value}"),
-                model=html.escape(model_label(catalogue, task.options.model)),
+                model=html.escape(catalogue.label(task.options.model)),
                 duration=task.options.duration,
                 sound=_sound(lang, spec, task.options),
                 age=age(lang, now - task.created_at),

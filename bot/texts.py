@@ -22,6 +22,13 @@ EN: dict[str, str] = {
         "and the model.\n"
         "3. Tap <b>Generate</b>. It takes a few minutes; I send the video as a reply "
         "to your photo.\n\n"
+        "<b>More control</b>\n"
+        "• Things to avoid: add a line <code>--no blurry, text</code> to the caption.\n"
+        "• Prompt strength: <code>--cfg 0.7</code> (0–1, models that take it).\n"
+        "• End frame: send an album of two photos — the first starts the video, "
+        "the second ends it.\n"
+        "• Reference images: an album of 2–4 photos (Kling 1.6).\n"
+        "• Camera moves (zoom, pan, tilt…): the 🎥 button, on models that have it.\n\n"
         "/status — your recent videos\n/help — this text"
     ),
     "commands.start": "Start and see an example",
@@ -29,7 +36,7 @@ EN: dict[str, str] = {
     "commands.status": "Your recent videos",
     "draft.title": "🎬 <b>Your video draft</b>",
     "draft.prompt": "<b>Prompt:</b> {prompt}",
-    "draft.options": "<b>Model:</b> {model} · <b>{duration} s</b>{sound}",
+    "draft.options": "<b>Model:</b> {model} · <b>{duration} s</b>{extras}",
     "draft.sound_on": " · 🔊 sound",
     "draft.sound_off": " · 🔇 no sound",
     "draft.hint": "Adjust the options, then tap <b>Generate</b>.",
@@ -55,6 +62,37 @@ EN: dict[str, str] = {
         "Your prompt has {length} characters, but {model} accepts at most {limit}. "
         "Please shorten it or pick another model."
     ),
+    "negative_too_long": (
+        "Your negative prompt has {length} characters, but {model} accepts at most {limit}."
+    ),
+    "draft.negative": "<b>Avoid:</b> {negative}",
+    "draft.mode": " · {mode}",
+    "draft.cfg": " · cfg {cfg}",
+    "draft.images.end_frame": "🖼 <b>{count} photos:</b> the first starts the video, the second ends it",
+    "draft.images.references": "🖼 <b>{count} photos</b> as references for one scene",
+    "draft.images.single": "🖼 Only the first of your {count} photos is used",
+    "draft.camera": "🎥 <b>Camera:</b> {camera}",
+    "draft.choose_camera": "Choose a camera move:",
+    "btn.mode": "⚙️ Mode: {mode}",
+    "btn.cfg": "🎚 CFG {cfg}",
+    "btn.images.end_frame": "🖼 Photos: start → end",
+    "btn.images.references": "🖼 Photos: references",
+    "btn.images.single": "🖼 Photos: first only",
+    "btn.camera": "🎥 Camera: {camera} ▾",
+    "btn.no_camera": "No camera move",
+    "camera.none": "none",
+    "camera.zoom_in": "Zoom in",
+    "camera.zoom_out": "Zoom out",
+    "camera.pan_left": "Pan left",
+    "camera.pan_right": "Pan right",
+    "camera.tilt_up": "Tilt up",
+    "camera.tilt_down": "Tilt down",
+    "camera.down_back": "Down and back",
+    "camera.forward_up": "Forward and up",
+    "camera.right_turn_forward": "Turn right, forward",
+    "camera.left_turn_forward": "Turn left, forward",
+    "mode.std": "standard",
+    "mode.pro": "pro",
     "answer.updated": "Updated",
     "answer.starting": "Starting…",
     "answer.gone": "This draft is no longer available. Send a new photo.",
@@ -132,6 +170,12 @@ ZH: dict[str, str] = {
         "   没有说明？我会请你补充。\n"
         "2. 在草稿中选择 <b>5秒</b> 或 <b>10秒</b>、<b>声音</b>（支持声音的模型）以及模型。\n"
         "3. 点 <b>生成</b>。生成需要几分钟，完成后我会回复在你的照片下。\n\n"
+        "<b>更多控制</b>\n"
+        "• 不想出现的内容：在说明中加一行 <code>--no 模糊, 文字</code>（或 <code>反向：模糊</code>）。\n"
+        "• 提示词强度：<code>--cfg 0.7</code>（0–1，部分模型支持）。\n"
+        "• 尾帧：发送两张照片的相册，第一张作为开头，第二张作为结尾。\n"
+        "• 参考图：发送 2–4 张照片的相册（Kling 1.6）。\n"
+        "• 运镜（推近、摇、俯仰…）：支持的模型可用 🎥 按钮。\n\n"
         "/status — 最近的视频\n/help — 本说明"
     ),
     "commands.start": "开始并查看示例",
@@ -139,7 +183,7 @@ ZH: dict[str, str] = {
     "commands.status": "最近的视频",
     "draft.title": "🎬 <b>视频草稿</b>",
     "draft.prompt": "<b>提示词：</b>{prompt}",
-    "draft.options": "<b>模型：</b>{model} · <b>{duration} 秒</b>{sound}",
+    "draft.options": "<b>模型：</b>{model} · <b>{duration} 秒</b>{extras}",
     "draft.sound_on": " · 🔊 有声音",
     "draft.sound_off": " · 🔇 无声音",
     "draft.hint": "调整选项后点 <b>生成</b>。",
@@ -162,6 +206,35 @@ ZH: dict[str, str] = {
     "prompt_too_long": (
         "你的提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。请缩短提示词或换一个模型。"
     ),
+    "negative_too_long": "你的反向提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。",
+    "draft.negative": "<b>避免：</b>{negative}",
+    "draft.mode": " · {mode}",
+    "draft.cfg": " · cfg {cfg}",
+    "draft.images.end_frame": "🖼 <b>{count} 张照片：</b>第一张作为开头，第二张作为结尾",
+    "draft.images.references": "🖼 <b>{count} 张照片</b>作为同一场景的参考图",
+    "draft.images.single": "🖼 {count} 张照片中只使用第一张",
+    "draft.camera": "🎥 <b>运镜：</b>{camera}",
+    "draft.choose_camera": "选择运镜方式：",
+    "btn.mode": "⚙️ 模式：{mode}",
+    "btn.cfg": "🎚 CFG {cfg}",
+    "btn.images.end_frame": "🖼 照片：首帧 → 尾帧",
+    "btn.images.references": "🖼 照片：参考图",
+    "btn.images.single": "🖼 照片：只用第一张",
+    "btn.camera": "🎥 运镜：{camera} ▾",
+    "btn.no_camera": "不使用运镜",
+    "camera.none": "无",
+    "camera.zoom_in": "推近",
+    "camera.zoom_out": "拉远",
+    "camera.pan_left": "向左摇",
+    "camera.pan_right": "向右摇",
+    "camera.tilt_up": "向上仰",
+    "camera.tilt_down": "向下俯",
+    "camera.down_back": "下移后拉",
+    "camera.forward_up": "前推上升",
+    "camera.right_turn_forward": "右转前推",
+    "camera.left_turn_forward": "左转前推",
+    "mode.std": "标准",
+    "mode.pro": "高品质",
     "answer.updated": "已更新",
     "answer.starting": "正在开始…",
     "answer.gone": "这个草稿已失效，请重新发送照片。",

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from storage.database import Database
-from storage.models import Draft, DraftState, GenerationOptions
+from storage.models import AlbumImage, Draft, DraftState, GenerationOptions
+
+MAX_ALBUM_IMAGES = 4
 
 _INSERT = """
 INSERT INTO drafts (user_id, chat_id, source_message_id, image_file_id, prompt, options, lang,
-                    state, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    state, media_group_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_ALBUM = "SELECT * FROM drafts WHERE chat_id = ? AND media_group_id = ?"
+_SET_IMAGES = """
+UPDATE drafts SET source_message_id = ?, image_file_id = ?, extra_images = ?, updated_at = ?
+WHERE id = ?
+"""
+_SET_CAPTION = """
+UPDATE drafts SET prompt = ?, state = 'open', updated_at = ?
+WHERE id = ? AND prompt IS NULL AND state = 'awaiting_prompt'
 """
 _GET = "SELECT * FROM drafts WHERE id = ?"
 _SET_MESSAGE = "UPDATE drafts SET message_id = ?, updated_at = ? WHERE id = ?"
 _SET_OPTIONS = """
-UPDATE drafts SET options = ?, updated_at = ? WHERE id = ? AND state = 'open'
+UPDATE drafts SET options = ?, updated_at = ?
+WHERE id = ? AND state IN ('open', 'awaiting_prompt')
 """
 _FILL_PROMPT = """
 UPDATE drafts SET prompt = ?, state = 'open', updated_at = ?
@@ -51,6 +64,7 @@ class DraftRepository:
         prompt: str | None,
         options: GenerationOptions,
         lang: str,
+        media_group_id: str | None = None,
     ) -> Draft:
         """Store a new draft; without a prompt it waits for one."""
         now = time.time()
@@ -69,6 +83,7 @@ class DraftRepository:
                 options.model_dump_json(),
                 lang,
                 state.value,
+                media_group_id,
                 now,
                 now,
             ),
@@ -76,6 +91,69 @@ class DraftRepository:
         draft = await self.get(draft_id)
         assert draft is not None
         return draft
+
+    async def add_to_album(
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        media_group_id: str,
+        message_id: int,
+        file_id: str,
+        caption: str | None,
+        options: GenerationOptions,
+        lang: str,
+    ) -> tuple[Draft, bool]:
+        """Add one photo of an album to its draft (made by the first); True if it was made now."""
+        now = time.time()
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(_ALBUM, (chat_id, media_group_id))
+            if row is None:
+                state = DraftState.OPEN if caption else DraftState.AWAITING_PROMPT
+                draft_id = await tx.insert(
+                    _INSERT,
+                    (
+                        user_id,
+                        chat_id,
+                        message_id,
+                        file_id,
+                        caption,
+                        options.model_dump_json(),
+                        lang,
+                        state.value,
+                        media_group_id,
+                        now,
+                        now,
+                    ),
+                )
+                created = True
+            elif Draft.from_row(row).state not in (DraftState.OPEN, DraftState.AWAITING_PROMPT):
+                return Draft.from_row(row), False
+            else:
+                draft = Draft.from_row(row)
+                draft_id, created = draft.id, False
+                # Updates of one album may be handled out of order: keep the photos in
+                # message order, the first one being the start frame.
+                photos = {draft.source_message_id: draft.image_file_id}
+                photos.update({image.message_id: image.file_id for image in draft.extra_images})
+                photos[message_id] = file_id
+                ordered = sorted(photos.items())[:MAX_ALBUM_IMAGES]
+                extras = [AlbumImage(message_id=m, file_id=f) for m, f in ordered[1:]]
+                await tx.execute(
+                    _SET_IMAGES,
+                    (
+                        ordered[0][0],
+                        ordered[0][1],
+                        json.dumps([image.model_dump() for image in extras]),
+                        now,
+                        draft_id,
+                    ),
+                )
+                if caption:
+                    await tx.execute(_SET_CAPTION, (caption, now, draft_id))
+            row = await tx.fetchone(_GET, (draft_id,))
+        assert row is not None
+        return Draft.from_row(row), created
 
     async def get(self, draft_id: int) -> Draft | None:
         """The draft with this id, if any."""
@@ -87,7 +165,7 @@ class DraftRepository:
         await self._db.execute(_SET_MESSAGE, (message_id, time.time(), draft_id))
 
     async def set_options(self, draft_id: int, options: GenerationOptions) -> bool:
-        """Change the options of an open draft; False if it is no longer open."""
+        """Change the options of a draft not yet submitted; False if it was."""
         changed = await self._db.execute(
             _SET_OPTIONS, (options.model_dump_json(), time.time(), draft_id)
         )

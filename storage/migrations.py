@@ -60,4 +60,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: albums (more than one image per draft and task)
+    (
+        "ALTER TABLE drafts ADD COLUMN extra_images TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE drafts ADD COLUMN media_group_id TEXT",
+        "CREATE UNIQUE INDEX drafts_by_album ON drafts (chat_id, media_group_id)",
+        "ALTER TABLE tasks ADD COLUMN extra_images TEXT NOT NULL DEFAULT '[]'",
+    ),
 )

@@ -52,6 +52,14 @@ _RANK = {
 }
 
 
+class ImageUse(StrEnum):
+    """What the photos of an album are for."""
+
+    SINGLE = "single"
+    END_FRAME = "end_frame"
+    REFERENCES = "references"
+
+
 class GenerationOptions(BaseModel):
     """What the user chose for one video."""
 
@@ -60,8 +68,20 @@ class GenerationOptions(BaseModel):
     model: str
     duration: int = 5
     sound: bool = False
+    mode: str | None = None
     negative_prompt: str | None = None
     cfg_scale: float | None = None
+    camera: str | None = None
+    images: ImageUse = ImageUse.SINGLE
+
+
+class AlbumImage(BaseModel):
+    """A further photo of an album: its message and file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: int
+    file_id: str
 
 
 class _Row(BaseModel):
@@ -69,8 +89,9 @@ class _Row(BaseModel):
     def from_row(cls, row: sqlite3.Row) -> Self:
         """Build from a row, decoding the JSON `options` column."""
         data: dict[str, Any] = dict(row)
-        if isinstance(data.get("options"), str):
-            data["options"] = json.loads(data["options"])
+        for column in ("options", "extra_images"):
+            if isinstance(data.get(column), str):
+                data[column] = json.loads(data[column])
         return cls.model_validate(data)
 
 
@@ -83,12 +104,19 @@ class Draft(_Row):
     source_message_id: int
     message_id: int | None
     image_file_id: str
+    extra_images: list[AlbumImage] = []
+    media_group_id: str | None = None
     prompt: str | None
     options: GenerationOptions
     lang: str
     state: DraftState
     created_at: float
     updated_at: float
+
+    @property
+    def image_count(self) -> int:
+        """How many photos the draft has."""
+        return 1 + len(self.extra_images)
 
 
 class Task(_Row):
@@ -101,6 +129,7 @@ class Task(_Row):
     source_message_id: int
     status_message_id: int | None
     image_file_id: str
+    extra_images: list[AlbumImage] = []
     prompt: str
     options: GenerationOptions
     lang: str

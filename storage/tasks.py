@@ -13,10 +13,10 @@ UPDATE drafts SET state = 'submitted', updated_at = ? WHERE id = ? AND state = '
 """
 _INSERT_FROM_DRAFT = """
 INSERT INTO tasks (draft_id, user_id, chat_id, source_message_id, status_message_id,
-                   image_file_id, prompt, options, lang, state, callback_secret,
+                   image_file_id, extra_images, prompt, options, lang, state, callback_secret,
                    created_at, updated_at)
-SELECT id, user_id, chat_id, source_message_id, message_id, image_file_id, prompt, options,
-       lang, 'submitting', ?, ?, ?
+SELECT id, user_id, chat_id, source_message_id, message_id, image_file_id, extra_images,
+       prompt, options, lang, 'submitting', ?, ?, ?
 FROM drafts WHERE id = ?
 """
 _GET = "SELECT * FROM tasks WHERE id = ?"

@@ -7,7 +7,7 @@ import io
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from bot.app import KlingBot
 from bot.config import Settings
 from storage.models import Task, TaskState
 from tests.fakes.kie import FakeKie
+from tests.fakes.kling import FakeKling
 from tests.fakes.server import serve
 from tests.fakes.telegram import Call, FakeTelegram, FakeUser
 
@@ -27,6 +28,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 TOKEN = "123456789:AAFakeTokenForTests_abcdefghijklmnop"
 KIE_KEY = "kie-test-key-0123456789"
+KLING_ACCESS = "kling-access-key-0123"
+KLING_SECRET = "kling-secret-key-0123456789abcdef0123456789"
+TUZI_KEY = "tuzi-test-key-0123456789"
 
 
 def jpeg(width: int = 1280, height: int = 720, color: str = "teal") -> bytes:
@@ -50,11 +54,13 @@ class Harness:
     telegram: FakeTelegram
     kie: FakeKie
     settings: Settings
+    kling: FakeKling | None = None
+    tuzi: FakeKling | None = None
     bot: KlingBot | None = None
     user: FakeUser = field(default_factory=lambda: FakeUser(id=1001, first_name="Ann"))
 
     async def start(self) -> KlingBot:
-        self.bot = KlingBot(self.settings)
+        self.bot = KlingBot(self.settings, album_wait=0.3)
         await self.bot.start()
         return self.bot
 
@@ -136,6 +142,17 @@ def button(message: dict[str, Any], fragment: str) -> str:
     return found[0]
 
 
+PHOTO = jpeg()
+
+
+async def generate(h: Harness, caption: str = "the cat slowly blinks") -> dict[str, Any]:
+    """Send a photo, tap Generate on its draft, and return the photo message."""
+    photo = h.telegram.send_photo(h.user, PHOTO, caption)
+    draft = await h.draft_for(photo)
+    h.telegram.tap(h.user, draft, button(draft, "Generate"))
+    return photo
+
+
 @pytest.fixture
 def make_harness(tmp_path: Path) -> Callable[..., Any]:
     """Build a harness; keyword arguments override settings."""
@@ -145,7 +162,6 @@ def make_harness(tmp_path: Path) -> Callable[..., Any]:
             "telegram_bot_token": TOKEN,
             "telegram_api_url": telegram_url,
             "database_path": tmp_path / "data" / "bot.sqlite3",
-            "kie_api_key": KIE_KEY,
             "kie_api_url": kie_url,
             "kie_upload_url": kie_url,
             "http_host": "127.0.0.1",
@@ -163,21 +179,41 @@ def make_harness(tmp_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 async def harness(make_harness: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
-    """`async with harness(**settings) as h:` runs the bot against fresh fakes."""
+    """`async with harness(**settings) as h:` runs the bot against fresh fakes.
+
+    `backends` names the providers to configure (each gets its own loopback fake).
+    """
 
     @asynccontextmanager
     async def run(
-        start: bool = True, kie_hmac: str | None = None, **overrides: Any
+        start: bool = True,
+        kie_hmac: str | None = None,
+        backends: tuple[str, ...] = ("kie",),
+        **overrides: Any,
     ) -> AsyncIterator[Harness]:
         telegram = FakeTelegram(token=TOKEN)
-        if kie_hmac:
-            overrides["kie_webhook_hmac_key"] = kie_hmac
-        async with (
-            FakeKie(api_key=KIE_KEY, hmac_key=kie_hmac) as kie,
-            serve(telegram.app) as tg_url,
-            serve(kie.app) as kie_url,
-        ):
-            h = Harness(telegram, kie, make_harness(tg_url, kie_url, **overrides))
+        async with AsyncExitStack() as stack:
+            kie = await stack.enter_async_context(FakeKie(api_key=KIE_KEY, hmac_key=kie_hmac))
+            tg_url = await stack.enter_async_context(serve(telegram.app))
+            kie_url = await stack.enter_async_context(serve(kie.app))
+            kling = tuzi = None
+            if "kie" in backends:
+                overrides["kie_api_key"] = KIE_KEY
+            if kie_hmac:
+                overrides["kie_webhook_hmac_key"] = kie_hmac
+            if "kling" in backends:
+                kling = FakeKling(access_key=KLING_ACCESS, secret_key=KLING_SECRET)
+                await stack.enter_async_context(kling)
+                overrides["kling_api_url"] = await stack.enter_async_context(serve(kling.app))
+                overrides["kling_access_key"] = KLING_ACCESS
+                overrides["kling_secret_key"] = KLING_SECRET
+            if "tuzi" in backends:
+                tuzi = FakeKling(api_key=TUZI_KEY, prefix="/kling", proxy_rules=True)
+                await stack.enter_async_context(tuzi)
+                root = await stack.enter_async_context(serve(tuzi.app))
+                overrides["tuzi_api_url"] = f"{root}/kling"
+                overrides["tuzi_api_key"] = TUZI_KEY
+            h = Harness(telegram, kie, make_harness(tg_url, kie_url, **overrides), kling, tuzi)
             if start:
                 await h.start()
             try:

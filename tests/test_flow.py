@@ -14,24 +14,15 @@ import httpx
 from bot.logs import configure_logging
 from storage import Database, TaskRepository
 from storage.models import TaskState
-from tests.conftest import KIE_KEY, TOKEN, Harness, button, buttons, jpeg
+from tests.conftest import KIE_KEY, PHOTO, TOKEN, Harness, button, buttons, generate, jpeg
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
-PHOTO = jpeg()
 
 
 def kie_traffic(h: Harness) -> str:
     """Every request the bot made to kie, as one string."""
     return "\n".join(f"{r.method} {r.path} {r.query} {r.body!r}" for r in h.kie.requests)
-
-
-async def generate(h: Harness, caption: str = "the cat slowly blinks") -> dict[str, Any]:
-    """Send a photo, tap Generate, and return the photo message."""
-    photo = h.telegram.send_photo(h.user, PHOTO, caption)
-    draft = await h.draft_for(photo)
-    h.telegram.tap(h.user, draft, button(draft, "Generate"))
-    return photo
 
 
 async def test_photo_to_video_by_polling(harness: Run) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage import (
+    AlbumImage,
     Database,
     DraftRepository,
     DraftState,
@@ -18,6 +19,7 @@ from storage import (
     TaskState,
     UserSettingsRepository,
 )
+from storage.migrations import MIGRATIONS
 
 OPTIONS = GenerationOptions(model="kie:kling-2.6/image-to-video", duration=5, sound=True)
 
@@ -45,9 +47,9 @@ async def test_open_creates_folder_uses_wal_and_migrates(tmp_path: Path) -> None
     async with Database.open(path) as db:
         row = await db.fetchone("PRAGMA journal_mode")
         assert row is not None and row[0] == "wal"
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == len(MIGRATIONS)
     async with Database.open(path) as db:  # a second open migrates nothing and keeps data
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == len(MIGRATIONS)
     assert path.exists()
 
 
@@ -171,3 +173,36 @@ async def test_failed_transaction_rolls_back(db: Database) -> None:
             raise RuntimeError("boom")
     again = await drafts.get(draft.id)
     assert again is not None and again.prompt == "a cat blinks"
+
+
+async def test_album_photos_join_one_draft_in_message_order(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+
+    async def add(message_id: int, caption: str | None = None):
+        return await drafts.add_to_album(
+            user_id=7,
+            chat_id=7,
+            media_group_id="g1",
+            message_id=message_id,
+            file_id=f"f{message_id}",
+            caption=caption,
+            options=OPTIONS,
+            lang="en",
+        )
+
+    first, created = await add(12)
+    assert created and first.state is DraftState.AWAITING_PROMPT
+    _, created = await add(14)
+    assert not created
+    draft, _ = await add(11, "from day to night")  # handled late, sent first
+    assert draft.source_message_id == 11 and draft.image_file_id == "f11"
+    assert draft.extra_images == [
+        AlbumImage(message_id=12, file_id="f12"),
+        AlbumImage(message_id=14, file_id="f14"),
+    ]
+    assert draft.state is DraftState.OPEN and draft.prompt == "from day to night"
+    for message_id in (15, 16):
+        draft, _ = await add(message_id)
+    assert draft.image_count == 4
+    task = await tasks.claim_draft(draft.id, "s")
+    assert task is not None and [i.file_id for i in task.extra_images] == ["f12", "f14", "f15"]

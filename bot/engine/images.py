@@ -11,12 +11,12 @@ from telegram.error import TelegramError
 
 from bot.providers.base import ImageFile
 
-# Formats every backend accepts as they are; anything else Pillow can read is re-encoded.
-_KEEP = {
+_FORMATS = {
     "JPEG": ("image/jpeg", ".jpg"),
     "PNG": ("image/png", ".png"),
     "WEBP": ("image/webp", ".webp"),
 }
+ALL_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 class ImageError(Exception):
@@ -27,16 +27,18 @@ class ImageError(Exception):
         self.reason = reason
 
 
-def prepare_image(data: bytes, name: str = "image") -> ImageFile:
-    """Check that `data` is a whole image and return it in a format providers take."""
+def prepare_image(
+    data: bytes, accepted: tuple[str, ...] = ALL_TYPES, name: str = "image"
+) -> ImageFile:
+    """Check that `data` is a whole image; re-encode it as JPEG unless its type is `accepted`."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             width, height = image.size
-            if image.format in _KEEP:
-                mime, suffix = _KEEP[image.format]
+            mime, suffix = _FORMATS.get(image.format or "", ("", ""))
+            if mime in accepted:
                 return ImageFile(
                     data=data, mime_type=mime, file_name=name + suffix, width=width, height=height
                 )
@@ -53,11 +55,13 @@ def prepare_image(data: bytes, name: str = "image") -> ImageFile:
     )
 
 
-async def fetch_image(bot: Bot, file_id: str) -> ImageFile:
+async def fetch_image(
+    bot: Bot, file_id: str, accepted: tuple[str, ...] = ALL_TYPES, name: str = "image"
+) -> ImageFile:
     """Download a Telegram file by id and check it; the file's URL never leaves this function."""
     try:
         telegram_file = await bot.get_file(file_id)
         data = bytes(await telegram_file.download_as_bytearray())
     except TelegramError as exc:
         raise ImageError("image_fetch") from exc
-    return await asyncio.to_thread(prepare_image, data)
+    return await asyncio.to_thread(prepare_image, data, accepted, name)

@@ -1,0 +1,49 @@
+"""Encoding and decoding of draft buttons."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.callback_data import Action, DraftButton, decode
+
+
+@pytest.mark.parametrize(
+    "button",
+    [
+        DraftButton(1, Action.GENERATE),
+        DraftButton(123456789012345678, Action.MODEL, "o25t"),
+        DraftButton(7, Action.DURATION, "10"),
+        DraftButton(7, Action.CAMERA, "zi"),
+        DraftButton(7, Action.CAMERA, "0"),
+        DraftButton(7, Action.IMAGES),
+        DraftButton(7, Action.CFG),
+        DraftButton(7, Action.MODE),
+    ],
+)
+def test_round_trip_within_64_bytes(button: DraftButton) -> None:
+    data = button.encode()
+    assert len(data.encode()) <= 64
+    assert decode(data) == button
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "",
+        "hello",
+        "d:1",
+        "d:x:go",
+        "d:1:zz",
+        "d:1:go:extra",
+        "d:1:dur",
+        "d:1:m",
+        "d:-1:go",
+        "d:1:go\n",
+        "d:1:c:ZI",
+        "d:1:m:" + "a" * 40,
+        "d:" + "9" * 30 + ":go",
+    ],
+)
+def test_anything_else_is_refused(data: str | None) -> None:
+    assert decode(data) is None
