@@ -48,10 +48,11 @@ async def test_official_kling_by_poll_with_jwt(harness: Run) -> None:
         body = create.json
         assert body["model_name"] == "kling-v2-6" and body["mode"] == "pro"
         assert body["sound"] == "off" and body["duration"] == "5"
-        assert body["image"] == b64(PHOTO) and body["external_task_id"] == "kb1"
+        assert body["image"] == b64(PHOTO)
         assert "cfg_scale" not in body and "callback_url" not in body
         assert h.kling.jwt_tokens  # the fake verified our JWT's signature and claims
         task = await h.wait_task(lambda t: t.state is TaskState.DELIVERED)
+        assert body["external_task_id"] == f"kb{task.id}-{task.callback_secret[:8]}"
         assert h.kling.polls(task.provider_task_id) >= 1
 
 

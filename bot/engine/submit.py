@@ -36,6 +36,15 @@ def image_files(task: Task) -> list[str]:
     return [task.image_file_id]
 
 
+def external_id(task: Task) -> str:
+    """Our name for the task at the provider: its id, made unique per account by a nonce.
+
+    Kling refuses a reused `external_task_id`; the nonce keeps a fresh database (or a
+    second bot on the same account) from colliding with earlier tasks.
+    """
+    return f"kb{task.id}-{task.callback_secret[:8]}"
+
+
 def build_request(
     task: Task, spec: ModelSpec, images: list[ImageFile], callback_url: str | None
 ) -> VideoRequest:
@@ -57,7 +66,7 @@ def build_request(
         reference_images=tuple(images) if references else (),
         camera=PRESETS.get(camera) if camera else None,
         callback_url=callback_url,
-        external_id=f"kb{task.id}",
+        external_id=external_id(task),
     )
 
 
@@ -121,7 +130,7 @@ class Submitter:
             return
         try:
             images = [
-                await fetch_image(self._bot, file_id, provider.image_types, f"kb{task.id}-{n}")
+                await fetch_image(self._bot, file_id, provider.image_types, f"{n}")
                 for n, file_id in enumerate(image_files(task))
             ]
         except ImageError as exc:
