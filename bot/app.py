@@ -26,7 +26,13 @@ from bot.providers.registry import build_providers
 from bot.services import Services
 from bot.texts import LANGUAGES, t
 from bot.web import WebServer, build_web_app
-from storage import Database, DraftRepository, TaskRepository, UserSettingsRepository
+from storage import (
+    ChatRepository,
+    Database,
+    DraftRepository,
+    TaskRepository,
+    UserSettingsRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +116,8 @@ class KlingBot:
         application = build_application(settings)
         self.application = application
         tasks = TaskRepository(db)
-        messenger = Messenger(application.bot, catalogue, settings.task_timeout)
+        chats = ChatRepository(db)
+        messenger = Messenger(application.bot, catalogue, chats, settings.task_timeout)
         deliverer = Deliverer(tasks, messenger, downloads)
         tracker = Tracker(
             tasks,
@@ -139,6 +146,7 @@ class KlingBot:
             drafts=DraftRepository(db),
             tasks=tasks,
             users=UserSettingsRepository(db),
+            chats=chats,
             messenger=messenger,
             tracker=tracker,
             submitter=submitter,
@@ -155,6 +163,7 @@ class KlingBot:
         stack.push_async_callback(submitter.stop)
         await tracker.start()
         stack.push_async_callback(tracker.stop)
+        await submitter.recover()
         await self._start_web(build_web_app(self.services))
         assert application.updater is not None
         await application.updater.start_polling(

@@ -1,4 +1,4 @@
-"""`callback_data` of draft buttons: `d:<draft id>:<action>[:<argument>]`, at most 64 bytes."""
+"""Button `callback_data` (≤ 64 bytes): `d:<draft>:<action>[:<arg>]`, `t:<task>:<action>`."""
 
 from __future__ import annotations
 
@@ -40,6 +40,38 @@ class DraftButton:
         """The `callback_data` string."""
         tail = f":{self.argument}" if self.argument is not None else ""
         return f"d:{self.draft_id}:{self.action.value}{tail}"
+
+
+class TaskAction(StrEnum):
+    """What a button under a task's message does."""
+
+    RETRY = "retry"
+
+
+_TASK_PATTERN = re.compile(r"t:(\d{1,18}):([a-z]{1,8})")
+
+
+@dataclass(frozen=True)
+class TaskButton:
+    """A decoded task button."""
+
+    task_id: int
+    action: TaskAction
+
+    def encode(self) -> str:
+        """The `callback_data` string."""
+        return f"t:{self.task_id}:{self.action.value}"
+
+
+def decode_task(data: str | None) -> TaskButton | None:
+    """The task button `data` names, or None if it is not one of ours."""
+    match = _TASK_PATTERN.fullmatch(data or "")
+    if match is None:
+        return None
+    try:
+        return TaskButton(int(match[1]), TaskAction(match[2]))
+    except ValueError:
+        return None
 
 
 def decode(data: str | None) -> DraftButton | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+UserIds = Annotated[frozenset[int], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -37,8 +40,31 @@ class Settings(BaseSettings):
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
 
+    telegram_webhook: bool = False
+
     poll_interval: float = Field(default=10.0, gt=0)
     task_timeout: float = Field(default=1200.0, gt=0)
+
+    allowed_user_ids: UserIds = frozenset()
+    admin_user_ids: UserIds = frozenset()
+    max_active_tasks_per_user: int | None = Field(default=3, ge=1)
+    daily_tasks_per_user: int | None = Field(default=None, ge=1)
+
+    @field_validator("allowed_user_ids", "admin_user_ids", mode="before")
+    @classmethod
+    def _id_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(
+                int(part) for part in value.replace(";", ",").split(",") if part.strip()
+            )
+        return value
+
+    @field_validator("max_active_tasks_per_user", "daily_tasks_per_user", mode="before")
+    @classmethod
+    def _empty_or_zero_is_unlimited(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "0", "none", "unlimited"):
+            return None
+        return None if value == 0 else value
 
     @field_validator(
         "telegram_api_url",
@@ -88,6 +114,14 @@ class Settings(BaseSettings):
         }
         return [name for name, on in enabled.items() if on]
 
+    def user_allowed(self, user_id: int) -> bool:
+        """ALLOWED_USER_IDS empty means everyone; admins are always allowed."""
+        return (
+            not self.allowed_user_ids
+            or user_id in self.allowed_user_ids
+            or user_id in self.admin_user_ids
+        )
+
     def secrets(self) -> list[str]:
         """Every secret value set, for log redaction."""
         values = (
@@ -106,6 +140,8 @@ class Settings(BaseSettings):
         found = []
         if self.telegram_bot_token is None:
             found.append("Set TELEGRAM_BOT_TOKEN to the token @BotFather gave you.")
+        if self.telegram_webhook and not self.public_url:
+            found.append("TELEGRAM_WEBHOOK=true needs PUBLIC_URL (where Telegram reaches the bot).")
         if (self.kling_access_key is None) != (self.kling_secret_key is None):
             found.append("Set both KLING_ACCESS_KEY and KLING_SECRET_KEY (or KLING_API_KEY).")
         elif not self.configured_backends():

@@ -21,14 +21,16 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot.callback_data import Action, DraftButton, decode
+from bot.callback_data import Action, DraftButton, TaskButton, decode, decode_task
 from bot.caption import Caption, parse_caption
 from bot.drafting import draft_problem, fit_options, image_uses, model_for_album, next_cfg
 from bot.engine.images import ImageError, fetch_image
@@ -44,6 +46,7 @@ from bot.render import (
 )
 from bot.services import Services
 from bot.texts import language_of, t
+from storage import Limits, Refusal
 from storage.models import Draft, DraftState, GenerationOptions, ImageUse
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class Handlers:
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         """Attach every handler to `application`."""
         image_document = filters.Document.IMAGE
+        application.add_handler(TypeHandler(Update, self.guard), group=-1)
         application.add_handler(CommandHandler("start", self.start))
         application.add_handler(CommandHandler("help", self.help))
         application.add_handler(CommandHandler("status", self.status))
@@ -98,6 +102,23 @@ class Handlers:
         application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.text))
         application.add_handler(CallbackQueryHandler(self.button))
         application.add_error_handler(self.error)
+
+    async def guard(self, update: Update, context: Context) -> None:
+        """Runs first for every update: ALLOWED_USER_IDS, and chats that write again."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None:
+            raise ApplicationHandlerStop
+        if not self.s.settings.user_allowed(user.id):
+            lang = language_of(user.language_code)
+            if update.callback_query is not None:
+                await self._answer(update.callback_query, t(lang, "answer.private"), alert=True)
+            elif (
+                update.effective_message is not None and chat is not None and chat.type == "private"
+            ):
+                await self._reply(update, t(lang, "private"))
+            raise ApplicationHandlerStop
+        if chat is not None and await self.s.chats.unblock(chat.id):
+            log.info("chat %s writes to the bot again", chat.id)
 
     # Commands
 
@@ -261,6 +282,10 @@ class Handlers:
         if query is None:
             return
         lang = language_of(query.from_user.language_code)
+        task_pressed = decode_task(query.data)
+        if task_pressed is not None:
+            await self.task_button(query, task_pressed)
+            return
         pressed = decode(query.data)
         if pressed is None:
             await self._answer(query, t(lang, "answer.unknown"))
@@ -358,9 +383,11 @@ class Handlers:
         if problem is not None:
             await self._answer(query, problem[:200], alert=True)
             return
-        task = await self.s.tasks.claim_draft(draft.id, secrets.token_urlsafe(24))
-        if task is None:
-            await self._answer(query, t(draft.lang, "answer.submitted"))
+        task = await self.s.tasks.claim_draft(
+            draft.id, secrets.token_urlsafe(24), draft.user_id, self._limits()
+        )
+        if isinstance(task, Refusal):
+            await self._refused(query, draft.lang, task)
             return
         await self._answer(query, t(draft.lang, "answer.starting"))
         await self.s.users.save_options(draft.user_id, draft.options)
@@ -369,6 +396,44 @@ class Handlers:
                 draft, status_text(task, self.s.catalogue, self.s.settings.task_timeout), None
             )
         self.s.submitter.start(task)
+
+    def _limits(self) -> Limits:
+        settings = self.s.settings
+        return Limits(settings.max_active_tasks_per_user, settings.daily_tasks_per_user)
+
+    async def _refused(self, query: CallbackQuery, lang: str, refusal: Refusal) -> None:
+        settings = self.s.settings
+        if refusal is Refusal.ACTIVE_LIMIT:
+            text = t(lang, "answer.active_limit", limit=settings.max_active_tasks_per_user)
+        elif refusal is Refusal.DAILY_LIMIT:
+            text = t(lang, "answer.daily_limit", limit=settings.daily_tasks_per_user)
+        else:
+            text = t(lang, "answer.submitted")
+        await self._answer(query, text, alert=refusal is not Refusal.ALREADY)
+
+    async def task_button(self, query: CallbackQuery, pressed: TaskButton) -> None:
+        """Buttons under status messages: Retry makes a new task from a failed one."""
+        lang = language_of(query.from_user.language_code)
+        task = await self.s.tasks.get(pressed.task_id)
+        if task is None:
+            await self._answer(query, t(lang, "answer.unknown"))
+            return
+        if task.user_id != query.from_user.id:
+            await self._answer(query, t(lang, "answer.not_yours"), alert=True)
+            return
+        retry = await self.s.tasks.retry(
+            task.id, secrets.token_urlsafe(24), task.status_message_id, self._limits()
+        )
+        if isinstance(retry, Refusal):
+            if retry is Refusal.ALREADY:
+                await self._answer(query, t(task.lang, "answer.retried"))
+            else:
+                await self._refused(query, task.lang, retry)
+            return
+        await self._answer(query, t(task.lang, "answer.retrying"))
+        # The old status message now shows the new task; the old one keeps its row.
+        await self.s.messenger.show(retry)
+        self.s.submitter.start(retry)
 
     async def _cancel(self, query: CallbackQuery, draft: Draft) -> None:
         if not await self.s.drafts.cancel(draft.id):

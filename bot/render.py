@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.callback_data import Action, DraftButton
+from bot.callback_data import Action, DraftButton, TaskAction, TaskButton
 from bot.drafting import image_uses
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import Catalogue, ModelSpec
@@ -187,6 +187,20 @@ def status_text(task: Task, catalogue: Catalogue, task_timeout: float) -> str:
     else:
         head = t(lang, f"status.{task.state.value}", id=task.id)
     return f"{head}\n\n{summary(task, catalogue, PROMPT_PREVIEW // 2)}"
+
+
+# Failures a second try cannot mend: the photo itself, or a model no longer offered.
+_NO_RETRY = frozenset({"image_unreadable", "unknown_model", "image_too_small"})
+
+
+def status_keyboard(task: Task) -> InlineKeyboardMarkup | None:
+    """A Retry button under a failed task that another try might mend."""
+    if task.state is not TaskState.FAILED or task.error in _NO_RETRY or task.retried_as:
+        return None
+    data = TaskButton(task.id, TaskAction.RETRY).encode()
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(task.lang, "btn.retry"), callback_data=data)]]
+    )
 
 
 def summary(task: Task, catalogue: Catalogue, prompt_limit: int) -> str:

@@ -10,7 +10,13 @@ from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
 from bot.providers.catalogue import Catalogue
-from storage import Database, DraftRepository, TaskRepository, UserSettingsRepository
+from storage import (
+    ChatRepository,
+    Database,
+    DraftRepository,
+    TaskRepository,
+    UserSettingsRepository,
+)
 
 
 @dataclass
@@ -24,6 +30,7 @@ class Services:
     drafts: DraftRepository
     tasks: TaskRepository
     users: UserSettingsRepository
+    chats: ChatRepository
     messenger: Messenger
     tracker: Tracker
     submitter: Submitter

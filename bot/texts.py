@@ -49,6 +49,8 @@ EN: dict[str, str] = {
     "btn.generate": "✨ Generate",
     "btn.cancel": "✖️ Cancel",
     "btn.back": "« Back",
+    "btn.retry": "🔁 Retry",
+    "btn.trim": "✂️ Trim the prompt to {limit} characters",
     "ask_prompt": (
         "Nice photo! Now send me the prompt: describe what should move and how "
         "(for example <i>waves roll in, the camera slowly pushes forward</i>)."
@@ -100,7 +102,15 @@ EN: dict[str, str] = {
     "answer.submitted": "This draft is already being generated.",
     "answer.unknown": "This button is no longer valid.",
     "answer.cancelled": "Cancelled",
+    "answer.retrying": "Trying again…",
+    "answer.retried": "This task was already tried again.",
+    "answer.trimmed": "Prompt trimmed",
+    "answer.active_limit": "You already have {limit} videos in progress. Wait for one to finish, then tap Generate again.",
+    "answer.daily_limit": "You have made {limit} videos in the last 24 hours, the most allowed. Please try again later.",
+    "answer.private": "Sorry, this bot is private.",
+    "private": "Sorry, this bot is private: it only works for the people its owner allowed.",
     "status.submitting": "⏳ Uploading your photo and starting the task…",
+    "status.waiting": "⏳ Task #{id} is queued here: {backend} takes only so many new tasks at a time ({ahead} ahead of yours). It starts by itself.",
     "status.queued": "⏳ Task #{id} is queued at the provider. I will send the video when it is ready.",
     "status.running": "🎬 Task #{id} is generating… I will send the video when it is ready.",
     "status.succeeded": "📤 Task #{id} is ready, sending the video…",
@@ -196,6 +206,8 @@ ZH: dict[str, str] = {
     "btn.generate": "✨ 生成",
     "btn.cancel": "✖️ 取消",
     "btn.back": "« 返回",
+    "btn.retry": "🔁 重试",
+    "btn.trim": "✂️ 把提示词截短到 {limit} 个字符",
     "ask_prompt": (
         "照片收到了！请发送提示词，描述画面中什么在动、怎么动"
         "（例如 <i>海浪涌来，镜头缓缓推进</i>）。"
@@ -242,7 +254,15 @@ ZH: dict[str, str] = {
     "answer.submitted": "这个草稿已经在生成中。",
     "answer.unknown": "这个按钮已失效。",
     "answer.cancelled": "已取消",
+    "answer.retrying": "正在重试…",
+    "answer.retried": "这个任务已经重试过了。",
+    "answer.trimmed": "提示词已截短",
+    "answer.active_limit": "你已有 {limit} 个视频正在生成。请等其中一个完成后再点生成。",
+    "answer.daily_limit": "你在 24 小时内已制作了 {limit} 个视频，已达上限。请稍后再试。",
+    "answer.private": "抱歉，这是私人机器人。",
+    "private": "抱歉，这是私人机器人，只对所有者允许的用户开放。",
     "status.submitting": "⏳ 正在上传照片并创建任务…",
+    "status.waiting": "⏳ 任务 #{id} 正在本地排队：{backend} 限制了同时创建的任务数（前面还有 {ahead} 个）。轮到时会自动开始。",
     "status.queued": "⏳ 任务 #{id} 正在排队，视频完成后我会发给你。",
     "status.running": "🎬 任务 #{id} 正在生成…视频完成后我会发给你。",
     "status.succeeded": "📤 任务 #{id} 已完成，正在发送视频…",

@@ -1,5 +1,6 @@
 """SQLite storage: the database, its migrations and the repositories."""
 
+from storage.chats import ChatRepository
 from storage.database import Database
 from storage.drafts import DraftRepository
 from storage.models import (
@@ -12,17 +13,20 @@ from storage.models import (
     TaskState,
     UserSettings,
 )
-from storage.tasks import TaskRepository
+from storage.tasks import Limits, Refusal, TaskRepository
 from storage.users import UserSettingsRepository
 
 __all__ = [
     "AlbumImage",
+    "ChatRepository",
     "Database",
     "Draft",
     "DraftRepository",
     "DraftState",
     "GenerationOptions",
     "ImageUse",
+    "Limits",
+    "Refusal",
     "Task",
     "TaskRepository",
     "TaskState",

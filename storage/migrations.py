@@ -67,4 +67,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX drafts_by_album ON drafts (chat_id, media_group_id)",
         "ALTER TABLE tasks ADD COLUMN extra_images TEXT NOT NULL DEFAULT '[]'",
     ),
+    # 3: reliability: the moment a paid call began, retries, chats that blocked the bot
+    (
+        "ALTER TABLE tasks ADD COLUMN create_started_at REAL",
+        "ALTER TABLE tasks ADD COLUMN retried_as INTEGER",
+        "CREATE INDEX tasks_by_state ON tasks (state)",
+        """
+        CREATE TABLE chats (
+            chat_id INTEGER PRIMARY KEY,
+            blocked_at REAL
+        )
+        """,
+    ),
 )

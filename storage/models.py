@@ -141,6 +141,8 @@ class Task(_Row):
     error_detail: str | None
     polls: int
     next_poll_at: float | None
+    create_started_at: float | None = None
+    retried_as: int | None = None
     created_at: float
     submitted_at: float | None
     finished_at: float | None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from storage.database import Database
+from storage.database import Database, Session
 from storage.models import Task, TaskState
 
 _CLAIM_DRAFT = """
@@ -20,6 +22,27 @@ SELECT id, user_id, chat_id, source_message_id, message_id, image_file_id, extra
 FROM drafts WHERE id = ?
 """
 _GET = "SELECT * FROM tasks WHERE id = ?"
+_ACTIVE = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND state NOT IN ('delivered', 'failed')"
+_SINCE = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND created_at >= ?"
+_COPY_AS_DRAFT = """
+INSERT INTO drafts (user_id, chat_id, source_message_id, message_id, image_file_id,
+                    extra_images, prompt, options, lang, state, created_at, updated_at)
+SELECT user_id, chat_id, source_message_id, ?, image_file_id, extra_images, prompt, options,
+       lang, 'open', ?, ?
+FROM tasks WHERE id = ?
+"""
+_MARK_RETRIED = """
+UPDATE tasks SET retried_as = ?, updated_at = ?
+WHERE id = ? AND retried_as IS NULL AND state = 'failed'
+"""
+_CREATE_STARTED = """
+UPDATE tasks SET create_started_at = ?, updated_at = ? WHERE id = ? AND state = 'submitting'
+"""
+_REVIVE = """
+UPDATE tasks SET state = 'succeeded', result_url = ?, error = NULL, next_poll_at = ?,
+                 finished_at = ?, updated_at = ?
+WHERE id = ? AND state = 'failed' AND error = 'timeout'
+"""
 _FOR_USER = "SELECT * FROM tasks WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?"
 _COUNT_FOR_USER = "SELECT COUNT(*) FROM tasks WHERE user_id = ?"
 _IN_STATES = "SELECT * FROM tasks WHERE state IN ({}) ORDER BY id"
@@ -41,11 +64,31 @@ _FIELDS = frozenset(
         "error",
         "error_detail",
         "next_poll_at",
+        "create_started_at",
         "submitted_at",
         "finished_at",
         "delivered_at",
     }
 )
+
+
+class Refusal(StrEnum):
+    """Why no task was made."""
+
+    ALREADY = "already"
+    ACTIVE_LIMIT = "active_limit"
+    DAILY_LIMIT = "daily_limit"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one user may have going: tasks unfinished at once, and per 24 hours."""
+
+    active: int | None = None
+    daily: int | None = None
+
+
+DAY = 24 * 3600
 
 
 class TaskRepository:
@@ -54,13 +97,65 @@ class TaskRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def claim_draft(self, draft_id: int, callback_secret: str) -> Task | None:
-        """Turn an open draft into a task, once: a second claim returns None."""
+    async def claim_draft(
+        self, draft_id: int, callback_secret: str, user_id: int, limits: Limits = Limits()
+    ) -> Task | Refusal:
+        """Turn an open draft into a task, once, within the user's limits."""
         now = time.time()
         async with self._db.transaction() as tx:
+            refusal = await self._over_limits(tx, user_id, limits, now)
+            if refusal is not None:
+                return refusal
             if await tx.execute(_CLAIM_DRAFT, (now, draft_id)) != 1:
-                return None
+                return Refusal.ALREADY
             task_id = await tx.insert(_INSERT_FROM_DRAFT, (callback_secret, now, now, draft_id))
+            row = await tx.fetchone(_GET, (task_id,))
+        assert row is not None
+        return Task.from_row(row)
+
+    async def retry(
+        self, task_id: int, callback_secret: str, status_message_id: int | None, limits: Limits
+    ) -> Task | Refusal:
+        """A new task with a failed task's photos, prompt and options, made once per failure."""
+        now = time.time()
+        async with self._db.transaction() as tx:
+            old = await tx.fetchone(_GET, (task_id,))
+            if old is None or old["state"] != "failed" or old["retried_as"] is not None:
+                return Refusal.ALREADY
+            refusal = await self._over_limits(tx, int(old["user_id"]), limits, now)
+            if refusal is not None:
+                return refusal
+            draft_id = await tx.insert(_COPY_AS_DRAFT, (status_message_id, now, now, task_id))
+            await tx.execute(_CLAIM_DRAFT, (now, draft_id))
+            new_id = await tx.insert(_INSERT_FROM_DRAFT, (callback_secret, now, now, draft_id))
+            await tx.execute(_MARK_RETRIED, (new_id, now, task_id))
+            row = await tx.fetchone(_GET, (new_id,))
+        assert row is not None
+        return Task.from_row(row)
+
+    @staticmethod
+    async def _over_limits(tx: Session, user_id: int, limits: Limits, now: float) -> Refusal | None:
+        if limits.active is not None:
+            row = await tx.fetchone(_ACTIVE, (user_id,))
+            if row is not None and row[0] >= limits.active:
+                return Refusal.ACTIVE_LIMIT
+        if limits.daily is not None:
+            row = await tx.fetchone(_SINCE, (user_id, now - DAY))
+            if row is not None and row[0] >= limits.daily:
+                return Refusal.DAILY_LIMIT
+        return None
+
+    async def mark_create_started(self, task_id: int) -> None:
+        """Record that the paid call is about to be made: from now on its outcome is unsure."""
+        now = time.time()
+        await self._db.execute(_CREATE_STARTED, (now, now, task_id))
+
+    async def revive(self, task_id: int, result_url: str) -> Task | None:
+        """A task failed for taking too long that succeeded after all: deliver it."""
+        now = time.time()
+        async with self._db.transaction() as tx:
+            if await tx.execute(_REVIVE, (result_url, now, now, now, task_id)) != 1:
+                return None
             row = await tx.fetchone(_GET, (task_id,))
         assert row is not None
         return Task.from_row(row)

@@ -11,10 +11,14 @@ import pytest
 
 from storage import (
     AlbumImage,
+    ChatRepository,
     Database,
     DraftRepository,
     DraftState,
     GenerationOptions,
+    Limits,
+    Refusal,
+    Task,
     TaskRepository,
     TaskState,
     UserSettingsRepository,
@@ -83,7 +87,7 @@ async def test_options_change_only_while_open(db: Database) -> None:
     ten = OPTIONS.model_copy(update={"duration": 10})
     assert await drafts.set_options(draft.id, ten)
     assert (await drafts.get(draft.id)).options.duration == 10  # type: ignore[union-attr]
-    assert await tasks.claim_draft(draft.id, "secret") is not None
+    assert isinstance(await tasks.claim_draft(draft.id, "secret", 7), Task)
     assert not await drafts.set_options(draft.id, OPTIONS)
     assert not await drafts.cancel(draft.id)
 
@@ -92,8 +96,9 @@ async def test_claim_is_exactly_once_even_when_concurrent(db: Database) -> None:
     drafts, tasks = DraftRepository(db), TaskRepository(db)
     draft = await new_draft(drafts)
     await drafts.set_message(draft.id, 99)
-    results = await asyncio.gather(*(tasks.claim_draft(draft.id, f"s{i}") for i in range(10)))
-    claimed = [task for task in results if task is not None]
+    results = await asyncio.gather(*(tasks.claim_draft(draft.id, f"s{i}", 7) for i in range(10)))
+    claimed = [task for task in results if isinstance(task, Task)]
+    assert results.count(Refusal.ALREADY) == 9
     assert len(claimed) == 1
     task = claimed[0]
     assert task.state is TaskState.SUBMITTING
@@ -106,8 +111,8 @@ async def test_claim_is_exactly_once_even_when_concurrent(db: Database) -> None:
 
 async def test_states_only_move_forward(db: Database) -> None:
     drafts, tasks = DraftRepository(db), TaskRepository(db)
-    task = await tasks.claim_draft((await new_draft(drafts)).id, "s")
-    assert task is not None
+    task = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+    assert isinstance(task, Task)
     queued = await tasks.advance(task.id, TaskState.QUEUED, provider_task_id="p1")
     assert queued is not None and queued.provider_task_id == "p1"
     assert await tasks.advance(task.id, TaskState.RUNNING) is not None
@@ -129,8 +134,8 @@ async def test_due_tasks_and_wakeups(db: Database) -> None:
     now = time.time()
     ids = []
     for offset in (30.0, -5.0, 10.0):
-        task = await tasks.claim_draft((await new_draft(drafts)).id, "s")
-        assert task is not None
+        task = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+        assert isinstance(task, Task)
         await tasks.advance(task.id, TaskState.QUEUED, next_poll_at=now + offset)
         ids.append(task.id)
     due = await tasks.due(now, 10)
@@ -148,7 +153,7 @@ async def test_due_tasks_and_wakeups(db: Database) -> None:
 async def test_tasks_listed_newest_first_per_user(db: Database) -> None:
     drafts, tasks = DraftRepository(db), TaskRepository(db)
     for user in (1, 2, 1):
-        await tasks.claim_draft((await new_draft(drafts, user=user)).id, "s")
+        await tasks.claim_draft((await new_draft(drafts, user=user)).id, "s", user)
     mine = await tasks.for_user(1)
     assert [t.id for t in mine] == [3, 1]
     assert await tasks.count_for_user(1) == 2
@@ -204,5 +209,76 @@ async def test_album_photos_join_one_draft_in_message_order(db: Database) -> Non
     for message_id in (15, 16):
         draft, _ = await add(message_id)
     assert draft.image_count == 4
-    task = await tasks.claim_draft(draft.id, "s")
-    assert task is not None and [i.file_id for i in task.extra_images] == ["f12", "f14", "f15"]
+    task = await tasks.claim_draft(draft.id, "s", 7)
+    assert isinstance(task, Task) and [i.file_id for i in task.extra_images] == [
+        "f12",
+        "f14",
+        "f15",
+    ]
+
+
+async def test_limits_are_checked_inside_the_claim(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    limits = Limits(active=2, daily=3)
+    first = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7, limits)
+    second = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7, limits)
+    assert isinstance(first, Task) and isinstance(second, Task)
+    third_draft = await new_draft(drafts)
+    assert await tasks.claim_draft(third_draft.id, "s", 7, limits) is Refusal.ACTIVE_LIMIT
+    assert (await drafts.get(third_draft.id)).state is DraftState.OPEN  # type: ignore[union-attr]
+    await tasks.advance(first.id, TaskState.FAILED)
+    third = await tasks.claim_draft(third_draft.id, "s", 7, limits)
+    assert isinstance(third, Task)
+    await tasks.advance(second.id, TaskState.FAILED)
+    fourth = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7, limits)
+    assert fourth is Refusal.DAILY_LIMIT
+    other = await tasks.claim_draft((await new_draft(drafts, user=8)).id, "s", 8, limits)
+    assert isinstance(other, Task)
+
+
+async def test_retry_copies_a_failed_task_once(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    task = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+    assert isinstance(task, Task)
+    assert await tasks.retry(task.id, "s2", 99, Limits()) is Refusal.ALREADY  # not failed
+    await tasks.advance(task.id, TaskState.FAILED, error="uncertain")
+    results = await asyncio.gather(*(tasks.retry(task.id, f"r{i}", 99, Limits()) for i in range(5)))
+    retried = [r for r in results if isinstance(r, Task)]
+    assert len(retried) == 1 and results.count(Refusal.ALREADY) == 4
+    again = retried[0]
+    assert again.id != task.id and again.state is TaskState.SUBMITTING
+    assert (again.prompt, again.options, again.image_file_id) == (
+        task.prompt,
+        task.options,
+        task.image_file_id,
+    )
+    assert again.status_message_id == 99 and again.callback_secret != task.callback_secret
+    old = await tasks.get(task.id)
+    assert old is not None and old.retried_as == again.id
+
+
+async def test_create_started_and_revival_after_timeout(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    task = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+    assert isinstance(task, Task)
+    await tasks.mark_create_started(task.id)
+    started = await tasks.get(task.id)
+    assert started is not None and started.create_started_at is not None
+    await tasks.advance(task.id, TaskState.FAILED, error="generation_failed")
+    assert await tasks.revive(task.id, "https://v") is None  # only timeouts come back
+    task2 = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+    assert isinstance(task2, Task)
+    await tasks.advance(task2.id, TaskState.FAILED, error="timeout")
+    revived = await tasks.revive(task2.id, "https://v")
+    assert revived is not None and revived.state is TaskState.SUCCEEDED
+    assert revived.result_url == "https://v" and revived.error is None
+
+
+async def test_chats_block_and_unblock(db: Database) -> None:
+    chats = ChatRepository(db)
+    assert not await chats.is_blocked(5)
+    await chats.block(5)
+    assert await chats.is_blocked(5)
+    assert await chats.unblock(5)
+    assert not await chats.unblock(5)
+    assert not await chats.is_blocked(5)

@@ -91,6 +91,9 @@ class Deliverer:
 
     async def _send(self, task: Task) -> None:
         assert task.result_url is not None
+        if await self._messenger.chats.is_blocked(task.chat_id):
+            log.info("task %s: chat %s blocks the bot; video not sent", task.id, task.chat_id)
+            return
         fd, name = tempfile.mkstemp(prefix=f"kling-bot-{task.id}-", suffix=".mp4")
         os.close(fd)
         path = Path(name)
@@ -138,7 +141,7 @@ class Deliverer:
                     read_timeout=120,
                 )
         except Forbidden:
-            log.info("task %s: chat %s blocked the bot; video not sent", task.id, task.chat_id)
+            await self._messenger.blocked(task.chat_id)
         except (BadRequest, TelegramError) as exc:
             # Whether a timed-out upload arrived is unknown; a link is never a second video.
             log.warning("task %s: sendVideo failed (%s); sending a link", task.id, exc)

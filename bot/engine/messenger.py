@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot.providers.catalogue import Catalogue
-from bot.render import status_text
+from bot.providers.catalogue import BACKEND_NAMES, Catalogue
+from bot.render import status_keyboard, status_text, summary
+from bot.texts import t
+from storage.chats import ChatRepository
 from storage.models import Task
 
 log = logging.getLogger(__name__)
@@ -20,16 +22,30 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 class Messenger:
     """Shows a task's progress in its status message and sends notices to its chat."""
 
-    def __init__(self, bot: Bot, catalogue: Catalogue, task_timeout: float) -> None:
+    def __init__(
+        self, bot: Bot, catalogue: Catalogue, chats: ChatRepository, task_timeout: float
+    ) -> None:
         self.bot = bot
         self.catalogue = catalogue
+        self.chats = chats
         self.task_timeout = task_timeout
 
     async def show(self, task: Task) -> None:
         """Edit the task's status message to its current state."""
         text = status_text(task, self.catalogue, self.task_timeout)
+        await self._status(task, text, status_keyboard(task))
+
+    async def show_waiting(self, task: Task, ahead: int) -> None:
+        """Say that the task waits in the local queue for the backend's rate limit."""
+        backend = BACKEND_NAMES.get(task.backend, task.backend)
+        head = t(task.lang, "status.waiting", id=task.id, backend=backend, ahead=ahead)
+        await self._status(task, f"{head}\n\n{summary(task, self.catalogue, 300)}", None)
+
+    async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
         if task.status_message_id is None:
-            await self.notify(task, text)
+            await self.notify(task, text, markup)
+            return
+        if await self.chats.is_blocked(task.chat_id):
             return
         try:
             await self.bot.edit_message_text(
@@ -37,32 +53,43 @@ class Messenger:
                 chat_id=task.chat_id,
                 message_id=task.status_message_id,
                 parse_mode=ParseMode.HTML,
+                reply_markup=markup,
                 link_preview_options=NO_PREVIEW,
             )
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
                 return
             log.info("task %s: status message not editable (%s); sending anew", task.id, exc)
-            await self.notify(task, text)
+            await self.notify(task, text, markup)
         except Forbidden:
-            log.info("task %s: chat %s blocked the bot", task.id, task.chat_id)
+            await self.blocked(task.chat_id)
         except TelegramError as exc:
             log.warning("task %s: status edit failed: %s", task.id, exc)
 
-    async def notify(self, task: Task, text: str) -> Message | None:
+    async def notify(
+        self, task: Task, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
         """Send `text` as a reply to the task's photo; None if Telegram refused."""
+        if await self.chats.is_blocked(task.chat_id):
+            return None
         try:
             return await self.bot.send_message(
                 task.chat_id,
                 text,
                 parse_mode=ParseMode.HTML,
+                reply_markup=markup,
                 link_preview_options=NO_PREVIEW,
                 reply_parameters=ReplyParameters(
                     task.source_message_id, allow_sending_without_reply=True
                 ),
             )
         except Forbidden:
-            log.info("task %s: chat %s blocked the bot", task.id, task.chat_id)
+            await self.blocked(task.chat_id)
         except TelegramError as exc:
             log.warning("task %s: notice failed: %s", task.id, exc)
         return None
+
+    async def blocked(self, chat_id: int) -> None:
+        """Telegram refused us this chat: stop writing there until it writes to us again."""
+        log.info("chat %s blocked the bot; holding messages to it", chat_id)
+        await self.chats.block(chat_id)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from pydantic import ValidationError
 from telegram import Bot
 
+from bot.engine.gate import RateGate
 from bot.engine.images import ImageError, fetch_image
 from bot.engine.messenger import Messenger
 from bot.engine.tracker import Tracker
-from bot.providers.base import ImageFile, Provider, VideoRequest
+from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import Catalogue, ModelSpec
-from bot.providers.errors import ProviderError
-from bot.providers.retry import with_retries
+from bot.providers.errors import ProviderError, ProviderTimeoutError
+from bot.providers.retry import backoff, surely_not_accepted, with_retries
 from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
 
@@ -85,6 +88,7 @@ class Submitter:
         poll_interval: float,
         public_url: str | None,
         retry_base: float = 1.0,
+        stop_timeout: float = 30.0,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -95,18 +99,44 @@ class Submitter:
         self._poll_interval = poll_interval
         self._public_url = public_url
         self._retry_base = retry_base
+        self._stop_timeout = stop_timeout
+        self._gates = {
+            name: RateGate(*provider.create_rate)
+            for name, provider in providers.items()
+            if provider.create_rate is not None
+        }
         self._running: set[asyncio.Task[None]] = set()
+        # Tasks sent again after a lost answer; a second loss is left to the user.
+        self._resubmitted: set[int] = set()
 
     def start(self, task: Task) -> None:
         """Submit `task` in the background."""
-        job = asyncio.create_task(self._guarded(task), name=f"submit-{task.id}")
+        self._spawn(self._guarded(task, self.submit), f"submit-{task.id}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        job = asyncio.create_task(work, name=name)
         self._running.add(job)
         job.add_done_callback(self._running.discard)
 
     async def stop(self) -> None:
-        """Let submissions in flight finish: cutting one off would leave its fate unknown."""
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        """Let submissions in flight finish for a while, then park them.
+
+        A parked submission stays `submitting`; `recover` sorts it out at the next start.
+        """
+        if not self._running:
+            return
+        _, pending = await asyncio.wait(self._running, timeout=self._stop_timeout)
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def recover(self) -> None:
+        """Settle tasks a previous run left `submitting`; never pay twice for one."""
+        for task in await self._tasks.in_states(TaskState.SUBMITTING):
+            if task.create_started_at is None:
+                self.start(task)  # nothing was paid for yet
+            else:
+                self._spawn(self._guarded(task, self._settle), f"settle-{task.id}")
 
     def callback_url(self, task: Task) -> str | None:
         """Where the provider should report this task, with its secret; None without PUBLIC_URL."""
@@ -114,9 +144,12 @@ class Submitter:
             return None
         return f"{self._public_url}/callbacks/{task.backend}/{task.id}/{task.callback_secret}"
 
-    async def _guarded(self, task: Task) -> None:
+    async def _guarded(self, task: Task, work: Callable[[Task], Awaitable[None]]) -> None:
         try:
-            await self.submit(task)
+            await work(task)
+        except asyncio.CancelledError:
+            log.info("task %s: submission parked by shutdown", task.id)
+            raise
         except Exception:
             log.exception("task %s: submission crashed", task.id)
             await self._fail(task, "provider_error", "internal error")
@@ -142,15 +175,81 @@ class Submitter:
             await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
             return
         try:
-            provider_task_id = await with_retries(
-                lambda: provider.create(request),
+            # Uploads and encoding cost nothing: retry them even after a timeout.
+            prepared = await with_retries(
+                lambda: provider.prepare(request),
                 attempts=CREATE_ATTEMPTS,
                 base=self._retry_base,
+                should_retry=lambda exc: exc.retryable,
             )
         except ProviderError as exc:
-            log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
             await self._fail(task, exc.reason, exc.message)
             return
+        await self._create(task, provider, prepared)
+
+    async def _create(self, task: Task, provider: Provider, prepared: PreparedTask) -> None:
+        """The paid call, retried only while the provider surely started nothing."""
+        await self._tasks.mark_create_started(task.id)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            await self._wait_for_slot(task, provider)
+            try:
+                provider_task_id = await provider.start(prepared)
+            except ProviderTimeoutError as exc:
+                log.warning("task %s: create answer lost (%s)", task.id, exc.message)
+                await self._settle(task)
+                return
+            except ProviderError as exc:
+                if attempt < CREATE_ATTEMPTS and surely_not_accepted(exc):
+                    hint = getattr(exc, "retry_after", None)
+                    await asyncio.sleep(backoff(attempt, self._retry_base, 30.0, hint))
+                    continue
+                log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
+                await self._fail(task, exc.reason, exc.message)
+                return
+            await self._queued(task, provider, provider_task_id)
+            return
+
+    async def _wait_for_slot(self, task: Task, provider: Provider) -> None:
+        gate = self._gates.get(provider.name)
+        if gate is None:
+            return
+
+        async def tell(ahead: int) -> None:
+            await self._messenger.show_waiting(task, ahead)
+
+        await gate.acquire(tell)
+
+    async def _settle(self, task: Task) -> None:
+        """A create whose outcome is unknown: find the task, start again, or ask the user."""
+        provider = self._providers.get(task.backend)
+        if provider is None:
+            await self._fail(task, "unknown_model", None)
+            return
+        if not provider.can_find:
+            await self._fail(task, "uncertain", None)
+            return
+        try:
+            found = await with_retries(
+                lambda: provider.find(external_id(task)),
+                attempts=CREATE_ATTEMPTS,
+                base=self._retry_base,
+                should_retry=lambda exc: exc.retryable,
+            )
+        except ProviderError as exc:
+            log.warning("task %s: could not look the task up: %s", task.id, exc.message)
+            await self._fail(task, "uncertain", None)
+            return
+        if found is not None:
+            log.info("task %s: found at %s after a lost answer", task.id, provider.name)
+            await self._queued(task, provider, found)
+        elif task.id in self._resubmitted:
+            await self._fail(task, "uncertain", None)
+        else:
+            log.info("task %s: not created at %s; submitting again", task.id, provider.name)
+            self._resubmitted.add(task.id)
+            await self.submit(task)
+
+    async def _queued(self, task: Task, provider: Provider, provider_task_id: str) -> None:
         now = time.time()
         queued = await self._tasks.advance(
             task.id,

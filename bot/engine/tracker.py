@@ -9,7 +9,7 @@ import time
 
 from bot.engine.deliver import Deliverer
 from bot.engine.messenger import Messenger
-from bot.providers.base import Provider, ProviderState
+from bot.providers.base import Provider, ProviderState, ProviderTask
 from bot.providers.errors import ProviderError
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
@@ -20,6 +20,8 @@ BATCH = 100
 MAX_DELAY_FACTOR = 12
 # Re-read the schedule at least this often, in case another process changed it.
 MAX_SLEEP = 60.0
+# After the deadline a task is still looked at now and then, for this long.
+LATE_WINDOW = 24 * 3600.0
 
 
 def next_delay(poll_interval: float, age: float) -> float:
@@ -44,6 +46,7 @@ class Tracker:
         poll_interval: float,
         task_timeout: float,
         concurrency: int = 32,
+        stop_timeout: float = 30.0,
     ) -> None:
         self._tasks = tasks
         self._providers = providers
@@ -51,6 +54,8 @@ class Tracker:
         self._messenger = messenger
         self._poll_interval = poll_interval
         self._task_timeout = task_timeout
+        self._late_interval = min(600.0, task_timeout)
+        self._stop_timeout = stop_timeout
         self._wakeup = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
         self._inflight: dict[int, asyncio.Task[None]] = {}
@@ -69,7 +74,11 @@ class Tracker:
                 await self._runner
             self._runner = None
         if self._inflight:
-            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+            # Deliveries in flight get a while to finish; one cut off is sent as a link later.
+            _, late = await asyncio.wait(self._inflight.values(), timeout=self._stop_timeout)
+            for job in late:
+                job.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     def poke(self) -> None:
         """Look at the schedule again now (a task was added or moved)."""
@@ -82,13 +91,7 @@ class Tracker:
         return scheduled
 
     async def _recover(self) -> None:
-        for task in await self._tasks.in_states(TaskState.SUBMITTING):
-            # The provider may or may not have taken it; resubmitting could pay twice.
-            failed = await self._tasks.advance(
-                task.id, TaskState.FAILED, error="interrupted", finished_at=time.time()
-            )
-            if failed is not None:
-                await self._messenger.show(failed)
+        # A delivery cut off by a crash may or may not have reached the user.
         for task in await self._tasks.in_states(TaskState.DELIVERING):
             await self._deliverer.recover(task)
 
@@ -126,47 +129,91 @@ class Tracker:
         """Bring one task forward: poll the provider, or deliver a finished one."""
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
-            return
-        if task.state not in (TaskState.QUEUED, TaskState.RUNNING):
+        elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
+            await self._poll(task)
+        elif task.state is TaskState.FAILED and task.error == "timeout":
+            await self._late_check(task)
+        else:
             await self._tasks.unschedule(task.id)
-            return
+
+    async def _poll(self, task: Task) -> None:
         now = time.time()
-        age = now - (task.submitted_at or task.created_at)
-        deadline = (task.submitted_at or task.created_at) + self._task_timeout
-        next_at = now + next_delay(self._poll_interval, age)
+        started = task.submitted_at or task.created_at
+        deadline = started + self._task_timeout
+        next_at = now + next_delay(self._poll_interval, now - started)
         if now < deadline:
             next_at = min(next_at, deadline)
         await self._tasks.count_poll(task.id, next_at)
-        provider = self._providers.get(task.backend)
-        assert task.provider_task_id is not None
-        if provider is None:
-            await self._fail(task, "unknown_model", None)
-            return
-        try:
-            remote = await provider.fetch(task.provider_task_id)
-        except ProviderError as exc:
-            log.info("task %s: poll failed: %s (%s)", task.id, exc.reason, exc.message)
+        remote = await self._fetch(task, next_at)
+        if remote is None:
             if now >= deadline:
-                await self._fail(task, "timeout", None)
+                await self._time_out(task)
             return
         if remote.state is ProviderState.SUCCEEDED:
-            done = await self._tasks.advance(
-                task.id,
-                TaskState.SUCCEEDED,
-                result_url=remote.video_url,
-                finished_at=now,
-                next_poll_at=now,
-            )
-            if done is not None:
-                await self._deliverer.deliver(done)
+            await self._succeeded(task, remote.video_url)
         elif remote.state is ProviderState.FAILED:
             await self._fail(task, "generation_failed", remote.error or remote.error_code)
         elif now >= deadline:
-            await self._fail(task, "timeout", None)
+            await self._time_out(task)
         elif remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED:
             running = await self._tasks.advance(task.id, TaskState.RUNNING)
             if running is not None:
                 await self._messenger.show(running)
+
+    async def _fetch(self, task: Task, next_at: float) -> ProviderTask | None:
+        """The provider's view of the task, or None if it could not be had this time."""
+        provider = self._providers.get(task.backend)
+        assert task.provider_task_id is not None
+        if provider is None:
+            await self._fail(task, "unknown_model", None)
+            return None
+        try:
+            return await provider.fetch(task.provider_task_id)
+        except ProviderError as exc:
+            log.info("task %s: poll failed: %s (%s)", task.id, exc.reason, exc.message)
+            hint = getattr(exc, "retry_after", None)
+            if hint and time.time() + hint > next_at:
+                await self._tasks.count_poll(task.id, time.time() + hint)
+            return None
+
+    async def _succeeded(self, task: Task, video_url: str | None) -> None:
+        now = time.time()
+        done = await self._tasks.advance(
+            task.id, TaskState.SUCCEEDED, result_url=video_url, finished_at=now, next_poll_at=now
+        )
+        if done is not None:
+            await self._deliverer.deliver(done)
+
+    async def _time_out(self, task: Task) -> None:
+        """Give up waiting, but keep looking now and then: a late video is still delivered."""
+        now = time.time()
+        failed = await self._tasks.advance(
+            task.id,
+            TaskState.FAILED,
+            error="timeout",
+            finished_at=now,
+            next_poll_at=now + self._late_interval,
+        )
+        if failed is not None:
+            await self._messenger.show(failed)
+
+    async def _late_check(self, task: Task) -> None:
+        now = time.time()
+        started = task.submitted_at or task.created_at
+        if now - started > LATE_WINDOW or task.provider_task_id is None:
+            await self._tasks.unschedule(task.id)
+            return
+        await self._tasks.count_poll(task.id, now + self._late_interval)
+        remote = await self._fetch(task, now + self._late_interval)
+        if remote is None:
+            return
+        if remote.state is ProviderState.SUCCEEDED and remote.video_url:
+            revived = await self._tasks.revive(task.id, remote.video_url)
+            if revived is not None:
+                log.info("task %s: finished after its deadline; delivering", task.id)
+                await self._deliverer.deliver(revived)
+        elif remote.state is ProviderState.FAILED:
+            await self._tasks.unschedule(task.id)
 
     async def _fail(self, task: Task, reason: str, detail: str | None) -> None:
         failed = await self._tasks.advance(

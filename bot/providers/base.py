@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -126,15 +127,39 @@ class ProviderTask(BaseModel):
     error_code: str | None = None
 
 
+@dataclass(frozen=True)
+class PreparedTask:
+    """A create call ready to send: the free work (uploads, encoding) is done."""
+
+    route: str
+    payload: dict[str, Any]
+
+
 class Provider(ABC):
     """A video backend: create a task, fetch its state, read its callbacks."""
 
     name: str
     image_types: ClassVar[tuple[str, ...]] = ("image/jpeg", "image/png", "image/webp")
+    # (requests, seconds): how many creates the backend takes per window, if it says.
+    create_rate: ClassVar[tuple[int, float] | None] = None
+    # Whether `find` can tell if a create whose answer was lost went through.
+    can_find: ClassVar[bool] = False
 
     @abstractmethod
+    async def prepare(self, request: VideoRequest) -> PreparedTask:
+        """Do the free part of a create (upload images, encode them); safe to repeat."""
+
+    @abstractmethod
+    async def start(self, prepared: PreparedTask) -> str:
+        """Make the paid call; return the provider's task id."""
+
     async def create(self, request: VideoRequest) -> str:
-        """Upload what is needed, start the task, and return the provider's task id."""
+        """Prepare and start a task in one go."""
+        return await self.start(await self.prepare(request))
+
+    async def find(self, external_id: str) -> str | None:
+        """The task created under `external_id`, or None if there is none (see `can_find`)."""
+        raise NotImplementedError(f"{self.name} cannot look tasks up by our id")
 
     @abstractmethod
     async def fetch(self, task_id: str) -> ProviderTask:

@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 
-from bot.providers.base import ImageFile, Provider, ProviderState, ProviderTask, VideoRequest
+from bot.providers.base import (
+    ImageFile,
+    PreparedTask,
+    Provider,
+    ProviderState,
+    ProviderTask,
+    VideoRequest,
+)
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
@@ -137,6 +144,7 @@ class KieProvider(Provider):
     """The kie.ai backend."""
 
     name = "kie"
+    create_rate = (20, 10.0)  # kie drops (429) what exceeds 20 new tasks per 10 s
 
     def __init__(
         self,
@@ -172,8 +180,8 @@ class KieProvider(Provider):
         )
         return _field(data, "downloadUrl", "upload")
 
-    async def create(self, request: VideoRequest) -> str:
-        """Upload the image(s) and create the task; return kie's taskId."""
+    async def prepare(self, request: VideoRequest) -> PreparedTask:
+        """Upload the image(s) (free) and build the createTask body."""
         # Refuse what the model cannot do before uploading anything.
         build_input(request, "-", "-" if request.tail_image else None)
         image_url = await self.upload(request.image, request.external_id)
@@ -186,7 +194,13 @@ class KieProvider(Provider):
         }
         if request.callback_url:
             payload["callBackUrl"] = request.callback_url
-        data = await self._call("POST", f"{self._api_url}/api/v1/jobs/createTask", json=payload)
+        return PreparedTask(route="createTask", payload=payload)
+
+    async def start(self, prepared: PreparedTask) -> str:
+        """Create the task; return kie's taskId."""
+        data = await self._call(
+            "POST", f"{self._api_url}/api/v1/jobs/createTask", json=prepared.payload
+        )
         return _field(data, "taskId", "createTask")
 
     async def fetch(self, task_id: str) -> ProviderTask:

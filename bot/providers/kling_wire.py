@@ -10,13 +10,21 @@ from typing import Any
 
 import httpx
 
-from bot.providers.base import ImageFile, Provider, ProviderState, ProviderTask, VideoRequest
+from bot.providers.base import (
+    ImageFile,
+    PreparedTask,
+    Provider,
+    ProviderState,
+    ProviderTask,
+    VideoRequest,
+)
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
     ContentRejectedError,
     InsufficientCreditsError,
     InvalidRequestError,
+    NotFoundError,
     ProviderError,
     RateLimitError,
     ServiceUnavailableError,
@@ -110,6 +118,7 @@ class OfficialShapeProvider(Provider):
     """A backend that speaks the official Kling shape under `base_url`."""
 
     image_types = ("image/jpeg", "image/png")
+    can_find = True
 
     def __init__(
         self,
@@ -200,15 +209,28 @@ class OfficialShapeProvider(Provider):
             raise error_for(code, message, response)
         raise AssertionError("unreachable")
 
-    async def create(self, request: VideoRequest) -> str:
-        """Create the task; multi-image tasks are remembered as such in the returned id."""
+    async def prepare(self, request: VideoRequest) -> PreparedTask:
+        """Build the body; images travel inside it, so nothing is uploaded."""
         if request.reference_images:
-            data = await self._call(
-                "POST", f"/v1/videos/{MULTI}", json=self.multi_image_body(request)
-            )
-            return _MULTI_PREFIX + _task_id(data)
-        data = await self._call("POST", f"/v1/videos/{SINGLE}", json=self.image2video_body(request))
-        return _task_id(data)
+            return PreparedTask(route=MULTI, payload=self.multi_image_body(request))
+        return PreparedTask(route=SINGLE, payload=self.image2video_body(request))
+
+    async def start(self, prepared: PreparedTask) -> str:
+        """Create the task; multi-image tasks are remembered as such in the returned id."""
+        data = await self._call("POST", f"/v1/videos/{prepared.route}", json=prepared.payload)
+        task_id = _task_id(data)
+        return _MULTI_PREFIX + task_id if prepared.route == MULTI else task_id
+
+    async def find(self, external_id: str) -> str | None:
+        """Look a task up by our `external_task_id` at both endpoints."""
+        for kind in (SINGLE, MULTI):
+            try:
+                data = await self._call("GET", f"/v1/videos/{kind}/{external_id}")
+            except (NotFoundError, InvalidRequestError):
+                continue
+            task_id = _task_id(data)
+            return _MULTI_PREFIX + task_id if kind == MULTI else task_id
+        return None
 
     async def fetch(self, task_id: str) -> ProviderTask:
         """Query the task at the endpoint it was created at."""
