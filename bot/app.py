@@ -25,7 +25,7 @@ from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
 from bot.services import Services
 from bot.texts import LANGUAGES, t
-from bot.web import WebServer, build_web_app
+from bot.web import WEBHOOK_PATH, WebServer, build_web_app, webhook_secret
 from storage import (
     ChatRepository,
     Database,
@@ -37,20 +37,23 @@ from storage import (
 log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "help", "status")
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
     """A PTB application pointed at TELEGRAM_API_URL, with flood control."""
     api = settings.telegram_api_url
-    return (
+    builder = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
-        .build()
     )
+    if settings.telegram_webhook:
+        builder = builder.updater(None)  # updates come through our web app
+    return builder.build()
 
 
 async def set_commands(application: Application) -> None:  # type: ignore[type-arg]
@@ -73,10 +76,12 @@ class KlingBot:
         settings: Settings,
         *,
         provider_transport: httpx.AsyncBaseTransport | None = None,
+        provider_timeout: httpx.Timeout | None = None,
         album_wait: float = ALBUM_WAIT,
     ) -> None:
         self.settings = settings
         self._provider_transport = provider_transport
+        self._provider_timeout = provider_timeout
         self._album_wait = album_wait
         self._stack = AsyncExitStack()
         self._server: WebServer | None = None
@@ -103,7 +108,7 @@ class KlingBot:
     async def _start(self) -> None:
         settings, stack = self.settings, self._stack
         db = await stack.enter_async_context(Database.open(settings.database_path))
-        providers = build_providers(settings, self._provider_transport)
+        providers = build_providers(settings, self._provider_transport, self._provider_timeout)
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
         downloads = httpx.AsyncClient(
@@ -164,12 +169,18 @@ class KlingBot:
         await tracker.start()
         stack.push_async_callback(tracker.stop)
         await submitter.recover()
-        await self._start_web(build_web_app(self.services))
-        assert application.updater is not None
-        await application.updater.start_polling(
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY], timeout=10
-        )
-        stack.push_async_callback(application.updater.stop)
+        if settings.telegram_webhook:
+            await self._start_web(build_web_app(self.services, application))
+            await application.bot.set_webhook(
+                f"{settings.public_url}{WEBHOOK_PATH}",
+                secret_token=webhook_secret(settings.token),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await self._start_web(build_web_app(self.services))
+            assert application.updater is not None
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=10)
+            stack.push_async_callback(application.updater.stop)
         log.info(
             "kling-bot started: models %s; web app on port %s",
             ", ".join(spec.id for spec in catalogue.models),

@@ -22,10 +22,13 @@ class Action(StrEnum):
     IMAGES = "img"
     CAMERA_MENU = "cam"
     CAMERA = "c"
+    TRIM = "trim"
 
 
 _WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA}
-_PATTERN = re.compile(r"d:(\d{1,18}):([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
+# ASCII digits without leading zeros: one button, one spelling.
+_ID = r"([1-9][0-9]{0,17})"
+_PATTERN = re.compile(rf"d:{_ID}:([a-z]{{1,4}})(?::([a-z0-9]{{1,16}}))?")
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class TaskAction(StrEnum):
     RETRY = "retry"
 
 
-_TASK_PATTERN = re.compile(r"t:(\d{1,18}):([a-z]{1,8})")
+_TASK_PATTERN = re.compile(rf"t:{_ID}:([a-z]{{1,8}})")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from telegram.ext import (
 from bot.callback_data import Action, DraftButton, TaskButton, decode, decode_task
 from bot.caption import Caption, parse_caption
 from bot.drafting import draft_problem, fit_options, image_uses, model_for_album, next_cfg
-from bot.engine.images import ImageError, fetch_image
+from bot.engine.images import ImageError, fetch_image, too_small
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import ModelSpec
 from bot.render import (
@@ -58,6 +58,7 @@ STATUS_LIMIT = 10
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 Context = ContextTypes.DEFAULT_TYPE
+_INTAKE_TEXTS = {"image_too_small": "too_small", "image_fetch": "fetch_failed"}
 
 
 def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOptions:
@@ -147,7 +148,11 @@ class Handlers:
             return
         lang = self._lang(update)
         if message.photo:
-            file_id = message.photo[-1].file_id
+            largest = message.photo[-1]
+            if too_small(largest.width, largest.height):
+                await self._reply(update, t(lang, "too_small"))
+                return
+            file_id = largest.file_id
         else:
             assert message.document is not None
             if (message.document.file_size or 0) > GETFILE_LIMIT:
@@ -155,8 +160,8 @@ class Handlers:
                 return
             try:
                 await fetch_image(context.bot, message.document.file_id)
-            except ImageError:
-                await self._reply(update, t(lang, "not_image"))
+            except ImageError as exc:
+                await self._reply(update, t(lang, _INTAKE_TEXTS.get(exc.reason, "not_image")))
                 return
             file_id = message.document.file_id
         caption = parse_caption(message.caption or "")
@@ -328,6 +333,12 @@ class Handlers:
         if changed is None:
             await self._answer(query, t(draft.lang, "answer.unknown"))
             return
+        if pressed.action is Action.TRIM:
+            trimmed = (draft.prompt or "")[: spec.prompt_max].rstrip()
+            if not await self.s.drafts.set_prompt(draft.id, trimmed):
+                await self._answer(query, t(draft.lang, "answer.submitted"))
+                return
+            draft = await self.s.drafts.get(draft.id) or draft
         updated = await self._set_options(draft, changed)
         if updated is None:
             await self._answer(query, t(draft.lang, "answer.submitted"))
@@ -373,6 +384,8 @@ class Handlers:
                 return options.model_copy(update={"camera": None})
             name = CAMERA_CODES.get(argument)
             return options.model_copy(update={"camera": name}) if name else None
+        if action is Action.TRIM and len(draft.prompt or "") > spec.prompt_max:
+            return options  # the prompt changes, not the options: see _change_option
         if action is Action.MODEL and argument is not None:
             chosen = self.s.catalogue.by_code(argument)
             return fit_options(chosen, options, draft.image_count) if chosen else None

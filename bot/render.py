@@ -125,6 +125,8 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
     if len(catalogue.models) > 1:
         label = catalogue.label(options.model)
         rows.append([button(t(lang, "btn.model", model=label) + " ▾", Action.MODEL_MENU)])
+    if spec and len(draft.prompt or "") > spec.prompt_max:
+        rows.append([button(t(lang, "btn.trim", limit=spec.prompt_max), Action.TRIM)])
     rows.append(
         [
             button(t(lang, "btn.cancel"), Action.CANCEL),

@@ -59,10 +59,13 @@ EN: dict[str, str] = {
         "Send me a photo with a caption describing the motion, and I will turn it into a video."
     ),
     "not_image": ("That file is not an image I can use. Please send a JPEG, PNG or WebP photo."),
+    "too_small": "This image is too small to animate. Please send one at least 300 px on its shorter side.",
+    "fetch_failed": "I could not fetch that file from Telegram. Please send it again.",
+    "reason.image_too_small": "the image is too small (under 100 px on a side).",
     "file_too_big": "That file is too big for me to fetch (over 20 MB). Please send a smaller image.",
     "prompt_too_long": (
         "Your prompt has {length} characters, but {model} accepts at most {limit}. "
-        "Please shorten it or pick another model."
+        "Shorten it, trim it with the ✂️ button, or pick another model."
     ),
     "negative_too_long": (
         "Your negative prompt has {length} characters, but {model} accepts at most {limit}."
@@ -214,9 +217,12 @@ ZH: dict[str, str] = {
     ),
     "need_photo": "请发送一张照片，并在图片说明里描述想要的动作，我会把它变成视频。",
     "not_image": "这个文件不是可用的图片。请发送 JPEG、PNG 或 WebP 格式的照片。",
+    "too_small": "这张图片太小了，无法生成视频。请发送短边至少 300 像素的图片。",
+    "fetch_failed": "无法从 Telegram 获取这个文件，请重新发送。",
+    "reason.image_too_small": "图片太小（某一边不足 100 像素）。",
     "file_too_big": "这个文件太大了（超过 20 MB），我无法获取。请发送更小的图片。",
     "prompt_too_long": (
-        "你的提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。请缩短提示词或换一个模型。"
+        "你的提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。请缩短提示词、用 ✂️ 按钮截短，或换一个模型。"
     ),
     "negative_too_long": "你的反向提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。",
     "draft.negative": "<b>避免：</b>{negative}",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from telegram import Update
+from telegram.ext import Application
 
 from bot.providers.errors import CallbackRejectedError
 from bot.services import Services
@@ -39,8 +43,16 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return bytes(body)
 
 
-def build_web_app(services: Services) -> Starlette:
-    """Routes for health and callbacks."""
+WEBHOOK_PATH = "/telegram"
+
+
+def webhook_secret(token: str) -> str:
+    """The `secret_token` Telegram echoes on every webhook call; stable across restarts."""
+    return hashlib.sha256(f"kling-bot webhook {token}".encode()).hexdigest()
+
+
+def build_web_app(services: Services, telegram: Application | None = None) -> Starlette:  # type: ignore[type-arg]
+    """Routes for health and callbacks, and Telegram's webhook when `telegram` is given."""
 
     async def healthz(request: Request) -> JSONResponse:
         await services.db.schema_version()
@@ -78,14 +90,29 @@ def build_web_app(services: Services) -> Starlette:
         await services.tracker.wake(task.id)
         return JSONResponse({"ok": True})
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route(
-                "/callbacks/{backend:str}/{task_id:int}/{secret:str}", callback, methods=["POST"]
-            ),
-        ]
-    )
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/callbacks/{backend:str}/{task_id:int}/{secret:str}", callback, methods=["POST"]),
+    ]
+    if telegram is not None:
+        expected = webhook_secret(services.settings.token).encode()
+
+        async def webhook(request: Request) -> JSONResponse:
+            given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
+            if not hmac.compare_digest(expected, given):
+                return JSONResponse({"error": "forbidden"}, status_code=403)
+            try:
+                data = json.loads(await read_body(request))
+                update = Update.de_json(data, telegram.bot)
+            except BodyTooLarge:
+                return JSONResponse({"error": "body too large"}, status_code=413)
+            except (ValueError, TypeError, KeyError):
+                return JSONResponse({"error": "not an update"}, status_code=400)
+            await telegram.update_queue.put(update)
+            return JSONResponse({"ok": True})
+
+        routes.append(Route(WEBHOOK_PATH, webhook, methods=["POST"]))
+    return Starlette(routes=routes)
 
 
 class WebServer(uvicorn.Server):

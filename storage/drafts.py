@@ -34,6 +34,7 @@ _FILL_PROMPT = """
 UPDATE drafts SET prompt = ?, state = 'open', updated_at = ?
 WHERE id = ? AND state = 'awaiting_prompt'
 """
+_SET_PROMPT = "UPDATE drafts SET prompt = ?, updated_at = ? WHERE id = ? AND state = 'open'"
 _AWAITING = """
 SELECT * FROM drafts WHERE chat_id = ? AND user_id = ? AND state = 'awaiting_prompt'
 ORDER BY id DESC LIMIT 1
@@ -170,6 +171,10 @@ class DraftRepository:
             _SET_OPTIONS, (options.model_dump_json(), time.time(), draft_id)
         )
         return changed == 1
+
+    async def set_prompt(self, draft_id: int, prompt: str) -> bool:
+        """Change the prompt of an open draft."""
+        return await self._db.execute(_SET_PROMPT, (prompt, time.time(), draft_id)) == 1
 
     async def awaiting_prompt(self, chat_id: int, user_id: int) -> Draft | None:
         """The user's newest draft in this chat that waits for its prompt."""

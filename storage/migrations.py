@@ -79,4 +79,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 4: the moment a video upload to Telegram began
+    ("ALTER TABLE tasks ADD COLUMN sending_at REAL",),
 )

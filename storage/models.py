@@ -143,6 +143,7 @@ class Task(_Row):
     next_poll_at: float | None
     create_started_at: float | None = None
     retried_as: int | None = None
+    sending_at: float | None = None
     created_at: float
     submitted_at: float | None
     finished_at: float | None

@@ -38,6 +38,9 @@ WHERE id = ? AND retried_as IS NULL AND state = 'failed'
 _CREATE_STARTED = """
 UPDATE tasks SET create_started_at = ?, updated_at = ? WHERE id = ? AND state = 'submitting'
 """
+_SENDING = """
+UPDATE tasks SET sending_at = ?, updated_at = ? WHERE id = ? AND state = 'delivering'
+"""
 _REVIVE = """
 UPDATE tasks SET state = 'succeeded', result_url = ?, error = NULL, next_poll_at = ?,
                  finished_at = ?, updated_at = ?
@@ -149,6 +152,11 @@ class TaskRepository:
         """Record that the paid call is about to be made: from now on its outcome is unsure."""
         now = time.time()
         await self._db.execute(_CREATE_STARTED, (now, now, task_id))
+
+    async def mark_sending(self, task_id: int) -> None:
+        """Record that the video is about to go to Telegram: from now on it may have arrived."""
+        now = time.time()
+        await self._db.execute(_SENDING, (now, now, task_id))
 
     async def revive(self, task_id: int, result_url: str) -> Task | None:
         """A task failed for taking too long that succeeded after all: deliver it."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -56,11 +57,13 @@ class Harness:
     settings: Settings
     kling: FakeKling | None = None
     tuzi: FakeKling | None = None
+    bot_options: dict[str, Any] = field(default_factory=dict)
     bot: KlingBot | None = None
     user: FakeUser = field(default_factory=lambda: FakeUser(id=1001, first_name="Ann"))
 
     async def start(self) -> KlingBot:
-        self.bot = KlingBot(self.settings, album_wait=0.3)
+        options = {"album_wait": 0.3, **self.bot_options}
+        self.bot = KlingBot(self.settings, **options)
         await self.bot.start()
         return self.bot
 
@@ -189,6 +192,7 @@ async def harness(make_harness: Callable[..., Settings]) -> AsyncIterator[Callab
         start: bool = True,
         kie_hmac: str | None = None,
         backends: tuple[str, ...] = ("kie",),
+        provider_timeout: float | None = None,
         **overrides: Any,
     ) -> AsyncIterator[Harness]:
         telegram = FakeTelegram(token=TOKEN)
@@ -214,6 +218,8 @@ async def harness(make_harness: Callable[..., Settings]) -> AsyncIterator[Callab
                 overrides["tuzi_api_url"] = f"{root}/kling"
                 overrides["tuzi_api_key"] = TUZI_KEY
             h = Harness(telegram, kie, make_harness(tg_url, kie_url, **overrides), kling, tuzi)
+            if provider_timeout is not None:
+                h.bot_options["provider_timeout"] = httpx.Timeout(provider_timeout)
             if start:
                 await h.start()
             try:

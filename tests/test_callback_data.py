@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.callback_data import Action, DraftButton, decode
+from bot.callback_data import Action, DraftButton, TaskAction, TaskButton, decode, decode_task
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,21 @@ def test_round_trip_within_64_bytes(button: DraftButton) -> None:
 )
 def test_anything_else_is_refused(data: str | None) -> None:
     assert decode(data) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ("t:12:retry", TaskButton(12, TaskAction.RETRY)),
+        ("t:012:retry", None),
+        ("t:٣:retry", None),
+        ("t:0:retry", None),
+        ("t:12:nuke", None),
+        ("d:12:go", None),
+        (None, None),
+    ],
+)
+def test_task_buttons(data: str | None, expected: TaskButton | None) -> None:
+    assert decode_task(data) == expected
+    if expected is not None:
+        assert expected.encode() == data

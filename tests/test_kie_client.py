@@ -294,3 +294,13 @@ async def test_kie_refuses_what_its_models_cannot_do_before_uploading() -> None:
         await kie.create(request("kling/v2-1-pro", reference_images=(IMAGE, IMAGE)))
     await kie.aclose()
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), ("inf", None), ("-3", None), ("1e999", None), ("99999", 3600.0)],
+)
+def test_retry_after_is_sane(header: str, expected: float | None) -> None:
+    from bot.providers.http import retry_after
+
+    assert retry_after(httpx.Response(429, headers={"Retry-After": header})) == expected

@@ -74,17 +74,24 @@ class Deliverer:
         if claimed is None:
             return
         await self._messenger.show(claimed)
-        await self._send(claimed)
-        done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
-        if done is not None:
-            await self._messenger.show(done)
+        await self._finish(claimed)
 
     async def recover(self, task: Task) -> None:
-        """Finish a delivery cut off by a restart: the video may have gone out, so send a link."""
+        """Finish a delivery cut off by a restart, without ever sending a second video."""
+        if task.sending_at is None:
+            await self._finish(task)  # nothing had gone to Telegram yet
+            return
         assert task.result_url is not None
         await self._messenger.notify(
             task, t(task.lang, "video.resent_link", id=task.id, url=task.result_url)
         )
+        await self._done(task)
+
+    async def _finish(self, task: Task) -> None:
+        await self._send(task)
+        await self._done(task)
+
+    async def _done(self, task: Task) -> None:
         done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
         if done is not None:
             await self._messenger.show(done)
@@ -125,6 +132,7 @@ class Deliverer:
 
     async def _upload(self, task: Task, path: Path) -> None:
         bot = self._messenger.bot
+        await self._tasks.mark_sending(task.id)
         try:
             with path.open("rb") as video:
                 await bot.send_video(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import httpx
@@ -22,20 +23,28 @@ USER_AGENT = f"kling-bot/{__version__} (+https://github.com/kling-bot/kling-bot)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
-def new_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def new_client(
+    transport: httpx.AsyncBaseTransport | None = None, timeout: httpx.Timeout | None = None
+) -> httpx.AsyncClient:
     """An HTTP client with our User-Agent (Cloudflare rejects requests without one)."""
     return httpx.AsyncClient(
-        timeout=DEFAULT_TIMEOUT, headers={"User-Agent": USER_AGENT}, transport=transport
+        timeout=timeout or DEFAULT_TIMEOUT, headers={"User-Agent": USER_AGENT}, transport=transport
     )
 
 
+MAX_RETRY_AFTER = 3600.0
+
+
 def retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header, if it holds a number."""
+    """Seconds from a Retry-After header, if it holds a sane number (at most an hour)."""
     value = response.headers.get("retry-after")
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:

@@ -113,13 +113,12 @@ def parse_record(data: Mapping[str, Any]) -> ProviderTask:
             return ProviderTask(
                 id=task_id, state=ProviderState.FAILED, error="finished without a video"
             )
-    fail_code = data.get("failCode")
     return ProviderTask(
         id=task_id,
         state=state,
         video_url=video_url,
-        error=data.get("failMsg") or None,
-        error_code=str(fail_code) if fail_code not in (None, "") else None,
+        error=_text(data.get("failMsg")),
+        error_code=_text(data.get("failCode")),
     )
 
 
@@ -127,11 +126,15 @@ def _first_result_url(result_json: Any) -> str | None:
     try:
         result = json.loads(result_json) if isinstance(result_json, str) else result_json
         urls = result["resultUrls"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
-    if isinstance(urls, list) and urls and isinstance(urls[0], str):
+    if isinstance(urls, list) and urls and isinstance(urls[0], str) and urls[0]:
         return urls[0]
     return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 def signature(key: str, task_id: str, timestamp: str) -> str:
@@ -154,12 +157,13 @@ class KieProvider(Provider):
         upload_url: str = "https://kieai.redpandaai.co",
         hmac_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> None:
         self._api_url = api_url.rstrip("/")
         self._upload_url = upload_url.rstrip("/")
         self._hmac_key = hmac_key
         self._auth = {"Authorization": f"Bearer {api_key}"}
-        self._client = new_client(transport)
+        self._client = new_client(transport, timeout)
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         """One authenticated request; the body's `data` once its `code` says success."""
@@ -223,7 +227,7 @@ class KieProvider(Provider):
             payload = json.loads(body)
             data = payload["data"]
             task_id = data.get("taskId") or data.get("task_id")
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise CallbackRejectedError("callback body is not a kie task record") from exc
         if not isinstance(task_id, str) or not task_id:
             raise CallbackRejectedError("callback without a taskId")
@@ -241,8 +245,12 @@ class KieProvider(Provider):
         if skew > SIGNATURE_WINDOW:
             raise CallbackRejectedError("callback timestamp outside the allowed window")
         assert self._hmac_key is not None
-        expected = signature(self._hmac_key, task_id, timestamp)
-        if not hmac.compare_digest(expected.encode(), given.encode()):
+        try:
+            expected = signature(self._hmac_key, task_id, timestamp).encode()
+            matches = hmac.compare_digest(expected, given.encode())
+        except UnicodeEncodeError as exc:  # lone surrogates from a JSON \ud800 escape
+            raise CallbackRejectedError("callback fields are not valid text") from exc
+        if not matches:
             raise CallbackRejectedError("callback signature does not match")
 
     async def aclose(self) -> None:

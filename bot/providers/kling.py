@@ -15,6 +15,7 @@ def official_kling(
     secret_key: str | None = None,
     api_key: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
 ) -> OfficialShapeProvider:
     """The `kling` backend; access + secret key win over a plain key."""
     auth: Auth
@@ -26,4 +27,4 @@ def official_kling(
         raise ValueError(
             "the Kling backend needs KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY"
         )
-    return OfficialShapeProvider("kling", base_url, auth, OFFICIAL, transport)
+    return OfficialShapeProvider("kling", base_url, auth, OFFICIAL, transport, timeout)

@@ -88,17 +88,23 @@ def encode_image(image: ImageFile) -> str:
     return base64.b64encode(image.data).decode()
 
 
+def _video_url(result: Any) -> str | None:
+    videos = result.get("videos") if isinstance(result, dict) else None
+    first = videos[0] if isinstance(videos, list) and videos else None
+    url = first.get("url") if isinstance(first, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
 def parse_task(data: Mapping[str, Any], reference: str) -> ProviderTask:
     """A task object (query answer or callback) as a ProviderTask named `reference`."""
-    status = str(data.get("task_status", ""))
-    state = _STATES.get(status, ProviderState.RUNNING)
-    message = data.get("task_status_msg") or None
+    state = _STATES.get(str(data.get("task_status", "")), ProviderState.RUNNING)
+    if state is ProviderState.FAILED:
+        message = data.get("task_status_msg")
+        return ProviderTask(id=reference, state=state, error=str(message) if message else None)
     if state is not ProviderState.SUCCEEDED:
-        error = message if state is ProviderState.FAILED else None
-        return ProviderTask(id=reference, state=state, error=error)
-    videos = (data.get("task_result") or {}).get("videos") or []
-    url = videos[0].get("url") if videos and isinstance(videos[0], dict) else None
-    if not isinstance(url, str) or not url:
+        return ProviderTask(id=reference, state=state)
+    url = _video_url(data.get("task_result"))
+    if url is None:
         return ProviderTask(
             id=reference, state=ProviderState.FAILED, error="finished without a video"
         )
@@ -127,12 +133,13 @@ class OfficialShapeProvider(Provider):
         auth: Auth,
         flavour: WireFlavour = OFFICIAL,
         transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> None:
         self.name = name
         self._base = base_url.rstrip("/")
         self._auth = auth
         self._flavour = flavour
-        self._client = new_client(transport)
+        self._client = new_client(transport, timeout)
 
     def image2video_body(self, request: VideoRequest) -> dict[str, Any]:
         """The body of `POST /v1/videos/image2video`."""
@@ -254,7 +261,7 @@ class OfficialShapeProvider(Provider):
         """The task id of a callback, flat or enveloped (Kling does not sign callbacks)."""
         try:
             payload = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise CallbackRejectedError("callback body is not JSON") from exc
         task_id = task_object(payload).get("task_id")
         if not isinstance(task_id, str) or not task_id:

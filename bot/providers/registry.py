@@ -18,7 +18,11 @@ def _secret(value: object) -> str | None:
     return getter() if getter else None
 
 
-def _kie(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Provider:
+Transport = httpx.AsyncBaseTransport | None
+Timeout = httpx.Timeout | None
+
+
+def _kie(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
     key = _secret(settings.kie_api_key)
     assert key is not None
     return KieProvider(
@@ -27,26 +31,28 @@ def _kie(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Prov
         upload_url=settings.kie_upload_url,
         hmac_key=_secret(settings.kie_webhook_hmac_key),
         transport=transport,
+        timeout=timeout,
     )
 
 
-def _kling(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Provider:
+def _kling(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
     return official_kling(
         settings.kling_api_url,
         access_key=_secret(settings.kling_access_key),
         secret_key=_secret(settings.kling_secret_key),
         api_key=_secret(settings.kling_api_key),
         transport=transport,
+        timeout=timeout,
     )
 
 
-def _tuzi(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> Provider:
+def _tuzi(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
     key = _secret(settings.tuzi_api_key)
     assert key is not None
-    return tuzi(settings.tuzi_api_url, key, transport)
+    return tuzi(settings.tuzi_api_url, key, transport, timeout)
 
 
-FACTORIES: dict[str, Callable[[Settings, httpx.AsyncBaseTransport | None], Provider]] = {
+FACTORIES: dict[str, Callable[[Settings, Transport, Timeout], Provider]] = {
     "kie": _kie,
     "kling": _kling,
     "tuzi": _tuzi,
@@ -54,7 +60,10 @@ FACTORIES: dict[str, Callable[[Settings, httpx.AsyncBaseTransport | None], Provi
 
 
 def build_providers(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, transport: Transport = None, timeout: Timeout = None
 ) -> dict[str, Provider]:
     """One provider per configured backend, keyed by backend name."""
-    return {name: FACTORIES[name](settings, transport) for name in settings.configured_backends()}
+    return {
+        name: FACTORIES[name](settings, transport, timeout)
+        for name in settings.configured_backends()
+    }

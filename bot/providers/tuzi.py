@@ -12,7 +12,10 @@ TUZI = WireFlavour(all_fields=True, integer_duration=True, callbacks=False)
 
 
 def tuzi(
-    base_url: str, api_key: str, transport: httpx.AsyncBaseTransport | None = None
+    base_url: str,
+    api_key: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout | None = None,
 ) -> OfficialShapeProvider:
     """The `tuzi` backend, rooted at `base_url` (e.g. `https://api.tu-zi.com/kling`)."""
-    return OfficialShapeProvider("tuzi", base_url, BearerAuth(api_key), TUZI, transport)
+    return OfficialShapeProvider("tuzi", base_url, BearerAuth(api_key), TUZI, transport, timeout)

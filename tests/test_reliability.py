@@ -1,0 +1,239 @@
+"""Faults, limits and bad input: nothing lost, nothing paid twice, every user told."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.providers.kie import KieProvider
+from bot.web import webhook_secret
+from storage.models import TaskState
+from tests.conftest import PHOTO, TOKEN, button, buttons, generate, jpeg
+from tests.fakes.telegram import FakeUser
+
+Run = Callable[..., Any]
+
+
+async def test_kie_rate_limit_queues_creates_locally(
+    harness: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(KieProvider, "create_rate", (2, 1.0))
+    async with harness() as h:
+        h.kie.finish_after = 0.1
+        users = [FakeUser(id=5000 + n) for n in range(3)]
+        for user in users:
+            photo = h.telegram.send_photo(user, PHOTO, f"user {user.id} waves")
+            draft = await h.draft_for(photo)
+            h.telegram.tap(user, draft, button(draft, "Generate"))
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "queued here" in c.params["text"]
+        )
+        await h.telegram.wait_for_call("sendVideo", count=3, timeout=8)
+        creates = [r for r in h.kie.requests if r.path.endswith("createTask")]
+        assert len(creates) == 3
+        # No window of one second saw more than two creates.
+        times = sorted(task.created for task in h.kie.tasks.values())
+        assert times[2] - times[0] >= 0.95
+
+
+async def test_late_success_after_the_deadline_is_delivered(harness: Run) -> None:
+    async with harness(task_timeout=0.4, callbacks=True) as h:
+        await generate(h)
+        failed = await h.wait_task(lambda t: t.state is TaskState.FAILED, timeout=5)
+        assert failed.error == "timeout"
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "stopped waiting" in c.params["text"]
+        )
+        await h.kie.complete(failed.provider_task_id)
+        video = (await h.telegram.wait_for_call("sendVideo"))[0]
+        assert video.files["video"] == h.kie.video
+        done = await h.wait_task(lambda t: t.state is TaskState.DELIVERED)
+        assert done.id == failed.id
+        await asyncio.sleep(0.5)
+        assert len(h.telegram.calls_of("sendVideo")) == 1
+
+
+async def test_a_user_who_blocked_the_bot_gets_no_retry_storm(harness: Run) -> None:
+    async with harness(poll_interval=60.0, callbacks=True) as h:
+        await generate(h)
+        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        h.telegram.blocked_users.add(h.user.id)
+        before = len(h.telegram.calls)
+        await h.kie.complete(task.provider_task_id)
+        await h.wait_task(lambda t: t.state is TaskState.DELIVERED)
+        await asyncio.sleep(0.3)
+        refused = [c for c in h.telegram.calls[before:] if c.status == 403]
+        assert len(refused) == 1  # one refusal, then the bot stops writing there
+        assert await h.services.chats.is_blocked(h.user.id)
+        h.telegram.blocked_users.discard(h.user.id)
+        start = h.telegram.send_text(h.user, "/start")
+        await h.reply_to(start)
+        assert not await h.services.chats.is_blocked(h.user.id)
+
+
+async def test_polling_survives_bot_api_outages(harness: Run) -> None:
+    async with harness() as h:
+        h.telegram.fail_next("getUpdates", status=502, description="Bad Gateway", times=2)
+        start = h.telegram.send_text(h.user, "/start")
+        reply = await h.reply_to(start, timeout=15)
+        assert "photo" in reply.params["text"]
+        failed = [c for c in h.telegram.calls_of("getUpdates") if c.status == 502]
+        assert len(failed) == 2
+
+
+async def test_harmless_telegram_errors_change_nothing(harness: Run) -> None:
+    async with harness(poll_interval=60.0) as h:
+        photo = h.telegram.send_photo(h.user, PHOTO, "rain on the window")
+        draft = await h.draft_for(photo)
+        five = h.telegram.tap(h.user, draft, button(draft, "5s"))  # already 5 s
+        await h.telegram.wait_for_call(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == five
+        )
+        too_old = (
+            "Bad Request: query is too old and response timeout expired or query ID is invalid"
+        )
+        h.telegram.fail_next("answerCallbackQuery", description=too_old)
+        h.telegram.tap(h.user, draft, button(draft, "10s"))
+        await h.telegram.wait_for_call("editMessageText", lambda c: "10 s" in c.params["text"])
+        not_modified = [c for c in h.telegram.calls_of("editMessageText") if c.status == 400]
+        assert len(not_modified) == 1
+        assert not any("went wrong" in str(c.params.get("text", "")) for c in h.telegram.calls)
+
+
+async def test_allowed_users_only_on_every_handler(harness: Run) -> None:
+    async with harness(allowed_user_ids="1001") as h:
+        stranger = FakeUser(id=666, first_name="Mallory")
+        photo = h.telegram.send_photo(stranger, PHOTO, "let me in")
+        reply = await h.reply_to(photo)
+        assert "private" in reply.params["text"]
+        mine = h.telegram.send_photo(h.user, PHOTO, "my own photo")
+        draft = await h.draft_for(mine)
+        query = h.telegram.tap(stranger, draft, button(draft, "Generate"))
+        await h.telegram.wait_for_call(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query
+        )
+        assert "private" in h.telegram.answered(query)["text"]
+        assert await h.services.tasks.for_user(666) == []
+        assert h.kie.creates() == []
+
+
+async def test_active_task_limit_is_friendly_and_keeps_the_draft(harness: Run) -> None:
+    async with harness(max_active_tasks_per_user=1, poll_interval=60.0, callbacks=True) as h:
+        await generate(h, "first")
+        first = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        photo = h.telegram.send_photo(h.user, PHOTO, "second")
+        draft = await h.draft_for(photo)
+        query = h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.telegram.wait_for_call(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query
+        )
+        answer = h.telegram.answered(query)
+        assert "already have 1 videos in progress" in answer["text"] and answer["show_alert"]
+        await h.kie.complete(first.provider_task_id)
+        await h.wait_task(lambda t: t.state is TaskState.DELIVERED)
+        h.telegram.tap(h.user, h.current(draft), button(draft, "Generate"))
+        await h.wait_task(lambda t: t.id != first.id and t.state is TaskState.QUEUED)
+        assert len(h.kie.creates()) == 2
+
+
+async def test_daily_limit(harness: Run) -> None:
+    async with harness(daily_tasks_per_user=1, poll_interval=60.0) as h:
+        await generate(h, "one")
+        await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        photo = h.telegram.send_photo(h.user, PHOTO, "two")
+        draft = await h.draft_for(photo)
+        query = h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.telegram.wait_for_call(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query
+        )
+        assert "last 24 hours" in h.telegram.answered(query)["text"]
+        assert len(h.kie.creates()) == 1
+
+
+async def test_overlong_prompt_can_be_trimmed(harness: Run) -> None:
+    async with harness(poll_interval=60.0) as h:
+        photo = h.telegram.send_photo(h.user, PHOTO, "a" * 900 + " " + "b" * 300)
+        draft = await h.draft_for(photo)
+        h.telegram.tap(h.user, draft, button(draft, "Trim"))
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "at most 1000" not in c.params["text"]
+        )
+        draft = h.current(draft)
+        assert not any("Trim" in label for label in buttons(draft))
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        prompt = h.kie.creates()[0].json["input"]["prompt"]
+        assert len(prompt) <= 1000 and prompt.startswith("a" * 900)
+
+
+async def test_tiny_and_odd_shaped_images(harness: Run) -> None:
+    async with harness(poll_interval=60.0, backends=("kling",)) as h:
+        assert h.kling is not None
+        tiny = h.telegram.send_photo(h.user, jpeg(90, 90), "tiny", width=90, height=90)
+        assert "too small" in (await h.reply_to(tiny)).params["text"]
+        wide = jpeg(3000, 600)
+        photo = h.telegram.send_photo(h.user, wide, "a long panorama", width=3000, height=600)
+        draft = await h.draft_for(photo)
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        import base64
+        import io
+
+        from PIL import Image
+
+        sent = Image.open(io.BytesIO(base64.b64decode(h.kling.creates()[0].json["image"])))
+        assert sent.size == (3000, 1200)  # padded to 2.5:1, which Kling takes
+
+
+async def test_every_kind_of_non_image_is_explained(harness: Run) -> None:
+    async with harness() as h:
+        sent = [
+            h.telegram.send_sticker(h.user),
+            h.telegram.send_video(h.user),
+            h.telegram.send_voice(h.user),
+            h.telegram.send_animation(h.user),
+            h.telegram.send_document(h.user, b"PK\x03\x04zip", "a.zip", "application/zip"),
+        ]
+        for message in sent:
+            assert "not an image" in (await h.reply_to(message)).params["text"]
+        assert h.kie.requests == []
+
+
+async def test_telegram_webhook_checks_its_secret(harness: Run) -> None:
+    async with harness(callbacks=True, telegram_webhook=True) as h:
+        (hook,) = h.telegram.calls_of("setWebhook")
+        assert hook.params["url"] == f"{h.settings.public_url}/telegram"
+        secret = hook.params["secret_token"]
+        assert secret == webhook_secret(TOKEN) and TOKEN not in secret
+        assert h.telegram.calls_of("getUpdates") == []
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 10,
+                "date": 0,
+                "chat": {"id": h.user.id, "type": "private"},
+                "from": h.user.to_dict(),
+                "text": "/start",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            },
+        }
+        url = f"{h.settings.public_url}/telegram"
+        async with httpx.AsyncClient() as client:
+            forged = await client.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "x"}
+            )
+            missing = await client.post(url, content=json.dumps(update))
+            good = await client.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+            )
+        assert forged.status_code == 403 and missing.status_code == 403
+        assert good.status_code == 200
+        replies = await h.telegram.wait_for_call(
+            "sendMessage", lambda c: c.params["reply_parameters"]["message_id"] == 10
+        )
+        assert len(replies) == 1 and "photo" in replies[0].params["text"]
