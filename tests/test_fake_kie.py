@@ -7,7 +7,9 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +48,13 @@ class Receiver:
     url: str = ""
     received: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    status: int = 200
 
     async def endpoint(self, request: Request) -> JSONResponse:
-        """Record one callback and answer 200."""
+        """Record one callback and answer `status`."""
         self.received.append((dict(request.headers), await request.json()))
         self.arrived.set()
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": self.status == 200}, status_code=self.status)
 
 
 class Switchboard:
@@ -100,7 +103,34 @@ async def kie(servers: Servers) -> AsyncIterator[Kie]:
 async def receiver(servers: Servers) -> Receiver:
     servers.receiver.received.clear()
     servers.receiver.arrived.clear()
+    servers.receiver.status = 200
     return servers.receiver
+
+
+@pytest.fixture
+def server_errors(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
+    """What uvicorn and asyncio log at WARNING or above during the test."""
+    records: list[logging.LogRecord] = []
+    for name in ("uvicorn.error", "asyncio"):
+        logger = logging.getLogger(name)
+
+        def handle(record: logging.LogRecord, original: Any = logger.handle) -> None:
+            if record.levelno >= logging.WARNING:
+                records.append(record)
+            original(record)
+
+        # Patched on the logger itself: uvicorn's dictConfig drops handlers added to it.
+        monkeypatch.setattr(logger, "handle", handle)
+    return records
+
+
+async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Wait until `condition()` holds."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
 
 
 async def upload(kie: Kie, data: bytes = JPEG, name: str = "photo.jpg") -> dict[str, Any]:
@@ -399,3 +429,180 @@ async def test_complete_before_deadline_wins_and_aclose_cancels_timers(
     await kie.fake.aclose()
     assert len(asyncio.all_tasks()) == before - 1
     await kie.fake.aclose()
+
+
+CREDIT = "/api/v1/chat/credit"
+
+
+async def test_hold_before_create_does_nothing_until_released(kie: Kie) -> None:
+    url = (await upload(kie))["data"]["downloadUrl"]
+    hold = kie.fake.hold("createTask")
+    first = asyncio.create_task(create(kie, kling26(url)))
+    await asyncio.wait_for(hold.arrived.wait(), 1)
+    assert len(kie.fake.creates()) == 1 and kie.fake.tasks == {}
+    assert (hold.count, hold.waiting) == (1, 1)
+    # A held request blocks nothing else, not even another held one.
+    assert (await kie.http.get(CREDIT)).json()["data"] == 1234
+    second = asyncio.create_task(create(kie, kling26(url)))
+    await hold.wait(2)
+    assert kie.fake.tasks == {} and not first.done()
+
+    hold.release()
+    ids = {(await task)["data"]["taskId"] for task in (first, second)}
+    assert ids == set(kie.fake.tasks) and len(ids) == 2
+    assert (hold.count, hold.waiting) == (2, 0)
+    assert (await create(kie, kling26(url)))["code"] == 200
+    assert hold.count == 2
+
+
+async def test_hold_times_and_order_of_holds(kie: Kie) -> None:
+    first = kie.fake.hold("credit", times=2)
+    second = kie.fake.hold("credit", times=1)
+    held = [asyncio.create_task(kie.http.get(CREDIT)) for _ in range(3)]
+    await first.wait(2)
+    await second.wait(1)
+    assert (await kie.http.get(CREDIT)).status_code == 200  # the fourth passes
+    assert (first.count, second.count) == (2, 1) and not any(t.done() for t in held)
+    second.release()
+    await until(lambda: sum(t.done() for t in held) == 1)
+    first.release()
+    assert [(await t).json()["data"] for t in held] == [1234] * 3
+    with pytest.raises(ValueError):
+        kie.fake.hold("download")
+    with pytest.raises(ValueError):
+        kie.fake.hold("credit", times=0)
+    with pytest.raises(ValueError):
+        kie.fake.delay("credit", -1)
+
+
+async def test_hold_after_create_keeps_the_task_but_not_the_answer(kie: Kie) -> None:
+    url = (await upload(kie))["data"]["downloadUrl"]
+    hold = kie.fake.hold("createTask", after=True, times=1)
+    held = asyncio.create_task(create(kie, kling26(url)))
+    await asyncio.wait_for(hold.arrived.wait(), 1)
+    [task_id] = kie.fake.tasks
+    passed = await create(kie, kling26(url))
+    assert passed["code"] == 200 and len(kie.fake.tasks) == 2 and not held.done()
+    hold.release()
+    assert (await held)["data"]["taskId"] == task_id
+
+
+async def test_held_result_download_arrives_whole_after_release(kie: Kie) -> None:
+    kie.fake.video = bytes(range(256)) * 700  # larger than one streamed chunk
+    task_id = await new_task(kie)
+    await kie.fake.complete(task_id)
+    hold = kie.fake.hold("result", after=True)
+    download = asyncio.create_task(kie.http.get(f"/results/{task_id}.mp4"))
+    await hold.wait()
+    await asyncio.sleep(0.05)
+    assert not download.done()
+    hold.release()
+    response = await download
+    assert response.status_code == 200 and response.content == kie.fake.video
+
+
+async def test_held_requests_whose_client_leaves_end_quietly(
+    kie: Kie, server_errors: list[logging.LogRecord]
+) -> None:
+    task_id = await new_task(kie)
+    before = kie.fake.hold("recordInfo")
+    after = kie.fake.hold("upload", after=True)
+    baseline = len(asyncio.all_tasks())
+    poll = asyncio.create_task(record(kie, task_id))
+    store = asyncio.create_task(upload(kie, name="late.jpg"))
+    await before.wait()
+    await after.wait()
+    # Cancelling closes the connections, as killing the bot would.
+    poll.cancel()
+    store.cancel()
+    await until(lambda: before.waiting == after.waiting == 0)
+    assert kie.fake.polls(task_id) == 0
+    assert kie.fake.uploads["kling-bot/images/late.jpg"] == JPEG
+    await until(lambda: len(asyncio.all_tasks()) <= baseline)
+    before.release()
+    assert (await record(kie, task_id))["code"] == 200
+    assert server_errors == []
+
+
+async def test_leaving_serve_answers_held_and_delayed_requests_503(
+    server_errors: list[logging.LogRecord],
+) -> None:
+    fake = FakeKie(KEY)
+    before = fake.hold("credit")
+    after = fake.hold("upload", after=True)
+    fake.delay("recordInfo", 30)
+    upload_body = {"base64Data": base64.b64encode(JPEG).decode(), "uploadPath": "x"}
+    async with httpx.AsyncClient(headers=AUTH) as http:
+        async with serve(fake.app) as url:
+            pending = [
+                asyncio.create_task(http.get(f"{url}{CREDIT}")),
+                asyncio.create_task(http.post(f"{url}/api/file-base64-upload", json=upload_body)),
+                asyncio.create_task(http.get(f"{url}/api/v1/jobs/recordInfo?taskId=x")),
+            ]
+            await before.wait()
+            await after.wait()
+            await until(lambda: len(fake.requests) == 3)
+            await asyncio.sleep(0.03)
+            started = time.monotonic()
+        assert time.monotonic() - started < 1.0
+        for response in [await task for task in pending]:
+            assert response.status_code == 503
+            assert response.json() == {"code": 503, "msg": "Service Unavailable", "data": None}
+    [stored] = fake.uploads  # the held upload was done, only its answer was lost
+    assert stored.startswith("x/") and fake.uploads[stored] == JPEG
+    await fake.aclose()
+    assert server_errors == []
+
+
+async def test_delay_answers_late_after_the_work(kie: Kie) -> None:
+    url = (await upload(kie))["data"]["downloadUrl"]
+    kie.fake.delay("createTask", 0.1, times=1)
+    started = time.monotonic()
+    pending = asyncio.create_task(create(kie, kling26(url)))
+    await until(lambda: len(kie.fake.tasks) == 1)
+    assert not pending.done()
+    assert (await pending)["data"]["taskId"] in kie.fake.tasks
+    assert time.monotonic() - started >= 0.1
+    started = time.monotonic()
+    assert (await create(kie, kling26(url)))["code"] == 200
+    assert time.monotonic() - started < 0.15
+
+    kie.fake.delay("credit", 5)
+    with pytest.raises(httpx.ReadTimeout):
+        await kie.http.get(CREDIT, timeout=0.05)
+    kie.fake.delay("credit", 0)
+    assert (await kie.http.get(CREDIT, timeout=0.5)).status_code == 200
+
+
+async def test_send_callback_any_state_leaves_the_task_alone(kie: Kie, receiver: Receiver) -> None:
+    task_id = await new_task(kie, receiver.url)
+    assert await kie.fake.send_callback(task_id, state="success") == [200]
+    assert kie.fake.tasks[task_id].state == "waiting"
+    await kie.fake.complete(task_id)
+    receiver.status = 500
+    assert await kie.fake.send_callback(task_id, state="generating", times=2) == [500, 500]
+    receiver.status = 200
+    assert await kie.fake.send_callback(task_id, state="fail") == [200]
+    assert await kie.fake.send_callback(task_id) == [200]
+
+    bodies = [body for _, body in receiver.received]
+    states = [body["data"]["state"] for body in bodies]
+    assert states == ["success", "success", "generating", "generating", "fail", "success"]
+    early, _, stale, _, failed, current = bodies
+    result_url = f"{kie.url}/results/{task_id}.mp4"
+    assert early["code"] == 200 and json.loads(early["data"]["resultJson"]) == {
+        "resultUrls": [result_url]
+    }
+    assert stale["code"] == 200 and stale["data"]["resultJson"] == ""
+    assert stale["data"]["completeTime"] is None
+    assert failed["code"] == 501 and failed["msg"] == "content moderation failed"
+    assert (failed["data"]["failCode"], failed["data"]["resultJson"]) == ("500", "")
+    assert current["data"] == (await record(kie, task_id))["data"]
+    for headers, _ in receiver.received:
+        timestamp = headers["x-webhook-timestamp"]
+        assert headers["x-webhook-signature"] == expected_signature(task_id, timestamp)
+    assert [status for _, status in kie.fake.callbacks_sent] == [200, 200, 500, 500, 200, 200]
+    assert kie.fake.tasks[task_id].state == "success"
+
+    with pytest.raises(ValueError, match="no callBackUrl"):
+        await kie.fake.send_callback(await new_task(kie))

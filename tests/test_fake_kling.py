@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 JPEG_B64 = base64.b64encode(JPEG).decode()
 PNG_B64 = base64.b64encode(PNG).decode()
 I2V = "/v1/videos/image2video"
+_MS = int(time.time() * 1000)
 MULTI = "/v1/videos/multi-image2video"
 
 # One server pair serves the whole module: each uvicorn shutdown costs 0.1-0.3 s.
@@ -58,12 +60,13 @@ class Receiver:
     url: str = ""
     received: list[Any] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    status: int = 200
 
     async def endpoint(self, request: Request) -> JSONResponse:
-        """Record one callback and answer 200."""
+        """Record one callback and answer `status`."""
         self.received.append(await request.json())
         self.arrived.set()
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": self.status == 200}, status_code=self.status)
 
 
 class Switchboard:
@@ -152,7 +155,34 @@ async def tuzi(servers: Servers) -> AsyncIterator[Kling]:
 async def receiver(servers: Servers) -> Receiver:
     servers.receiver.received.clear()
     servers.receiver.arrived.clear()
+    servers.receiver.status = 200
     return servers.receiver
+
+
+@pytest.fixture
+def server_errors(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
+    """What uvicorn and asyncio log at WARNING or above during the test."""
+    records: list[logging.LogRecord] = []
+    for name in ("uvicorn.error", "asyncio"):
+        logger = logging.getLogger(name)
+
+        def handle(record: logging.LogRecord, original: Any = logger.handle) -> None:
+            if record.levelno >= logging.WARNING:
+                records.append(record)
+            original(record)
+
+        # Patched on the logger itself: uvicorn's dictConfig drops handlers added to it.
+        monkeypatch.setattr(logger, "handle", handle)
+    return records
+
+
+async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Wait until `condition()` holds."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
 
 
 def i2v(**extra: Any) -> dict[str, Any]:
@@ -579,3 +609,130 @@ async def test_requests_are_recorded_and_aclose_cancels_timers(kling: Kling) -> 
     await kling.fake.aclose()
     assert len(asyncio.all_tasks()) == before - 1
     await kling.fake.aclose()
+
+
+async def test_hold_before_create_and_after_query_by_external_id(kling: Kling) -> None:
+    hold = kling.fake.hold("create")
+    held = asyncio.create_task(kling.create(i2v(external_task_id="ext-h")))
+    await asyncio.wait_for(hold.arrived.wait(), 1)
+    assert len(kling.fake.creates()) == 1 and kling.fake.tasks == {}
+    costs = await kling.http.get("/account/costs", params={"start_time": _MS, "end_time": _MS})
+    assert costs.json()["code"] == 0  # a held request blocks nothing else
+    hold.release()
+    task_id = (await held).json()["data"]["task_id"]
+    assert list(kling.fake.tasks) == [task_id] and (hold.count, hold.waiting) == (1, 0)
+
+    answer = kling.fake.hold("query", after=True, times=1)
+    query = asyncio.create_task(kling.query("ext-h"))
+    await answer.wait()
+    assert kling.fake.polls(task_id) == 1 and not query.done()
+    assert (await kling.query("ext-h"))["data"]["task_status"] == "processing"
+    answer.release()
+    data = (await query)["data"]
+    assert (data["task_id"], data["task_status"]) == (task_id, "submitted")
+    assert_refused(await kling.http.get(f"{I2V}/ext-unknown"), 1201, 404, "task not found")
+    with pytest.raises(ValueError):
+        kling.fake.hold("download")
+    with pytest.raises(ValueError):
+        kling.fake.delay("query", 1, times=0)
+
+
+async def test_held_requests_whose_client_leaves_end_quietly(
+    kling: Kling, server_errors: list[logging.LogRecord]
+) -> None:
+    kling.fake.video = bytes(range(256)) * 700  # larger than one streamed chunk
+    task_id = await new_task(kling)
+    await kling.fake.complete(task_id)
+    before = kling.fake.hold("multi_create")
+    after = kling.fake.hold("result", after=True)
+    baseline = len(asyncio.all_tasks())
+    create = asyncio.create_task(kling.create(multi(), MULTI))
+    download = asyncio.create_task(kling.http.get(f"/results/{task_id}.mp4"))
+    await before.wait()
+    await after.wait()
+    # Cancelling closes the connections, as killing the bot would.
+    create.cancel()
+    download.cancel()
+    await until(lambda: before.waiting == after.waiting == 0)
+    await until(lambda: len(asyncio.all_tasks()) <= baseline)
+    assert list(kling.fake.tasks) == [task_id]
+    before.release()
+    after.release()
+    assert (await kling.create(multi(), MULTI)).status_code == 200
+    video = await kling.http.get(f"/results/{task_id}.mp4")
+    assert video.content == kling.fake.video
+    assert server_errors == []
+
+
+async def test_leaving_serve_answers_held_and_delayed_requests_503(
+    servers: Servers, server_errors: list[logging.LogRecord]
+) -> None:
+    fake = FakeKling(api_key=API_KEY, prefix="/kling", proxy_rules=True)
+    held = fake.hold("query")
+    fake.delay("costs", 30)
+    async with serve(fake.app) as root:
+        http = servers.http
+        auth = {"Authorization": f"Bearer {API_KEY}"}
+        params = {"start_time": _MS, "end_time": _MS}
+        pending = [
+            asyncio.create_task(http.get(f"{root}/kling{I2V}/anything", headers=auth)),
+            asyncio.create_task(
+                http.get(f"{root}/kling/account/costs", params=params, headers=auth)
+            ),
+        ]
+        await held.wait()
+        await until(lambda: len(fake.requests) == 2)
+        await asyncio.sleep(0.03)
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.0
+    for response in [await task for task in pending]:
+        assert_refused(response, 5001, 503, "Service Unavailable")
+    await fake.aclose()
+    assert server_errors == []
+
+
+async def test_delay_answers_late(kling: Kling) -> None:
+    task_id = await new_task(kling)
+    kling.fake.delay("query", 0.1, times=1)
+    started = time.monotonic()
+    assert (await kling.query(task_id))["data"]["task_status"] == "submitted"
+    assert time.monotonic() - started >= 0.1
+    started = time.monotonic()
+    await kling.query(task_id)
+    assert time.monotonic() - started < 0.1 and kling.fake.polls(task_id) == 2
+
+    kling.fake.delay("create", 5)
+    with pytest.raises(httpx.ReadTimeout):
+        await kling.http.post(I2V, json=i2v(), timeout=0.05)
+    kling.fake.delay("create", 0)
+    assert len(kling.fake.tasks) == 2  # the late answer's task was created all the same
+
+
+async def test_send_callback_any_state_leaves_the_task_alone(
+    kling: Kling, receiver: Receiver
+) -> None:
+    task_id = await new_task(kling, callback_url=receiver.url)
+    assert await kling.fake.send_callback(task_id, state="succeed") == [200]
+    assert kling.fake.tasks[task_id].status == "submitted"
+    await kling.fake.complete(task_id)
+    receiver.status = 500
+    assert await kling.fake.send_callback(task_id, state="processing", times=2) == [500, 500]
+    receiver.status = 200
+    kling.fake.callback_shape = "envelope"
+    assert await kling.fake.send_callback(task_id, state="failed") == [200]
+    assert await kling.fake.send_callback(task_id) == [200]
+
+    early, completed, stale, _, failed, current = receiver.received
+    result_url = f"{kling.url}/results/{task_id}.mp4"
+    assert early["task_status"] == "succeed"
+    assert early["task_result"]["videos"][0]["url"] == result_url
+    assert completed["task_status"] == "succeed"
+    assert stale["task_status"] == "processing" and "task_result" not in stale
+    assert failed["code"] == 0 and failed["data"]["task_status"] == "failed"
+    assert failed["data"]["task_status_msg"] == "Failure to pass the risk control system"
+    assert current["data"] == (await kling.query(task_id))["data"]
+    assert current["data"]["task_status"] == "succeed"
+    assert [status for _, status in kling.fake.callbacks_sent] == [200, 200, 500, 500, 200, 200]
+
+    with pytest.raises(ValueError, match="no callback_url"):
+        await kling.fake.send_callback(await new_task(kling))

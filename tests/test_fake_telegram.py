@@ -6,10 +6,12 @@ import asyncio
 import datetime as dtm
 import io
 import json
+import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, Conflict, Forbidden, RetryAfter
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -99,6 +101,32 @@ async def bot(root: str) -> AsyncIterator[Bot]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as client:
         yield client
+
+
+@pytest.fixture
+def server_errors(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
+    """What uvicorn and asyncio log at WARNING or above during the test."""
+    records: list[logging.LogRecord] = []
+    for name in ("uvicorn.error", "asyncio"):
+        logger = logging.getLogger(name)
+
+        def handle(record: logging.LogRecord, original: Any = logger.handle) -> None:
+            if record.levelno >= logging.WARNING:
+                records.append(record)
+            original(record)
+
+        # Patched on the logger itself: uvicorn's dictConfig drops handlers added to it.
+        monkeypatch.setattr(logger, "handle", handle)
+    return records
+
+
+async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Wait until `condition()` holds."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
 
 
 def jpeg(width: int, height: int, color: str = "red") -> bytes:
@@ -385,17 +413,37 @@ async def test_long_poll_wakes_on_update_and_times_out(
     assert [u["message"]["text"] for u in result] == ["wake up"]
 
 
-async def test_server_shutdown_releases_long_poll(http: httpx.AsyncClient) -> None:
+async def test_server_shutdown_releases_long_poll_and_held_calls(
+    http: httpx.AsyncClient, server_errors: list[logging.LogRecord]
+) -> None:
     fake = FakeTelegram(TOKEN)
+    held = fake.hold("sendMessage")
+    answer = fake.hold("getFile", after=True)
+    fake.delay("getMe", 30)
+    file_id = fake.add_file(b"x")["file_id"]
     async with serve(fake.app) as root:
-        poll = asyncio.create_task(
-            http.post(f"{root}/bot{TOKEN}/getUpdates", data={"timeout": "30"})
-        )
+        api = f"{root}/bot{TOKEN}"
+        poll = asyncio.create_task(http.post(f"{api}/getUpdates", data={"timeout": "30"}))
+        pending = [
+            asyncio.create_task(http.post(f"{api}/sendMessage", data={"chat_id": 7, "text": "x"})),
+            asyncio.create_task(http.post(f"{api}/getFile", data={"file_id": file_id})),
+            asyncio.create_task(http.post(f"{api}/getMe")),
+        ]
         await fake.wait_for_call("getUpdates")
-        await asyncio.sleep(0.02)
+        await held.wait()
+        await answer.wait()
+        await fake.wait_for_call("getMe")
+        await asyncio.sleep(0.03)
         started = time.monotonic()
     assert time.monotonic() - started < 1.0
     assert (await poll).json() == {"ok": True, "result": []}
+    unavailable = {"ok": False, "error_code": 503, "description": "Service Unavailable"}
+    for response in [await task for task in pending]:
+        assert (response.status_code, response.json()) == (503, unavailable)
+    [send] = fake.calls_of("sendMessage")
+    assert (send.status, send.error) == (503, "Service Unavailable") and fake.messages == {}
+    assert fake.calls_of("getFile")[0].ok  # done, only its answer was lost
+    assert server_errors == []
 
 
 async def test_commands_webhook_and_wait_report(fake: FakeTelegram, bot: Bot) -> None:
@@ -463,3 +511,107 @@ async def test_application_polls_command_and_callback(fake: FakeTelegram, root: 
 
     assert fake.calls_of("deleteWebhook")
     assert fake.pending_updates == []  # the updater confirmed both updates on stop
+
+
+async def test_hold_before_send_message_until_release(fake: FakeTelegram, bot: Bot) -> None:
+    hold = fake.hold("SENDMESSAGE")
+    sending = asyncio.create_task(bot.send_message(7, "hi"))
+    await asyncio.wait_for(hold.arrived.wait(), 1)
+    [call] = fake.calls_of("sendMessage")
+    assert (call.status, call.error, call.ok) == (0, "held", False) and fake.messages == {}
+    assert (hold.count, hold.waiting) == (1, 1)
+    assert (await bot.get_me()).username == "kling_test_bot"  # nothing else waits
+    hold.release()
+    sent = await sending
+    assert call.ok and call.result["message_id"] == sent.message_id
+    assert fake.messages[(7, sent.message_id)]["text"] == "hi"
+    assert (await bot.send_message(7, "again")).text == "again"
+    assert hold.count == 1
+
+
+async def test_held_calls_whose_client_leaves_end_quietly(
+    fake: FakeTelegram, bot: Bot, server_errors: list[logging.LogRecord]
+) -> None:
+    before = fake.hold("getFile")
+    after = fake.hold("sendVideo", after=True, times=1)
+    baseline = len(asyncio.all_tasks())
+    lookup = asyncio.create_task(bot.get_file("whatever"))
+    sending = asyncio.create_task(bot.send_video(7, b"mp4 bytes", caption="done"))
+    await before.wait()
+    await after.wait()
+    [video] = fake.messages.values()  # sent, though the answer is held
+    assert video["caption"] == "done" and fake.calls_of("sendVideo")[0].ok
+    # Cancelling closes the connections, as killing the bot would.
+    lookup.cancel()
+    sending.cancel()
+    await until(lambda: before.waiting == after.waiting == 0)
+    await until(lambda: len(asyncio.all_tasks()) <= baseline)
+    [lookup_call] = fake.calls_of("getFile")
+    assert (lookup_call.status, lookup_call.error) == (0, "client disconnected")
+    again = await bot.send_video(7, b"mp4 bytes")  # times=1: not held
+    assert again.video is not None and len(fake.messages) == 2
+    before.release()
+    assert server_errors == []
+
+
+async def test_hold_file_download_and_shutdown_ends_holds(fake: FakeTelegram, bot: Bot) -> None:
+    stored = await bot.get_file(fake.add_file(b"video bytes", ".mp4")["file_id"])
+    hold = fake.hold("file")
+    download = asyncio.create_task(stored.download_as_bytearray())
+    await hold.wait()
+    assert fake.file_downloads == []
+    hold.release()
+    assert bytes(await download) == b"video bytes"
+    assert fake.file_downloads == ["videos/file_1.mp4"]
+
+    fake.hold("sendChatAction")
+    typing = asyncio.create_task(bot.send_chat_action(7, ChatAction.TYPING))
+    await fake.wait_for_call("sendChatAction")
+    fake.shutdown()
+    with pytest.raises(NetworkError, match="Service Unavailable"):
+        await typing
+    assert fake.calls_of("sendChatAction")[0].status == 503
+
+
+async def test_delay_answers_late_after_the_work(
+    fake: FakeTelegram, bot: Bot, server_errors: list[logging.LogRecord]
+) -> None:
+    fake.delay("sendMessage", 0.1, times=1)
+    started = time.monotonic()
+    await bot.send_message(7, "slow")
+    assert time.monotonic() - started >= 0.1
+    started = time.monotonic()
+    await bot.send_message(7, "fast")
+    assert time.monotonic() - started < 0.1
+
+    fake.delay("editMessageText", 5)
+    with pytest.raises(TimedOut):
+        await bot.edit_message_text("edited", 7, 1, read_timeout=0.05)
+    assert fake.messages[(7, 1)]["text"] == "edited"  # Telegram did it; the bot just never knew
+    fake.delay("editMessageText", 0)
+    assert isinstance(await bot.edit_message_text("again", 7, 1), Message)
+    assert server_errors == []
+
+
+async def test_get_updates_502_then_normal(
+    fake: FakeTelegram, root: str, bot: Bot, http: httpx.AsyncClient
+) -> None:
+    fake.send_text(ANN, "are you there?")
+    fake.fail_next("getUpdates", status=502, times=2)
+    raw = await http.post(f"{root}/bot{TOKEN}/getUpdates", data={"timeout": "0"})
+    assert raw.status_code == 502 and raw.headers["content-type"].startswith("text/html")
+    assert "<title>502 Bad Gateway</title>" in raw.text
+    with pytest.raises(NetworkError, match="Bad Gateway"):
+        await bot.get_updates(timeout=0)
+    [update] = await bot.get_updates(timeout=0)
+    assert update.message is not None and update.message.text == "are you there?"
+    fake.fail_next("getUpdates", status=500)
+    with pytest.raises(NetworkError, match="Internal Server Error"):
+        await bot.get_updates(timeout=0)
+    statuses = [(c.status, c.error) for c in fake.calls_of("getUpdates")]
+    assert statuses == [
+        (502, "Bad Gateway"),
+        (502, "Bad Gateway"),
+        (200, None),
+        (500, "Internal Server Error"),
+    ]

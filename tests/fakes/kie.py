@@ -8,6 +8,18 @@ Notes for test authors: ``uploads`` is keyed by ``filePath`` (``<uploadPath>/<fi
 ``finish_after`` is read when a task is created, ``outcome`` when it ends (anything but
 "success" fails it); every authorized recordInfo call naming a known task counts as a poll,
 injected failures included; ``complete()`` on a finished task ends it again and re-sends.
+
+Stopping the bot at an exact step: ``hold(endpoint, after=False, times=None)`` holds the next
+``times`` requests (all when None) to "createTask", "recordInfo", "upload", "credit" or
+"result" (the video download) until ``Hold.release()``. A request is recorded in ``requests``
+first; a hold before the work does nothing else (no task, no upload, no poll counted), one
+with ``after=True`` does the work and holds only the answer. Each request is taken by at most
+one hold, the oldest active one. ``delay(endpoint, seconds, times=None)`` answers late, after
+the work; ``seconds=0`` clears it. A held or delayed request whose client leaves (the bot was
+killed) ends quietly; one still waiting when the server shuts down (the test leaves ``serve()``)
+or at ``aclose()`` is answered 503. ``send_callback(task_id, state=..., times=...)`` posts a
+task's callback as if it were in any state, leaving the task alone: for duplicate, stale and
+out-of-order callbacks. ``Hold`` and ``Gates`` live here but serve the other fakes too.
 """
 
 from __future__ import annotations
@@ -15,20 +27,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import itertools
 import json
+import math
 import mimetypes
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message as _MimeHeaders
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, quote
 
 import httpx
@@ -40,13 +54,32 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
-__all__ = ["DEFAULT_VIDEO", "ENDPOINTS", "FakeKie", "KieRequest", "KieTask"]
+__all__ = [
+    "DEFAULT_VIDEO",
+    "ENDPOINTS",
+    "HOLD_ENDPOINTS",
+    "FakeKie",
+    "Gates",
+    "Hold",
+    "KieRequest",
+    "KieTask",
+]
 
 ENDPOINTS = frozenset({"createTask", "recordInfo", "upload", "credit"})
+HOLD_ENDPOINTS = ENDPOINTS | {"result"}
 FINAL_STATES = frozenset({"success", "fail"})
 CREATE_PATH = "/api/v1/jobs/createTask"
 UNAUTHORIZED_MSG = "You do not have access permissions"
 NOT_ACCESSIBLE_MSG = "image url not accessible"
+DEFAULT_FAIL_CODE = "500"
+DEFAULT_FAIL_MSG = "content moderation failed"
+_PATH_ENDPOINTS = {
+    CREATE_PATH: "createTask",
+    "/api/v1/jobs/recordInfo": "recordInfo",
+    "/api/v1/chat/credit": "credit",
+    "/api/file-stream-upload": "upload",
+    "/api/file-base64-upload": "upload",
+}
 
 
 def _mp4_stub() -> bytes:
@@ -208,8 +241,238 @@ def _upload_envelope(code: int, msg: str, data: Any = None, *, status: int = 200
     return JSONResponse(body, status_code=status)
 
 
+# ---- holds and delays (the Telegram and Kling fakes use these too) ---------------------------
+
+Outcome = Literal["go", "gone", "closed"]
+# Nothing signals uvicorn's graceful shutdown to a waiting request, so held ones look this often.
+_TICK = 0.02
+
+
+class Hold:
+    """Requests to one endpoint that a fake holds until ``release()``; see ``FakeKie.hold``.
+
+    ``arrived`` is set when the first request starts being held (tests may clear it);
+    ``count`` is how many requests were held in total, ``waiting`` how many are held right now.
+    """
+
+    def __init__(self, endpoint: str, *, after: bool, times: int | None) -> None:
+        self.endpoint = endpoint
+        self.after = after
+        self.arrived = asyncio.Event()
+        self.count = 0
+        self.waiting = 0
+        self._left = times
+        self._released = asyncio.Event()
+        self._held_one = asyncio.Event()
+
+    @property
+    def released(self) -> bool:
+        """Whether ``release()`` was called."""
+        return self._released.is_set()
+
+    @property
+    def active(self) -> bool:
+        """Whether this hold will still take a new request."""
+        return not self.released and self._left != 0
+
+    def release(self) -> None:
+        """Let every held request, and every later one, continue normally."""
+        self._released.set()
+
+    async def wait(self, count: int = 1, timeout: float = 5.0) -> None:
+        """Wait until `count` requests in total have been held."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.count < count:
+                    await self._held_one.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.count} of {count} {self.endpoint} request(s) held after {timeout}s"
+            ) from None
+
+    def claim(self) -> bool:
+        """Take one arriving request if this hold is still active."""
+        if not self.active:
+            return False
+        if self._left is not None:
+            self._left -= 1
+        return True
+
+    async def pause(self, receive: Receive, closed: Callable[[], bool]) -> Outcome:
+        """Hold one request until release, its client leaving, or the server closing."""
+        self.count += 1
+        self.waiting += 1
+        self.arrived.set()
+        # Swapped, so that waiters woken now don't mistake a later request for this one.
+        woken, self._held_one = self._held_one, asyncio.Event()
+        woken.set()
+        try:
+            return await _wait(receive, closed, self._released, math.inf)
+        finally:
+            self.waiting -= 1
+
+
+@dataclass
+class _Delay:
+    seconds: float
+    left: int | None
+
+    def claim(self) -> float:
+        if self.left == 0:
+            return 0.0
+        if self.left is not None:
+            self.left -= 1
+        return self.seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the holds and delays set on a fake do to one request."""
+
+    before: Hold | None = None
+    after: Hold | None = None
+    seconds: float = 0.0
+
+
+class Gates:
+    """The holds and delays set on one fake, and how they make its requests wait."""
+
+    def __init__(self, endpoints: frozenset[str] | None) -> None:
+        self.closed = False
+        self._endpoints = endpoints
+        self._holds: list[Hold] = []
+        self._delays: dict[str, _Delay] = {}
+
+    def hold(self, endpoint: str, *, after: bool, times: int | None) -> Hold:
+        """Register a hold on `endpoint`; older active holds take requests first."""
+        self._check(endpoint, times)
+        hold = Hold(endpoint, after=after, times=times)
+        self._holds.append(hold)
+        return hold
+
+    def delay(self, endpoint: str, seconds: float, times: int | None) -> None:
+        """Set (or, with 0 s, clear) the delay of `endpoint`, replacing any earlier one."""
+        self._check(endpoint, times)
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        if seconds == 0:
+            self._delays.pop(endpoint, None)
+        else:
+            self._delays[endpoint] = _Delay(seconds, times)
+
+    def take(self, endpoint: str) -> Plan:
+        """Claim the hold (at most one) and the delay that apply to a request arriving now."""
+        self._holds = [hold for hold in self._holds if hold.active]
+        hold = next((h for h in self._holds if h.endpoint == endpoint and h.claim()), None)
+        delay = self._delays.get(endpoint)
+        seconds = 0.0 if delay is None else delay.claim()
+        if hold is None:
+            return Plan(seconds=seconds)
+        return (
+            Plan(after=hold, seconds=seconds) if hold.after else Plan(before=hold, seconds=seconds)
+        )
+
+    async def before_work(self, receive: Receive, plan: Plan) -> Outcome:
+        """Apply the plan's hold-before, if any."""
+        if plan.before is None:
+            return "go"
+        return await plan.before.pause(receive, self._is_closed)
+
+    async def before_answer(self, receive: Receive, plan: Plan) -> Outcome:
+        """Apply the plan's delay, then its hold-after."""
+        outcome: Outcome = "go"
+        if plan.seconds > 0:
+            outcome = await _wait(receive, self._is_closed, None, plan.seconds)
+        if outcome == "go" and plan.after is not None:
+            outcome = await plan.after.pause(receive, self._is_closed)
+        return outcome
+
+    async def run(
+        self,
+        endpoint: str,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        replay: Receive,
+        send: Send,
+        unavailable: Callable[[], Response],
+    ) -> None:
+        """Serve one request with `app`, holding or delaying it as set for `endpoint`.
+
+        `receive` is the server's own (watched for the client leaving), `replay` the app's.
+        """
+        plan = self.take(endpoint)
+        outcome = await self.before_work(receive, plan)
+        if outcome == "go" and plan.after is None and plan.seconds <= 0:
+            await app(scope, replay, send)
+            return
+        answer: list[AsgiMessage] = []
+        if outcome == "go":
+
+            async def keep(message: AsgiMessage) -> None:
+                answer.append(message)
+
+            await app(scope, replay, keep)
+            outcome = await self.before_answer(receive, plan)
+        # A client that left gets nothing: uvicorn drops the request quietly.
+        if outcome == "closed":
+            await unavailable()(scope, replay, send)
+        elif outcome == "go":
+            for message in answer:
+                await send(message)
+
+    def _is_closed(self) -> bool:
+        return self.closed
+
+    def _check(self, endpoint: str, times: int | None) -> None:
+        if self._endpoints is not None and endpoint not in self._endpoints:
+            raise ValueError(f"endpoint must be one of {sorted(self._endpoints)}, not {endpoint!r}")
+        if times is not None and times < 1:
+            raise ValueError("times must be None or at least 1")
+
+
+async def _wait(
+    receive: Receive, closed: Callable[[], bool], release: asyncio.Event | None, seconds: float
+) -> Outcome:
+    """Wait for `release` or `seconds`, whichever first; stop early if the client or server go."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    keep_alive = _keep_alive(receive)
+    gone = asyncio.ensure_future(_until_disconnect(receive))
+    watched: list[asyncio.Future[Any]] = [gone]
+    if release is not None:
+        watched.append(asyncio.ensure_future(release.wait()))
+    try:
+        while True:
+            if gone.done():
+                return "gone"
+            # uvicorn's graceful shutdown only flips keep_alive on the requests it waits for.
+            if closed() or (keep_alive and not _keep_alive(receive)):
+                return "closed"
+            left = deadline - loop.time()
+            if left <= 0 or (release is not None and release.is_set()):
+                return "go"
+            await asyncio.wait(
+                watched, timeout=min(_TICK, left), return_when=asyncio.FIRST_COMPLETED
+            )
+    finally:
+        for task in watched:
+            task.cancel()
+        await asyncio.gather(*watched, return_exceptions=True)
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _keep_alive(receive: Receive) -> bool:
+    cycle = getattr(receive, "__self__", None)
+    return bool(getattr(cycle, "keep_alive", True))
+
+
 class _Recorder:
-    """ASGI middleware that records each request, body included, before the app answers it."""
+    """ASGI middleware that records each request, body included, then lets the fake's gates in."""
 
     def __init__(self, app: ASGIApp, fake: FakeKie) -> None:
         self.app = app
@@ -249,7 +512,21 @@ class _Recorder:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        endpoint = _endpoint_of(scope["path"])
+        if endpoint is None:
+            await self.app(scope, replay, send)
+            return
+        await self.fake._gates.run(endpoint, self.app, scope, receive, replay, send, _unavailable)
+
+
+def _endpoint_of(path: str) -> str | None:
+    if path.startswith("/results/"):
+        return "result"
+    return _PATH_ENDPOINTS.get(path)
+
+
+def _unavailable() -> Response:
+    return _envelope(503, "Service Unavailable", status=503)
 
 
 class FakeKie:
@@ -282,6 +559,7 @@ class FakeKie:
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._counter = itertools.count(1)
         self._client: httpx.AsyncClient | None = None
+        self._gates = Gates(HOLD_ENDPOINTS)
         self.app = Starlette(
             routes=[
                 Route(CREATE_PATH, self._create_task, methods=["POST"]),
@@ -329,8 +607,8 @@ class FakeKie:
         task_id: str,
         *,
         success: bool = True,
-        fail_msg: str = "content moderation failed",
-        fail_code: str = "500",
+        fail_msg: str = DEFAULT_FAIL_MSG,
+        fail_code: str = DEFAULT_FAIL_CODE,
     ) -> None:
         """End the task now and await delivery of its callbacks, if it has a callBackUrl."""
         task = self.tasks[task_id]
@@ -338,6 +616,28 @@ class FakeKie:
             self._cancel_timer(task_id)
         self._end(task, success=success, fail_code=fail_code, fail_msg=fail_msg)
         await self._deliver(task)
+
+    def hold(self, endpoint: str, *, after: bool = False, times: int | None = None) -> Hold:
+        """Hold the next `times` requests to `endpoint` (all when None) before or after the work."""
+        return self._gates.hold(endpoint, after=after, times=times)
+
+    def delay(self, endpoint: str, seconds: float, times: int | None = None) -> None:
+        """Answer the next `times` requests to `endpoint` (all when None) `seconds` late."""
+        self._gates.delay(endpoint, seconds, times)
+
+    async def send_callback(
+        self, task_id: str, *, state: str | None = None, times: int = 1
+    ) -> list[int]:
+        """POST the task's callback `times` times as if it were in `state`; return our answers.
+
+        The task itself is left as it is; 0 stands for a callback that could not be delivered.
+        """
+        task = self.tasks[task_id]
+        if task.callback_url is None:
+            raise ValueError(f"task {task_id} has no callBackUrl")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        return await self._post_callbacks(self._as_if(task, state), times, pause=0.0)
 
     def creates(self) -> list[KieRequest]:
         """Return the createTask requests received, in order."""
@@ -350,7 +650,11 @@ class FakeKie:
         return sum(task.polls for task in self.tasks.values())
 
     async def aclose(self) -> None:
-        """Cancel pending finish timers and close the callback client; safe to call twice."""
+        """Cancel finish timers, answer held requests 503 and close the callback client.
+
+        Safe to call twice.
+        """
+        self._gates.closed = True
         timers = list(self._timers.values())
         self._timers.clear()
         for timer in timers:
@@ -613,15 +917,15 @@ class FakeKie:
         task: KieTask,
         *,
         success: bool,
-        fail_code: str = "500",
-        fail_msg: str = "content moderation failed",
+        fail_code: str = DEFAULT_FAIL_CODE,
+        fail_msg: str = DEFAULT_FAIL_MSG,
     ) -> None:
         now = time.time()
         task.state = "success" if success else "fail"
         task.completed = now
         task.updated = now
         if success:
-            task.result_url = f"{self._bases[task.task_id]}/results/{task.task_id}.mp4"
+            task.result_url = self._result_url(task.task_id)
             task.fail_code = task.fail_msg = None
         else:
             task.result_url = None
@@ -661,19 +965,43 @@ class FakeKie:
         if timer is not None:
             timer.cancel()
 
+    def _result_url(self, task_id: str) -> str:
+        return f"{self._bases[task_id]}/results/{task_id}.mp4"
+
+    def _as_if(self, task: KieTask, state: str | None) -> KieTask:
+        """Return a copy of the task as it would look in `state` (the task itself when None)."""
+        if state is None or state == task.state:
+            return task
+        view = dataclasses.replace(
+            task, state=state, completed=None, result_url=None, fail_code=None, fail_msg=None
+        )
+        if state in FINAL_STATES:
+            view.completed = task.completed or task.updated
+        if state == "success":
+            view.result_url = task.result_url or self._result_url(task.task_id)
+        elif state == "fail":
+            view.fail_code = task.fail_code or DEFAULT_FAIL_CODE
+            view.fail_msg = task.fail_msg or DEFAULT_FAIL_MSG
+        return view
+
     async def _deliver(self, task: KieTask) -> None:
+        if task.callback_url is not None:
+            await self._post_callbacks(task, self.callback_times, self.callback_delay)
+
+    async def _post_callbacks(self, task: KieTask, times: int, pause: float) -> list[int]:
         url = task.callback_url
-        if url is None:
-            return
+        assert url is not None
+        failed = task.state == "fail"
         payload = {
-            "code": 200 if task.state == "success" else 501,
-            "msg": "success" if task.state == "success" else (task.fail_msg or "generation failed"),
+            "code": 501 if failed else 200,
+            "msg": (task.fail_msg or "generation failed") if failed else "success",
             "data": self._task_data(task),
         }
         content = json.dumps(payload, ensure_ascii=False).encode()
-        for attempt in range(self.callback_times):
-            if attempt and self.callback_delay > 0:
-                await asyncio.sleep(self.callback_delay)
+        statuses: list[int] = []
+        for attempt in range(times):
+            if attempt and pause > 0:
+                await asyncio.sleep(pause)
             headers = {"content-type": "application/json", **self._signature(task.task_id)}
             try:
                 response = await self._http().post(url, content=content, headers=headers)
@@ -681,6 +1009,8 @@ class FakeKie:
             except (httpx.HTTPError, httpx.InvalidURL):
                 status = 0
             self.callbacks_sent.append((url, status))
+            statuses.append(status)
+        return statuses
 
     def _signature(self, task_id: str) -> dict[str, str]:
         if self.hmac_key is None:

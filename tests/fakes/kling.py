@@ -15,6 +15,19 @@ be raw base64 or URLs of this fake's own ``files`` (served at ``{prefix}/files/{
 failures included; ``complete()`` on a finished task ends it again and re-sends callbacks.
 HMAC secrets shorter than 32 bytes are accepted silently here, but PyJWT warns when one signs
 with them, and warnings are errors in this test suite.
+
+Stopping the bot at an exact step: ``hold(endpoint, after=False, times=None)`` holds the next
+``times`` requests (all when None) to "create", "query", "multi_create", "multi_query",
+"costs" or "result" (the video download) until ``Hold.release()``. A request is recorded in
+``requests`` first; a hold before the work does nothing else (no task, no poll counted), one
+with ``after=True`` does the work and holds only the answer. Each request is taken by at most
+one hold, the oldest active one. ``delay(endpoint, seconds, times=None)`` answers late, after
+the work; ``seconds=0`` clears it. A held or delayed request whose client leaves (the bot was
+killed) ends quietly; one still waiting when the server shuts down (the test leaves ``serve()``)
+or at ``aclose()`` is answered 503 (code 5001). ``send_callback(task_id, state=..., times=...)``
+posts a task's callback as if it had any ``task_status``, leaving the task alone: for duplicate,
+stale and out-of-order callbacks. Queries find tasks by ``task_id`` or ``external_task_id``; an
+unknown one is answered 404, code 1201, "task not found".
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hmac
 import json
 import mimetypes
@@ -48,11 +62,21 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
-from tests.fakes.kie import DEFAULT_VIDEO
+from tests.fakes.kie import DEFAULT_VIDEO, Gates, Hold
 
-__all__ = ["DEFAULT_VIDEO", "ENDPOINTS", "MODELS", "FakeKling", "KlingRequest", "KlingTask"]
+__all__ = [
+    "DEFAULT_VIDEO",
+    "ENDPOINTS",
+    "HOLD_ENDPOINTS",
+    "MODELS",
+    "FakeKling",
+    "Hold",
+    "KlingRequest",
+    "KlingTask",
+]
 
 ENDPOINTS = frozenset({"create", "query", "multi_create", "multi_query", "costs"})
+HOLD_ENDPOINTS = ENDPOINTS | {"result"}
 MODELS = frozenset(
     {
         "kling-v1",
@@ -412,7 +436,7 @@ class _Failure:
 
 
 class _Recorder:
-    """ASGI middleware that records each request, body included, before the app answers it."""
+    """ASGI middleware that records each request, body included, then lets the fake's gates in."""
 
     def __init__(self, app: ASGIApp, fake: FakeKling) -> None:
         self.app = app
@@ -451,7 +475,15 @@ class _Recorder:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        endpoint = self.fake._endpoint_of(scope["path"])
+        if endpoint is None:
+            await self.app(scope, replay, send)
+            return
+        await self.fake._gates.run(endpoint, self.app, scope, receive, replay, send, _unavailable)
+
+
+def _unavailable() -> Response:
+    return _envelope(None, code=5001, message="Service Unavailable", status=503)
 
 
 class FakeKling:
@@ -497,6 +529,7 @@ class FakeKling:
         self._deadlines: dict[str, float] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
+        self._gates = Gates(HOLD_ENDPOINTS)
         p = prefix
         self.app = Starlette(
             routes=[
@@ -558,6 +591,28 @@ class FakeKling:
         self._end(task, success=success, message=message)
         await self._deliver(task)
 
+    def hold(self, endpoint: str, *, after: bool = False, times: int | None = None) -> Hold:
+        """Hold the next `times` requests to `endpoint` (all when None) before or after the work."""
+        return self._gates.hold(endpoint, after=after, times=times)
+
+    def delay(self, endpoint: str, seconds: float, times: int | None = None) -> None:
+        """Answer the next `times` requests to `endpoint` (all when None) `seconds` late."""
+        self._gates.delay(endpoint, seconds, times)
+
+    async def send_callback(
+        self, task_id: str, *, state: str | None = None, times: int = 1
+    ) -> list[int]:
+        """POST the task's callback `times` times as if it were in `state`; return our answers.
+
+        The task itself is left as it is; 0 stands for a callback that could not be delivered.
+        """
+        task = self.tasks[task_id]
+        if task.callback_url is None:
+            raise ValueError(f"task {task_id} has no callback_url")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        return await self._post_callbacks(self._as_if(task, state), times, pause=0.0)
+
     def creates(self) -> list[KlingRequest]:
         """Return the create requests (both kinds) received, accepted or not, in order."""
         paths = {self.prefix + I2V_PATH, self.prefix + MULTI_PATH}
@@ -570,7 +625,11 @@ class FakeKling:
         return sum(task.polls for task in self.tasks.values())
 
     async def aclose(self) -> None:
-        """Cancel pending finish timers and close the callback client; safe to call twice."""
+        """Cancel finish timers, answer held requests 503 and close the callback client.
+
+        Safe to call twice.
+        """
+        self._gates.closed = True
         timers = list(self._timers.values())
         self._timers.clear()
         for timer in timers:
@@ -745,6 +804,22 @@ class FakeKling:
             timer.add_done_callback(lambda done: self._forget_timer(task_id, done))
         return task
 
+    def _endpoint_of(self, path: str) -> str | None:
+        if not path.startswith(self.prefix):
+            return None
+        rest = path[len(self.prefix) :]
+        for base, create, query in (
+            (I2V_PATH, "create", "query"),
+            (MULTI_PATH, "multi_create", "multi_query"),
+        ):
+            if rest == base:
+                return create
+            if rest.startswith(base + "/"):
+                return query
+        if rest == "/account/costs":
+            return "costs"
+        return "result" if rest.startswith("/results/") else None
+
     def _find(self, kind: str, key: str) -> KlingTask | None:
         task = self.tasks.get(key) or self._by_external_id(key)
         return task if task is not None and task.kind == kind else None
@@ -772,7 +847,7 @@ class FakeKling:
         task.completed = task.updated = now
         if success:
             task.status, task.status_msg = "succeed", ""
-            task.result_url = f"{self._bases[task.task_id]}{self.prefix}/results/{task.task_id}.mp4"
+            task.result_url = self._result_url(task.task_id)
         else:
             task.status, task.status_msg = "failed", message
             task.result_url = None
@@ -813,10 +888,31 @@ class FakeKling:
         if timer is not None:
             timer.cancel()
 
+    def _result_url(self, task_id: str) -> str:
+        return f"{self._bases[task_id]}{self.prefix}/results/{task_id}.mp4"
+
+    def _as_if(self, task: KlingTask, status: str | None) -> KlingTask:
+        """Return a copy of the task as it would look in `status` (the task itself when None)."""
+        if status is None or status == task.status:
+            return task
+        view = dataclasses.replace(
+            task, status=status, status_msg="", completed=None, result_url=None
+        )
+        if status in FINAL_STATES:
+            view.completed = task.completed or task.updated
+        if status == "succeed":
+            view.result_url = task.result_url or self._result_url(task.task_id)
+        elif status == "failed":
+            view.status_msg = task.status_msg or DEFAULT_FAILURE
+        return view
+
     async def _deliver(self, task: KlingTask) -> None:
+        if task.callback_url is not None:
+            await self._post_callbacks(task, self.callback_times, self.callback_delay)
+
+    async def _post_callbacks(self, task: KlingTask, times: int, pause: float) -> list[int]:
         url = task.callback_url
-        if url is None:
-            return
+        assert url is not None
         payload: Any = self._task_data(task)
         if self.callback_shape == "envelope":
             payload = {
@@ -827,15 +923,18 @@ class FakeKling:
             }
         content = json.dumps(payload, ensure_ascii=False).encode()
         headers = {"content-type": "application/json"}
-        for attempt in range(self.callback_times):
-            if attempt and self.callback_delay > 0:
-                await asyncio.sleep(self.callback_delay)
+        statuses: list[int] = []
+        for attempt in range(times):
+            if attempt and pause > 0:
+                await asyncio.sleep(pause)
             try:
                 response = await self._http().post(url, content=content, headers=headers)
                 status = response.status_code
             except (httpx.HTTPError, httpx.InvalidURL):
                 status = 0
             self.callbacks_sent.append((url, status))
+            statuses.append(status)
+        return statuses
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:

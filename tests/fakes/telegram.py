@@ -1,4 +1,19 @@
-"""A loopback fake of the Telegram Bot API that a real PTB Application can talk to."""
+"""A loopback fake of the Telegram Bot API that a real PTB Application can talk to.
+
+Faults: ``fail_next(method, status=...)`` fails the next calls of a method (any case);
+without a description, 5xx statuses say their HTTP phrase, and 502-504 come as nginx's HTML
+page, as api.telegram.org sends them (getUpdates included: PTB raises NetworkError).
+
+Stopping the bot at an exact step: ``hold(endpoint, after=False, times=None)`` holds the next
+``times`` calls (all when None) of a Bot API method (any case), or "file" for downloads from
+``/file/bot<token>/...``, until ``Hold.release()``. A held call is recorded in ``calls`` first;
+held before the work it is not handled (status 0, error "held"), with ``after=True`` it is
+handled (message stored, file served) and only the answer waits. Each call is taken by at most
+one hold, the oldest active one. ``delay(method, seconds, times=None)`` answers late, after the
+work; ``seconds=0`` clears it. A held or delayed call whose client leaves (the bot was killed)
+ends quietly; one still waiting when the server shuts down (the test leaves ``serve()``) or at
+``shutdown()`` is answered 503. Release holds before stopping a bot that waits on them.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +32,17 @@ import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.kie import Gates, Outcome
+from tests.fakes.kie import Hold as Hold
 
 JSON = dict[str, Any]
 MessageKey = tuple[int, int]
@@ -43,6 +62,11 @@ NOT_MODIFIED = (
 QUERY_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 BLOCKED = "Forbidden: bot was blocked by the user"
 DEFAULT_FAULT = "Bad Request: test fault"
+HELD = "held"
+CLIENT_GONE = "client disconnected"
+UNAVAILABLE = "Service Unavailable"
+# api.telegram.org's nginx answers these itself, with an HTML page instead of JSON.
+_NGINX_STATUSES = frozenset({502, 503, 504})
 
 # Form values that are free text or file references: never JSON-decode these ("42" stays "42").
 _TEXT_FIELDS = frozenset(
@@ -145,7 +169,11 @@ class FakeUser:
 
 @dataclass
 class Call:
-    """One request the bot made; status, result and error are filled in once it is answered."""
+    """One request the bot made; status, result and error are filled in once it is answered.
+
+    A call held before its handling has status 0 and error "held" until it is released; it keeps
+    status 0 (error "client disconnected") or gets 503 if its client or the server go first.
+    """
 
     method: str
     params: dict[str, Any]
@@ -164,14 +192,25 @@ class Call:
 class ApiError(Exception):
     """An error reply of the Bot API."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, description: str, retry_after: int | None = None, *, page: bool = False
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.page = page
 
-    def response(self) -> JSONResponse:
-        """Return the Bot API error body with the matching HTTP status."""
+    def response(self) -> Response:
+        """Return the Bot API error body (or nginx's HTML page) with the matching HTTP status."""
+        if self.page:
+            title = f"{self.status} {self.description}"
+            html_page = (
+                f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+                f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n"
+                "</body>\r\n</html>\r\n"
+            )
+            return HTMLResponse(html_page, status_code=self.status)
         body: JSON = {"ok": False, "error_code": self.status, "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
@@ -184,6 +223,7 @@ class _Fault:
     description: str
     retry_after: int | None
     remaining: int
+    page: bool
 
 
 @dataclass
@@ -268,6 +308,7 @@ class FakeTelegram:
         self._answers: dict[str, JSON] = {}
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self._gates = Gates(None)
         self._handlers: dict[str, Callable[[_Ctx], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -359,17 +400,38 @@ class FakeTelegram:
         retry_after: int | None = None,
         times: int = 1,
     ) -> None:
-        """Make the next `times` calls of `method` fail with this error."""
+        """Make the next `times` calls of `method` fail with this error.
+
+        Without a description, 5xx statuses say their HTTP phrase; 502-504 then come as nginx's
+        HTML page, as api.telegram.org sends them.
+        """
+        page = False
         if status == 429:
             retry_after = 1 if retry_after is None else retry_after
             if description == DEFAULT_FAULT:
                 description = f"Too Many Requests: retry after {retry_after}"
-        fault = _Fault(status, description, retry_after, times)
+        elif status >= 500 and description == DEFAULT_FAULT:
+            description = _phrase(status)
+            page = status in _NGINX_STATUSES
+        fault = _Fault(status, description, retry_after, times, page)
         self._faults.setdefault(method.lower(), deque()).append(fault)
 
+    def hold(self, endpoint: str, *, after: bool = False, times: int | None = None) -> Hold:
+        """Hold the next `times` calls of a method, or "file" downloads (all when None).
+
+        Before the work (``after=False``) the call is recorded but not handled; after it, the
+        work is done (message stored, file served) and only the answer waits.
+        """
+        return self._gates.hold(endpoint.lower(), after=after, times=times)
+
+    def delay(self, method: str, seconds: float, times: int | None = None) -> None:
+        """Answer the next `times` calls of `method` (all when None) `seconds` after the work."""
+        self._gates.delay(method.lower(), seconds, times)
+
     def shutdown(self) -> None:
-        """Release every long poll now and answer later ones at once (for teardown)."""
+        """Release every long poll now, answer held calls 503 and later polls at once."""
         self._closed = True
+        self._gates.closed = True
         self._wake_pollers()
 
     # ----- user-side actions ------------------------------------------------------------------
@@ -588,13 +650,26 @@ class FakeTelegram:
         files = {field_name: upload.content for field_name, upload in uploads.items()}
         call = Call(self._canonical.get(name.lower(), name), params, files, time.monotonic())
         self.calls.append(call)
+        plan = self._gates.take(name.lower())
+        if plan.before is not None:
+            call.status, call.error = 0, HELD
+            outcome = await self._gates.before_work(request.receive, plan)
+            if outcome != "go":
+                return _dropped(call, outcome)
+            call.status, call.error = 200, None
+        response: Response
         try:
             result = await self._dispatch(request, call, _Ctx(params, uploads, request))
         except ApiError as err:
             call.status, call.error = err.status, err.description
-            return err.response()
-        call.result = result
-        return JSONResponse({"ok": True, "result": result})
+            response = err.response()
+        else:
+            call.result = result
+            response = JSONResponse({"ok": True, "result": result})
+        # A client that left never reads the answer; uvicorn drops it quietly.
+        if await self._gates.before_answer(request.receive, plan) == "closed":
+            return ApiError(503, UNAVAILABLE).response()
+        return response
 
     async def _dispatch(self, request: Request, call: Call, ctx: _Ctx) -> Any:
         if request.path_params["token"] != self.token:
@@ -617,9 +692,18 @@ class FakeTelegram:
         fault.remaining -= 1
         if fault.remaining <= 0:
             faults.popleft()
-        raise ApiError(fault.status, fault.description, fault.retry_after)
+        raise ApiError(fault.status, fault.description, fault.retry_after, page=fault.page)
 
     async def _download(self, request: Request) -> Response:
+        plan = self._gates.take("file")
+        if await self._gates.before_work(request.receive, plan) != "go":
+            return ApiError(503, UNAVAILABLE).response()
+        response = self._file(request)
+        if await self._gates.before_answer(request.receive, plan) == "closed":
+            return ApiError(503, UNAVAILABLE).response()
+        return response
+
+    def _file(self, request: Request) -> Response:
         if request.path_params["token"] != self.token:
             return ApiError(401, "Unauthorized").response()
         stored = self._paths.get(request.path_params["path"])
@@ -946,6 +1030,22 @@ def _part_headers(head: str) -> dict[str, str]:
         if sep:
             headers[key.strip().lower()] = value.strip()
     return headers
+
+
+def _dropped(call: Call, outcome: Outcome) -> Response:
+    """Record how a call held before its handling ended, and answer it 503."""
+    if outcome == "gone":
+        call.error = CLIENT_GONE
+    else:
+        call.status, call.error = 503, UNAVAILABLE
+    return ApiError(503, UNAVAILABLE).response()
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Server Error"
 
 
 def _keep_alive(request: Request) -> bool:
