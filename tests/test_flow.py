@@ -14,7 +14,19 @@ import httpx
 from bot.logs import configure_logging
 from storage import Database, TaskRepository
 from storage.models import TaskState
-from tests.conftest import KIE_KEY, PHOTO, TOKEN, Harness, button, buttons, generate, jpeg
+from tests.conftest import (
+    KIE_KEY,
+    KLING_ACCESS,
+    KLING_SECRET,
+    PHOTO,
+    TOKEN,
+    TUZI_KEY,
+    Harness,
+    button,
+    buttons,
+    generate,
+    jpeg,
+)
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
@@ -365,17 +377,43 @@ async def test_secrets_never_reach_the_logs(harness: Run) -> None:
     stream = io.StringIO()
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    configure_logging([TOKEN, KIE_KEY], stream=stream, level=logging.DEBUG)
+    secrets = [TOKEN, KIE_KEY, KLING_ACCESS, KLING_SECRET, TUZI_KEY]
+    configure_logging(secrets, stream=stream, level=logging.DEBUG)
+    # Also keep the raw lines: our code must not log secrets at all; masking is a second net.
+    raw = io.StringIO()
+    unmasked = logging.StreamHandler(raw)
+    unmasked.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root.addHandler(unmasked)
     try:
-        async with harness(callbacks=True) as h:
-            h.kie.finish_after = 0.2
+        async with harness(backends=("kie", "kling", "tuzi"), callbacks=True) as h:
+            assert h.kling is not None and h.tuzi is not None
+            h.kie.finish_after = h.kling.finish_after = h.tuzi.finish_after = 0.2
             h.telegram.send_document(h.user, b"%PDF", "x.pdf", "application/pdf")
-            await generate(h)
-            await h.telegram.wait_for_call("sendVideo")
+            h.kie.fail_next("createTask", code=401, msg="bad key")
+            await generate(h, "first try fails")
+            await h.wait_task(lambda t: t.state is TaskState.FAILED)
+            await generate(h, "second try works")
+            for model in ("Kling API", "tu-zi"):
+                photo = h.telegram.send_photo(h.user, PHOTO, f"via {model}")
+                draft = await h.draft_for(photo)
+                h.telegram.tap(h.user, draft, button(draft, "Kling 2.6 · kie.ai"))
+                await h.telegram.wait_for_call(
+                    "editMessageReplyMarkup",
+                    lambda c, d=draft: c.params["message_id"] == d["message_id"],
+                )
+                menu = h.current(draft)
+                h.telegram.tap(h.user, menu, button(menu, f"Kling 1.6 · {model}"))
+                await h.telegram.wait_for_call(
+                    "editMessageText", lambda c, m=model: f"Kling 1.6 · {m}" in c.params["text"]
+                )
+                h.telegram.tap(h.user, h.current(draft), button(h.current(draft), "Generate"))
+            await h.telegram.wait_for_call("sendVideo", count=3, timeout=10)
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
-    logged = stream.getvalue()
-    assert "created at kie" in logged  # the run was logged at all
-    assert TOKEN not in logged and TOKEN.split(":")[1] not in logged
-    assert KIE_KEY not in logged and "/file/bot" not in logged
+    for logged in (stream.getvalue(), raw.getvalue()):
+        assert "created at kie" in logged and "created at kling" in logged  # the run was logged
+        assert "created at tuzi" in logged
+        for secret in secrets:
+            assert secret not in logged
+        assert TOKEN.split(":")[1] not in logged and "/file/bot" not in logged

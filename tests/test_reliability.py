@@ -237,3 +237,72 @@ async def test_telegram_webhook_checks_its_secret(harness: Run) -> None:
             "sendMessage", lambda c: c.params["reply_parameters"]["message_id"] == 10
         )
         assert len(replies) == 1 and "photo" in replies[0].params["text"]
+
+
+async def test_lost_kie_create_answer_is_told_with_a_retry_button(harness: Run) -> None:
+    async with harness(provider_timeout=0.5, poll_interval=0.05) as h:
+        held = h.kie.hold("createTask", after=True, times=1)
+        await generate(h)
+        await held.wait()
+        failed = await h.wait_task(lambda t: t.state is TaskState.FAILED)
+        assert failed.error == "uncertain"
+        notice = await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "may not have started" in c.params["text"]
+        )
+        held.release()
+        assert len(h.kie.tasks) == 1  # kie took it, and the bot did not pay again by itself
+        message = h.current(h.telegram.messages[(h.user.id, notice[-1].params["message_id"])])
+        retry = button(message, "Retry")
+        first = h.telegram.tap(h.user, message, retry)
+        second = h.telegram.tap(h.user, message, retry, force=True)
+        h.kie.finish_after = 0.1
+        await h.telegram.wait_for_call("sendVideo")
+        await h.telegram.wait_for_call(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == second
+        )
+        answers = {h.telegram.answered(q)["text"] for q in (first, second)}
+        assert answers == {"Trying again…", "This task was already tried again."}
+        await asyncio.sleep(0.3)
+        assert len(h.kie.tasks) == 2 and len(h.telegram.calls_of("sendVideo")) == 1
+
+
+async def test_lost_kling_create_answer_is_found_by_external_id(harness: Run) -> None:
+    async with harness(backends=("kling",), provider_timeout=0.5, poll_interval=0.05) as h:
+        assert h.kling is not None
+        h.kling.finish_after = 1.0
+        held = h.kling.hold("create", after=True, times=1)
+        await generate(h)
+        await held.wait()
+        await h.telegram.wait_for_call("sendVideo", timeout=8)
+        held.release()
+        assert len(h.kling.tasks) == 1 and len(h.kling.creates()) == 1
+        lookups = [r for r in h.kling.requests if r.method == "GET" and "/kb" in r.path]
+        assert lookups  # looked up by our external_task_id
+
+
+async def test_kling_create_that_never_arrived_is_sent_again_once(harness: Run) -> None:
+    async with harness(backends=("kling",), provider_timeout=0.5, poll_interval=0.05) as h:
+        assert h.kling is not None
+        h.kling.finish_after = 0.2
+        held = h.kling.hold("create", times=1)  # held before Kling creates anything
+        await generate(h)
+        await h.telegram.wait_for_call("sendVideo", timeout=8)
+        held.release()
+        assert len(h.kling.creates()) == 2 and len(h.kling.tasks) == 1
+
+
+async def test_duplicate_and_out_of_order_callbacks_give_one_video(harness: Run) -> None:
+    async with harness(callbacks=True, poll_interval=60.0) as h:
+        await generate(h)
+        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        statuses = await h.kie.send_callback(task.provider_task_id, state="generating", times=2)
+        assert statuses == [200, 200]
+        await h.kie.complete(task.provider_task_id)
+        late = await h.kie.send_callback(task.provider_task_id, state="generating", times=3)
+        again = await h.kie.send_callback(task.provider_task_id, state="success", times=3)
+        assert set(late + again) == {200}
+        await h.telegram.wait_for_call("sendVideo")
+        await asyncio.sleep(0.5)
+        assert len(h.telegram.calls_of("sendVideo")) == 1
+        done = await h.services.tasks.get(task.id)
+        assert done.state is TaskState.DELIVERED

@@ -7,7 +7,7 @@ import io
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from telegram import Bot
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError
 
 from bot.providers.base import ImageFile
 
@@ -24,6 +24,7 @@ MAX_RATIO = 2.5
 MAX_BYTES = 10 * 1024 * 1024
 # Smaller than this cannot be enlarged into anything worth a paid video.
 SMALLEST = 100
+FETCH_ATTEMPTS = 3
 
 
 class ImageError(Exception):
@@ -111,9 +112,15 @@ async def fetch_image(
     bot: Bot, file_id: str, accepted: tuple[str, ...] = ALL_TYPES, name: str = "image"
 ) -> ImageFile:
     """Download a Telegram file by id and check it; the file's URL never leaves this function."""
-    try:
-        telegram_file = await bot.get_file(file_id)
-        data = bytes(await telegram_file.download_as_bytearray())
-    except TelegramError as exc:
-        raise ImageError("image_fetch") from exc
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
+        try:
+            telegram_file = await bot.get_file(file_id)
+            data = bytes(await telegram_file.download_as_bytearray())
+            break
+        except NetworkError as exc:  # timeouts included: worth another try
+            if attempt == FETCH_ATTEMPTS:
+                raise ImageError("image_fetch") from exc
+            await asyncio.sleep(attempt)
+        except TelegramError as exc:
+            raise ImageError("image_fetch") from exc
     return await asyncio.to_thread(prepare_image, data, accepted, name)
