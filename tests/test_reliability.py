@@ -306,3 +306,13 @@ async def test_duplicate_and_out_of_order_callbacks_give_one_video(harness: Run)
         assert len(h.telegram.calls_of("sendVideo")) == 1
         done = await h.services.tasks.get(task.id)
         assert done.state is TaskState.DELIVERED
+
+
+async def test_flood_control_waits_and_sends(harness: Run) -> None:
+    async with harness() as h:
+        h.telegram.fail_next("sendMessage", status=429, retry_after=1)
+        start = h.telegram.send_text(h.user, "/start")
+        reply = await h.reply_to(start, timeout=10)
+        attempts = [c for c in h.telegram.calls_of("sendMessage")]
+        assert [c.status for c in attempts] == [429, 200]
+        assert reply.at - attempts[0].at >= 1.0  # waited as Telegram asked
