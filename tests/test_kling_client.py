@@ -356,3 +356,16 @@ async def test_motion_brush_is_accepted_by_the_strict_fake() -> None:
     body = fake.tasks[task_id].body
     assert len(body["dynamic_masks"]) == 6
     assert body["dynamic_masks"][0]["trajectories"][4] == {"x": 40, "y": 20}
+
+
+async def test_balance_reads_the_resource_packs_from_the_fake() -> None:
+    from tests.fakes.kling import FakeKling
+    from tests.fakes.server import serve
+
+    async with FakeKling(api_key="k" * 40) as fake, serve(fake.app) as url:
+        provider = official_kling(url, api_key="k" * 40)
+        text = await provider.balance()
+        await provider.aclose()
+    assert "42 of 100 left" in text
+    (costs,) = [r for r in fake.requests if r.path == "/account/costs"]
+    assert int(costs.query["end_time"]) > int(costs.query["start_time"]) > 10**12

@@ -157,6 +157,10 @@ class Provider(ABC):
         """Prepare and start a task in one go."""
         return await self.start(await self.prepare(request))
 
+    async def balance(self) -> str:
+        """What is left on the account, in a few words (credits, resource packs)."""
+        raise NotImplementedError(f"{self.name} has no balance endpoint")
+
     async def find(self, external_id: str) -> str | None:
         """The task created under `external_id`, or None if there is none (see `can_find`)."""
         raise NotImplementedError(f"{self.name} cannot look tasks up by our id")

@@ -221,6 +221,10 @@ class KieProvider(Provider):
         data = await self._call("GET", f"{self._api_url}/api/v1/chat/credit")
         return float(data or 0)
 
+    async def balance(self) -> str:
+        """Remaining kie credits."""
+        return f"{await self.credits():g} credits"
+
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
         """Return the callback's taskId after checking its signature when a key is set."""
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -256,6 +257,26 @@ class OfficialShapeProvider(Provider):
         return await self._call(
             "GET", "/account/costs", params={"start_time": start_ms, "end_time": end_ms}
         )
+
+    async def balance(self) -> str:
+        """Remaining quantity of the account's resource packs over the last 90 days."""
+        now_ms = int(time.time() * 1000)
+        data = await self.costs(now_ms - 90 * 24 * 3600 * 1000, now_ms)
+        packs = data.get("resource_pack_subscribe_infos") if isinstance(data, dict) else None
+        if not isinstance(packs, list) or not packs:
+            return "no resource packs"
+        parts = []
+        for pack in packs:
+            if not isinstance(pack, dict):
+                continue
+            name = pack.get("resource_pack_name", "pack")
+            left, total = pack.get("remaining_quantity"), pack.get("total_quantity")
+            parts.append(
+                f"{name}: {left:g} of {total:g} left"
+                if isinstance(left, int | float) and isinstance(total, int | float)
+                else f"{name}: ?"
+            )
+        return "; ".join(parts) or "no resource packs"
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
         """The task id of a callback, flat or enveloped (Kling does not sign callbacks)."""
