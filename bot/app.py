@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import uvicorn
-from telegram import BotCommand, Update
-from telegram.error import TelegramError
+from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
+from bot.commands import Commands, set_commands
 from bot.config import Settings
 from bot.engine.deliver import Deliverer
 from bot.engine.messenger import Messenger
@@ -24,7 +24,6 @@ from bot.providers.catalogue import Catalogue
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
 from bot.services import Services
-from bot.texts import LANGUAGES, t
 from bot.web import WEBHOOK_PATH, WebServer, build_web_app, webhook_secret
 from storage import (
     ChatRepository,
@@ -36,7 +35,6 @@ from storage import (
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("start", "help", "status")
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
@@ -54,18 +52,6 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     if settings.telegram_webhook:
         builder = builder.updater(None)  # updates come through our web app
     return builder.build()
-
-
-async def set_commands(application: Application) -> None:  # type: ignore[type-arg]
-    """The command menu, in each language."""
-    for lang in LANGUAGES:
-        commands = [BotCommand(name, t(lang, f"commands.{name}")) for name in COMMANDS]
-        try:
-            await application.bot.set_my_commands(
-                commands, language_code=None if lang == "en" else lang
-            )
-        except TelegramError as exc:
-            log.warning("could not set the %s command menu: %s", lang, exc)
 
 
 class KlingBot:
@@ -123,7 +109,9 @@ class KlingBot:
         tasks = TaskRepository(db)
         chats = ChatRepository(db)
         messenger = Messenger(application.bot, catalogue, chats, settings.task_timeout)
-        deliverer = Deliverer(tasks, messenger, downloads)
+        deliverer = Deliverer(
+            tasks, messenger, downloads, local_roots=(settings.preview_directory,)
+        )
         tracker = Tracker(
             tasks,
             providers,
@@ -158,10 +146,11 @@ class KlingBot:
         )
         handlers = Handlers(self.services, album_wait=self._album_wait)
         handlers.register(application)
+        Commands(self.services, handlers).register(application)
 
         await application.initialize()
         stack.push_async_callback(application.shutdown)
-        await set_commands(application)
+        await set_commands(application, settings.admin_user_ids)
         await application.start()
         stack.push_async_callback(handlers.close)
         stack.push_async_callback(application.stop)

@@ -49,6 +49,9 @@ class TaskAction(StrEnum):
     """What a button under a task's message does."""
 
     RETRY = "retry"
+    AGAIN = "again"
+    NEW = "new"
+    REFRESH = "ref"
 
 
 _TASK_PATTERN = re.compile(rf"t:{_ID}:([a-z]{{1,8}})")
@@ -75,6 +78,63 @@ def decode_task(data: str | None) -> TaskButton | None:
         return TaskButton(int(match[1]), TaskAction(match[2]))
     except ValueError:
         return None
+
+
+class SettingsAction(StrEnum):
+    """What a /settings button does."""
+
+    DURATION = "dur"
+    SOUND = "snd"
+    MODE = "mode"
+    MODEL_MENU = "mdl"
+    MODEL = "m"
+    LANGUAGE = "lang"
+    BACK = "back"
+
+
+_SETTINGS_PATTERN = re.compile(r"s:([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
+_SETTINGS_WITH_ARGUMENT = {SettingsAction.DURATION, SettingsAction.MODEL, SettingsAction.LANGUAGE}
+
+
+@dataclass(frozen=True)
+class SettingsButton:
+    """A decoded /settings button."""
+
+    action: SettingsAction
+    argument: str | None = None
+
+    def encode(self) -> str:
+        """The `callback_data` string."""
+        tail = f":{self.argument}" if self.argument is not None else ""
+        return f"s:{self.action.value}{tail}"
+
+
+def decode_settings(data: str | None) -> SettingsButton | None:
+    """The settings button `data` names, or None."""
+    match = _SETTINGS_PATTERN.fullmatch(data or "")
+    if match is None:
+        return None
+    try:
+        action = SettingsAction(match[1])
+    except ValueError:
+        return None
+    if (match[2] is not None) != (action in _SETTINGS_WITH_ARGUMENT):
+        return None
+    return SettingsButton(action, match[2])
+
+
+_PAGE_PATTERN = re.compile(r"l:(0|[1-9][0-9]{0,5})")
+
+
+def page_button(page: int) -> str:
+    """The `callback_data` of a /status page."""
+    return f"l:{page}"
+
+
+def decode_page(data: str | None) -> int | None:
+    """The /status page `data` names, or None."""
+    match = _PAGE_PATTERN.fullmatch(data or "")
+    return int(match[1]) if match else None
 
 
 def decode(data: str | None) -> DraftButton | None:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
 
     telegram_webhook: bool = False
+    # None: the free preview backend is on exactly when no paid backend is configured.
+    preview_backend: bool | None = None
 
     poll_interval: float = Field(default=10.0, gt=0)
     task_timeout: float = Field(default=1200.0, gt=0)
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
         "kling_api_key",
         "tuzi_api_key",
         "default_model",
+        "preview_backend",
         mode="before",
     )
     @classmethod
@@ -105,14 +108,25 @@ class Settings(BaseSettings):
         """Whether the official Kling backend signs JWTs (access + secret key)."""
         return self.kling_access_key is not None and self.kling_secret_key is not None
 
-    def configured_backends(self) -> list[str]:
-        """Names of the backends whose credentials are set, in catalogue order."""
+    def paid_backends(self) -> list[str]:
+        """Names of the paid backends whose credentials are set, in catalogue order."""
         enabled = {
             "kie": self.kie_api_key is not None,
             "kling": self.kling_jwt or self.kling_api_key is not None,
             "tuzi": self.tuzi_api_key is not None,
         }
         return [name for name, on in enabled.items() if on]
+
+    def configured_backends(self) -> list[str]:
+        """Every backend offered: the paid ones, and the free preview when on."""
+        paid = self.paid_backends()
+        preview = self.preview_backend if self.preview_backend is not None else not paid
+        return [*paid, "preview"] if preview else paid
+
+    @property
+    def preview_directory(self) -> Path:
+        """Where the preview backend keeps its inputs and videos: beside the database."""
+        return self.database_path.parent / "preview"
 
     def user_allowed(self, user_id: int) -> bool:
         """ALLOWED_USER_IDS empty means everyone; admins are always allowed."""
@@ -148,6 +162,6 @@ class Settings(BaseSettings):
             found.append(
                 "Configure a video backend: set KIE_API_KEY (kie.ai), "
                 "KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY (Kling), "
-                "or TUZI_API_KEY (tu-zi)."
+                "TUZI_API_KEY (tu-zi), or PREVIEW_BACKEND=true for the free preview."
             )
         return found

@@ -76,6 +76,8 @@ def draft_text(draft: Draft, catalogue: Catalogue) -> str:
         lines.append(t(lang, key, count=draft.image_count))
     if options.camera:
         lines.append(t(lang, "draft.camera", camera=t(lang, f"camera.{options.camera}")))
+    if spec is not None and spec.backend == "preview":
+        lines += ["", t(lang, "draft.preview_note")]
     lines += ["", t(lang, "draft.hint")]
     return "\n".join(lines)
 
@@ -186,6 +188,13 @@ def status_text(task: Task, catalogue: Catalogue, task_timeout: float) -> str:
     lang = task.lang
     if task.state is TaskState.FAILED:
         head = t(lang, "status.failed", id=task.id, reason=reason_text(task, task_timeout))
+    elif task.state is TaskState.RUNNING and task.submitted_at is not None:
+        head = t(
+            lang,
+            "status.running_for",
+            id=task.id,
+            elapsed=elapsed(lang, time.time() - task.submitted_at),
+        )
     else:
         head = t(lang, f"status.{task.state.value}", id=task.id)
     return f"{head}\n\n{summary(task, catalogue, PROMPT_PREVIEW // 2)}"
@@ -229,6 +238,14 @@ def video_caption(task: Task, catalogue: Catalogue) -> str:
         duration=task.options.duration,
         sound=_sound(task.lang, spec, task.options),
     )
+
+
+def elapsed(lang: str, seconds: float) -> str:
+    """A duration like "2 min 5 s"."""
+    minutes, rest = divmod(max(0, int(seconds)), 60)
+    if minutes:
+        return t(lang, "elapsed.minutes", m=minutes, s=rest)
+    return t(lang, "elapsed.seconds", s=rest)
 
 
 def age(lang: str, seconds: float) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from telegram import User
+
 from bot.config import Settings
 from bot.engine.messenger import Messenger
 from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
 from bot.providers.catalogue import Catalogue
+from bot.texts import language_of
 from storage import (
     ChatRepository,
     Database,
@@ -34,3 +37,10 @@ class Services:
     messenger: Messenger
     tracker: Tracker
     submitter: Submitter
+
+    async def language(self, user: User | None) -> str:
+        """The user's language: chosen in /settings, else from Telegram's `language_code`."""
+        if user is None:
+            return "en"
+        chosen = (await self.users.get(user.id)).language
+        return chosen or language_of(user.language_code)

@@ -13,7 +13,7 @@ from storage.models import (
     TaskState,
     UserSettings,
 )
-from storage.tasks import Limits, Refusal, TaskRepository
+from storage.tasks import Limits, Refusal, Stats, TaskRepository
 from storage.users import UserSettingsRepository
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ImageUse",
     "Limits",
     "Refusal",
+    "Stats",
     "Task",
     "TaskRepository",
     "TaskState",

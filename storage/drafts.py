@@ -43,6 +43,16 @@ _CANCEL = """
 UPDATE drafts SET state = 'cancelled', updated_at = ?
 WHERE id = ? AND state IN ('open', 'awaiting_prompt')
 """
+_LATEST_OPEN = """
+SELECT * FROM drafts WHERE chat_id = ? AND user_id = ? AND state IN ('open', 'awaiting_prompt')
+ORDER BY id DESC LIMIT 1
+"""
+_FROM_TASK = """
+INSERT INTO drafts (user_id, chat_id, source_message_id, image_file_id, extra_images, prompt,
+                    options, lang, state, created_at, updated_at)
+SELECT user_id, chat_id, source_message_id, image_file_id, extra_images, ?, options, ?, ?, ?, ?
+FROM tasks WHERE id = ?
+"""
 _CANCEL_AWAITING = """
 UPDATE drafts SET state = 'cancelled', updated_at = ?
 WHERE chat_id = ? AND user_id = ? AND state = 'awaiting_prompt'
@@ -184,6 +194,29 @@ class DraftRepository:
     async def fill_prompt(self, draft_id: int, prompt: str) -> bool:
         """Give a waiting draft its prompt and open it."""
         return await self._db.execute(_FILL_PROMPT, (prompt, time.time(), draft_id)) == 1
+
+    async def latest_open(self, chat_id: int, user_id: int) -> Draft | None:
+        """The user's newest draft in this chat that is not yet submitted or cancelled."""
+        row = await self._db.fetchone(_LATEST_OPEN, (chat_id, user_id))
+        return Draft.from_row(row) if row else None
+
+    async def from_task(self, task_id: int, *, keep_prompt: bool, lang: str) -> Draft | None:
+        """A new draft with a task's photos and options: to generate again, or re-prompt."""
+        now = time.time()
+        row = await self._db.fetchone(
+            "SELECT prompt, chat_id, user_id FROM tasks WHERE id = ?", (task_id,)
+        )
+        if row is None:
+            return None
+        prompt = row["prompt"] if keep_prompt else None
+        state = DraftState.OPEN if prompt else DraftState.AWAITING_PROMPT
+        async with self._db.transaction() as tx:
+            if state is DraftState.AWAITING_PROMPT:
+                await tx.execute(_CANCEL_AWAITING, (now, row["chat_id"], row["user_id"]))
+            draft_id = await tx.insert(_FROM_TASK, (prompt, lang, state.value, now, now, task_id))
+            created = await tx.fetchone(_GET, (draft_id,))
+        assert created is not None
+        return Draft.from_row(created)
 
     async def cancel(self, draft_id: int) -> bool:
         """Drop a draft that has not been submitted."""

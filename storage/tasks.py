@@ -48,6 +48,7 @@ WHERE id = ? AND state = 'failed' AND error = 'timeout'
 """
 _FOR_USER = "SELECT * FROM tasks WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?"
 _COUNT_FOR_USER = "SELECT COUNT(*) FROM tasks WHERE user_id = ?"
+_COUNT_NEWER = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND id > ?"
 _IN_STATES = "SELECT * FROM tasks WHERE state IN ({}) ORDER BY id"
 _DUE = """
 SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?
@@ -92,6 +93,28 @@ class Limits:
 
 
 DAY = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counts for the admins' /stats."""
+
+    by_state: dict[str, int]
+    by_model: dict[str, int]
+    by_day: dict[str, int]
+    recent_failures: list[Task]
+
+
+_BY_STATE = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY COUNT(*) DESC"
+_BY_MODEL = """
+SELECT json_extract(options, '$.model') AS model, COUNT(*) FROM tasks
+GROUP BY model ORDER BY COUNT(*) DESC
+"""
+_BY_DAY = """
+SELECT date(created_at, 'unixepoch') AS day, COUNT(*) FROM tasks WHERE created_at >= ?
+GROUP BY day ORDER BY day DESC
+"""
+_FAILURES = "SELECT * FROM tasks WHERE state = 'failed' ORDER BY finished_at DESC LIMIT ?"
 
 
 class TaskRepository:
@@ -148,6 +171,20 @@ class TaskRepository:
                 return Refusal.DAILY_LIMIT
         return None
 
+    async def stats(self, days: int = 7, failures: int = 5) -> Stats:
+        """Tasks by state, by model and by day (UTC, last `days`), and the latest failures."""
+        since = time.time() - days * DAY
+        by_state = await self._db.fetchall(_BY_STATE)
+        by_model = await self._db.fetchall(_BY_MODEL)
+        by_day = await self._db.fetchall(_BY_DAY, (since,))
+        failed = await self._db.fetchall(_FAILURES, (failures,))
+        return Stats(
+            by_state={row[0]: row[1] for row in by_state},
+            by_model={str(row[0]): row[1] for row in by_model},
+            by_day={row[0]: row[1] for row in by_day},
+            recent_failures=[Task.from_row(row) for row in failed],
+        )
+
     async def mark_create_started(self, task_id: int) -> None:
         """Record that the paid call is about to be made: from now on its outcome is unsure."""
         now = time.time()
@@ -202,6 +239,11 @@ class TaskRepository:
     async def count_for_user(self, user_id: int) -> int:
         """How many tasks the user has ever made."""
         row = await self._db.fetchone(_COUNT_FOR_USER, (user_id,))
+        return int(row[0]) if row else 0
+
+    async def count_newer(self, user_id: int, task_id: int) -> int:
+        """How many of the user's tasks are newer than `task_id` (its place in /status)."""
+        row = await self._db.fetchone(_COUNT_NEWER, (user_id, task_id))
         return int(row[0]) if row else 0
 
     async def in_states(self, *states: TaskState) -> list[Task]:

@@ -44,7 +44,7 @@ async def test_missing_token_exits_2_with_one_clear_line(tmp_path: Path) -> None
 
 
 async def test_no_backend_exits_2_without_traceback(tmp_path: Path) -> None:
-    code, err = await finished({"TELEGRAM_BOT_TOKEN": TOKEN}, tmp_path)
+    code, err = await finished({"TELEGRAM_BOT_TOKEN": TOKEN, "PREVIEW_BACKEND": "false"}, tmp_path)
     assert code == 2
     assert "KIE_API_KEY" in err and "Traceback" not in err
     assert TOKEN not in err
@@ -60,7 +60,7 @@ async def test_bad_values_and_unknown_default_model_exit_2(tmp_path: Path) -> No
 
 
 async def test_env_file_is_read(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\n")
+    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nPREVIEW_BACKEND=false\n")
     code, err = await finished({}, tmp_path)
     assert code == 2 and "TELEGRAM_BOT_TOKEN" not in err and "KIE_API_KEY" in err
 

@@ -6,17 +6,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import httpx
 from telegram import ReplyParameters
-from telegram.constants import ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.engine.messenger import Messenger
 from bot.render import video_caption
+from bot.screens import video_keyboard
 from bot.texts import t
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
@@ -62,11 +67,14 @@ class Deliverer:
         messenger: Messenger,
         client: httpx.AsyncClient,
         upload_limit: int = UPLOAD_LIMIT,
+        local_roots: tuple[Path, ...] = (),
     ) -> None:
         self._tasks = tasks
         self._messenger = messenger
         self._client = client
         self._upload_limit = upload_limit
+        # file:// results are read only below these folders (the preview backend's output).
+        self._local_roots = tuple(root.resolve() for root in local_roots)
 
     async def deliver(self, task: Task) -> None:
         """Claim the task and send its video; a task claimed elsewhere is left alone."""
@@ -111,7 +119,7 @@ class Deliverer:
                 size = round(exc.size / 1024 / 1024)
                 await self._link(task, "video.too_big", size=size)
                 return
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
                 await self._link(task, "video.link")
                 return
@@ -121,6 +129,9 @@ class Deliverer:
                 os.unlink(name)
 
     async def _download(self, url: str, path: Path) -> None:
+        if url.startswith("file://"):
+            await asyncio.to_thread(self._copy_local, url, path)
+            return
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 await download(self._client, url, path, self._upload_limit)
@@ -130,24 +141,20 @@ class Deliverer:
                     raise
                 await asyncio.sleep(attempt)
 
+    def _copy_local(self, url: str, path: Path) -> None:
+        source = Path(url2pathname(urlsplit(url).path)).resolve()
+        if not any(source.is_relative_to(root) for root in self._local_roots):
+            raise httpx.InvalidURL("a local result outside the preview folder")
+        size = source.stat().st_size
+        if size > self._upload_limit:
+            raise VideoTooLarge(size)
+        shutil.copyfile(source, path)
+
     async def _upload(self, task: Task, path: Path) -> None:
-        bot = self._messenger.bot
         await self._tasks.mark_sending(task.id)
         try:
-            with path.open("rb") as video:
-                await bot.send_video(
-                    task.chat_id,
-                    video,
-                    caption=video_caption(task, self._messenger.catalogue),
-                    parse_mode=ParseMode.HTML,
-                    supports_streaming=True,
-                    filename=f"kling-{task.id}.mp4",
-                    reply_parameters=ReplyParameters(
-                        task.source_message_id, allow_sending_without_reply=True
-                    ),
-                    write_timeout=300,
-                    read_timeout=120,
-                )
+            async with self._uploading(task.chat_id):
+                await self._send_file(task, path)
         except Forbidden:
             await self._messenger.blocked(task.chat_id)
         except (BadRequest, TelegramError) as exc:
@@ -155,5 +162,44 @@ class Deliverer:
             log.warning("task %s: sendVideo failed (%s); sending a link", task.id, exc)
             await self._link(task, "video.link")
 
+    async def _send_file(self, task: Task, path: Path) -> None:
+        with path.open("rb") as video:
+            await self._messenger.bot.send_video(
+                task.chat_id,
+                video,
+                caption=video_caption(task, self._messenger.catalogue),
+                parse_mode=ParseMode.HTML,
+                supports_streaming=True,
+                filename=f"kling-{task.id}.mp4",
+                reply_parameters=ReplyParameters(
+                    task.source_message_id, allow_sending_without_reply=True
+                ),
+                reply_markup=video_keyboard(task),
+                write_timeout=300,
+                read_timeout=120,
+            )
+
     async def _link(self, task: Task, key: str, **values: object) -> None:
-        await self._messenger.notify(task, t(task.lang, key, url=task.result_url, **values))
+        url = task.result_url or ""
+        if not url.startswith(("http://", "https://")):  # a local file is no use to the user
+            await self._messenger.notify(task, t(task.lang, "video.unavailable", id=task.id))
+            return
+        await self._messenger.notify(task, t(task.lang, key, url=url, **values))
+
+    @contextlib.asynccontextmanager
+    async def _uploading(self, chat_id: int) -> AsyncIterator[None]:
+        """Show "sending a video…" in the chat for as long as the upload takes."""
+        job = asyncio.create_task(self._upload_action(chat_id))
+        try:
+            yield
+        finally:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+
+    async def _upload_action(self, chat_id: int) -> None:
+        # Telegram shows a chat action for five seconds; renew it until cancelled.
+        with contextlib.suppress(TelegramError):
+            while True:
+                await self._messenger.bot.send_chat_action(chat_id, ChatAction.UPLOAD_VIDEO)
+                await asyncio.sleep(4.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ParseMode
@@ -16,6 +17,9 @@ from storage.models import Task
 
 log = logging.getLogger(__name__)
 
+# Progress edits (elapsed time) wait this long per chat; state changes show at once.
+PROGRESS_INTERVAL = 10.0
+
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -23,17 +27,31 @@ class Messenger:
     """Shows a task's progress in its status message and sends notices to its chat."""
 
     def __init__(
-        self, bot: Bot, catalogue: Catalogue, chats: ChatRepository, task_timeout: float
+        self,
+        bot: Bot,
+        catalogue: Catalogue,
+        chats: ChatRepository,
+        task_timeout: float,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self.bot = bot
         self.catalogue = catalogue
         self.chats = chats
         self.task_timeout = task_timeout
+        self.progress_interval = progress_interval
+        self._last_edit: dict[int, float] = {}
 
     async def show(self, task: Task) -> None:
         """Edit the task's status message to its current state."""
         text = status_text(task, self.catalogue, self.task_timeout)
         await self._status(task, text, status_keyboard(task))
+
+    async def progress(self, task: Task) -> None:
+        """Refresh a generating task's elapsed time, at a calm rate per chat."""
+        last = self._last_edit.get(task.chat_id)
+        if last is not None and time.monotonic() - last < self.progress_interval:
+            return
+        await self.show(task)
 
     async def show_waiting(self, task: Task, ahead: int) -> None:
         """Say that the task waits in the local queue for the backend's rate limit."""
@@ -42,6 +60,7 @@ class Messenger:
         await self._status(task, f"{head}\n\n{summary(task, self.catalogue, 300)}", None)
 
     async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        self._last_edit[task.chat_id] = time.monotonic()
         if task.status_message_id is None:
             await self.notify(task, text, markup)
             return

@@ -159,6 +159,8 @@ class Tracker:
             running = await self._tasks.advance(task.id, TaskState.RUNNING)
             if running is not None:
                 await self._messenger.show(running)
+        elif remote.state is ProviderState.RUNNING:
+            await self._messenger.progress(task)
 
     async def _fetch(self, task: Task, next_at: float) -> ProviderTask | None:
         """The provider's view of the task, or None if it could not be had this time."""

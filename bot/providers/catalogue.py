@@ -134,7 +134,7 @@ def official_models(
 CATALOGUE = CATALOGUE + official_models("kling", "o") + official_models("tuzi", "t")
 
 
-BACKEND_NAMES = {"kie": "kie.ai", "kling": "Kling API", "tuzi": "tu-zi"}
+BACKEND_NAMES = {"kie": "kie.ai", "kling": "Kling API", "tuzi": "tu-zi", "preview": "no AI"}
 
 
 class Catalogue:

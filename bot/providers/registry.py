@@ -52,10 +52,17 @@ def _tuzi(settings: Settings, transport: Transport, timeout: Timeout) -> Provide
     return tuzi(settings.tuzi_api_url, key, transport, timeout)
 
 
+def _preview(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
+    from bot.providers.preview import PreviewProvider  # PyAV loads only when it is used
+
+    return PreviewProvider(settings.preview_directory)
+
+
 FACTORIES: dict[str, Callable[[Settings, Transport, Timeout], Provider]] = {
     "kie": _kie,
     "kling": _kling,
     "tuzi": _tuzi,
+    "preview": _preview,
 }
 
 

@@ -1,0 +1,344 @@
+"""A free, offline backend: the photo becomes a short Ken Burns video rendered with PyAV."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import json
+import logging
+import math
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+from PIL import Image, ImageOps
+
+from bot.providers.base import (
+    CameraMove,
+    PreparedTask,
+    Provider,
+    ProviderState,
+    ProviderTask,
+    VideoRequest,
+)
+from bot.providers.errors import (
+    CallbackRejectedError,
+    InvalidRequestError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+TASK_ID = re.compile(r"pv-[0-9a-f]{32}")
+MAX_DURATION = 30
+DEFAULT_AMOUNT = 5
+ZOOM_PER_STEP = 0.03  # per unit of a camera amount: the default 5 zooms 1.0 -> 1.15
+PRESET_ZOOM = 1.2
+_FORMATS = ("JPEG", "PNG", "WEBP")
+_X264 = {"preset": "veryfast", "crf": "23"}
+# AVCOL_SPC/PRI/TRC_BT709 are all 1: frames get the BT.709 matrix and say so, as HD players expect.
+_BT709 = 1
+
+
+class RenderStopped(Exception):
+    """The render was stopped before it finished."""
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A crop window's path: zoom at start and end, centre offsets in -1…1 of the free margin."""
+
+    zoom: tuple[float, float]
+    x: tuple[float, float] = (0.0, 0.0)
+    y: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def peak(self) -> float:
+        """The strongest zoom on the way."""
+        return max(self.zoom)
+
+    def window(self, width: int, height: int, progress: float) -> tuple[float, float, float, float]:
+        """The crop box at `progress` (0…1) of the path in a width×height source."""
+        start, end = self.zoom
+        zoom = start * (end / start) ** progress  # geometric: the zoom looks steady
+        left, right = _span(width, zoom, _lerp(self.x, progress))
+        top, bottom = _span(height, zoom, _lerp(self.y, progress))
+        return left, top, right, bottom
+
+
+def _lerp(path: tuple[float, float], progress: float) -> float:
+    return path[0] + (path[1] - path[0]) * progress
+
+
+def _span(length: int, zoom: float, offset: float) -> tuple[float, float]:
+    """Start and end of the crop along one side."""
+    size = length / zoom
+    start = (length - size) * (1 + offset) / 2
+    start = min(max(start, 0.0), length - size)
+    return start, start + size
+
+
+def _ease(t: float) -> float:
+    return 0.5 - 0.5 * math.cos(math.pi * t)
+
+
+def _zoom(amount: int) -> Motion:
+    """Zoom in for a negative amount, out for a positive one (Kling's sign)."""
+    peak = 1 + ZOOM_PER_STEP * abs(amount)
+    return Motion(zoom=(1.0, peak) if amount < 0 else (peak, 1.0))
+
+
+def _slide(amount: int, *, vertical: bool) -> Motion:
+    """Move the window right (or down) for a positive amount, the other way for a negative."""
+    peak = 1 + ZOOM_PER_STEP * abs(amount)
+    path = (-1.0, 1.0) if amount > 0 else (1.0, -1.0)
+    return Motion(zoom=(peak, peak), y=path) if vertical else Motion(zoom=(peak, peak), x=path)
+
+
+# The offset grows with the zoom (or shrinks with it) so the window never doubles back.
+_PRESETS: dict[str, Motion] = {
+    "down_back": Motion(zoom=(PRESET_ZOOM, 1.0), y=(-1.0, 0.0)),
+    "forward_up": Motion(zoom=(1.0, PRESET_ZOOM), y=(0.0, -1.0)),
+    "right_turn_forward": Motion(zoom=(1.0, PRESET_ZOOM), x=(0.0, 1.0)),
+    "left_turn_forward": Motion(zoom=(1.0, PRESET_ZOOM), x=(0.0, -1.0)),
+}
+
+
+def motion_for(camera: CameraMove | None) -> Motion:
+    """The crop path that imitates a camera move; a slow zoom in by default."""
+    if camera is None:
+        return _zoom(-DEFAULT_AMOUNT)
+    if camera.type != "simple":
+        return _PRESETS[camera.type]
+    if camera.axis in ("pan", "horizontal"):
+        return _slide(camera.amount, vertical=False)
+    if camera.axis in ("tilt", "vertical"):
+        return _slide(-camera.amount, vertical=True)  # tilt > 0 looks up: the window rises
+    if camera.axis == "zoom":
+        return _zoom(camera.amount)
+    return _zoom(-abs(camera.amount))  # a roll cannot be faked with a crop
+
+
+def fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Even dimensions with the image's aspect, the longest side at most `max_side`."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _decode(image: bytes, side: int) -> Image.Image:
+    """The photo as RGB, upright; JPEGs decoded at a reduced scale when that is enough."""
+    try:
+        with Image.open(io.BytesIO(image), formats=_FORMATS) as opened:
+            opened.draft("RGB", (side, side))
+            return ImageOps.exif_transpose(opened).convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError("the photo could not be decoded") from exc
+
+
+def _frames(
+    source: Image.Image, size: tuple[int, int], motion: Motion, count: int
+) -> Iterator[Image.Image]:
+    for index in range(count):
+        box = motion.window(source.width, source.height, _ease(index / max(1, count - 1)))
+        yield source.resize(size, Image.Resampling.BILINEAR, box=box)
+
+
+def _encode(
+    frames: Iterator[Image.Image],
+    path: Path,
+    size: tuple[int, int],
+    fps: int,
+    stop: threading.Event | None,
+) -> None:
+    width, height = size
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=fps, options=_X264)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        context = stream.codec_context
+        context.gop_size = 2 * fps  # a keyframe every 2 s keeps seeking quick
+        context.colorspace = context.color_primaries = context.color_trc = _BT709
+        context.color_range = ColorRange.MPEG
+        rgb = av.VideoFrame(width, height, "rgb24")
+        reformatter = VideoReformatter()
+        for index, picture in enumerate(frames):
+            if stop is not None and stop.is_set():
+                raise RenderStopped("the render was stopped")
+            rgb.set_image(picture)  # type: ignore[attr-defined]  # public, missing from the stubs
+            frame = reformatter.reformat(
+                rgb,
+                format="yuv420p",
+                dst_colorspace=Colorspace.ITU709,
+                dst_color_range=ColorRange.MPEG,
+            )
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def render_preview(
+    image: bytes,
+    out: Path,
+    *,
+    duration: int,
+    camera: CameraMove | None = None,
+    fps: int = 24,
+    max_side: int = 720,
+    stop: threading.Event | None = None,
+) -> None:
+    """Render `image` as a silent `duration`-second H.264 MP4 at `out`, written atomically."""
+    if duration < 1 or fps < 1 or max_side < 2:
+        raise ValueError("duration and fps must be positive, max_side at least 2")
+    motion = motion_for(camera)
+    picture = _decode(image, math.ceil(max_side * motion.peak))
+    size = fit(picture.width, picture.height, max_side)
+    scaled = (round(size[0] * motion.peak), round(size[1] * motion.peak))
+    # At the strongest zoom the crop is pixel for pixel; elsewhere a mild bilinear shrink.
+    source = picture.resize(scaled, Image.Resampling.LANCZOS)
+    part = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")
+    try:
+        _encode(_frames(source, size, motion, duration * fps), part, size, fps, stop)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write a file whole or not at all."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+class PreviewProvider(Provider):
+    """An offline backend for trying the bot: the photo slowly zoomed or panned, made here."""
+
+    name = "preview"
+
+    def __init__(
+        self, directory: Path, *, fps: int = 24, max_side: int = 720, parallel: int = 1
+    ) -> None:
+        self._directory = directory.resolve()
+        self._directory.mkdir(parents=True, exist_ok=True)
+        self._fps = fps
+        self._max_side = max_side
+        self._slots = asyncio.Semaphore(parallel)  # the host has few cores; renders take turns
+        self._renders: dict[str, asyncio.Task[None]] = {}
+        self._queued: set[str] = set()
+        self._errors: dict[str, str] = {}
+        self._stop = threading.Event()
+
+    def output_directory(self) -> Path:
+        """The folder the videos are written to."""
+        return self._directory
+
+    def _file(self, task_id: str, suffix: str) -> Path:
+        if not TASK_ID.fullmatch(task_id):
+            raise NotFoundError(f"not a preview task id: {task_id!r}")
+        return self._directory / f"{task_id}{suffix}"
+
+    async def prepare(self, request: VideoRequest) -> PreparedTask:
+        """Keep what the render needs: the photo, the length and the camera move."""
+        if not 1 <= request.duration <= MAX_DURATION:
+            raise InvalidRequestError(f"a preview lasts 1 to {MAX_DURATION} seconds")
+        camera = request.camera.model_dump() if request.camera else None
+        payload = {"image": request.image.data, "duration": request.duration, "camera": camera}
+        return PreparedTask(route="render", payload=payload)
+
+    async def start(self, prepared: PreparedTask) -> str:
+        """Save the job (so a restart can finish it), then render it in the background."""
+        if self._stop.is_set():
+            raise ServiceUnavailableError("the preview backend is closed")
+        payload = prepared.payload
+        task_id = f"pv-{uuid.uuid4().hex}"
+        job = {"duration": payload["duration"], "camera": payload["camera"]}
+        await asyncio.to_thread(self._save, task_id, payload["image"], job)
+        self._launch(task_id)
+        return task_id
+
+    def _save(self, task_id: str, image: bytes, job: dict[str, Any]) -> None:
+        # The input goes last: its presence means the job is complete on disk.
+        _write(self._file(task_id, ".json"), json.dumps(job).encode())
+        _write(self._file(task_id, ".input"), image)
+
+    def _launch(self, task_id: str) -> None:
+        if self._slots.locked():
+            self._queued.add(task_id)
+        render = asyncio.create_task(self._render(task_id), name=f"preview {task_id}")
+        self._renders[task_id] = render
+        render.add_done_callback(functools.partial(self._finished, task_id))
+
+    async def _render(self, task_id: str) -> None:
+        async with self._slots:
+            self._queued.discard(task_id)
+            if not self._stop.is_set():
+                await asyncio.to_thread(self._render_job, task_id)
+
+    def _render_job(self, task_id: str) -> None:
+        job = json.loads(self._file(task_id, ".json").read_text())
+        camera = job.get("camera")
+        render_preview(
+            self._file(task_id, ".input").read_bytes(),
+            self._file(task_id, ".mp4"),
+            duration=int(job["duration"]),
+            camera=None if camera is None else CameraMove.model_validate(camera),
+            fps=self._fps,
+            max_side=self._max_side,
+            stop=self._stop,
+        )
+
+    def _finished(self, task_id: str, render: asyncio.Task[None]) -> None:
+        self._renders.pop(task_id, None)
+        self._queued.discard(task_id)
+        error = None if render.cancelled() else render.exception()
+        if error is not None and not isinstance(error, RenderStopped):
+            self._errors[task_id] = _describe(error)
+            log.warning("preview %s failed: %s", task_id, _describe(error))
+
+    async def fetch(self, task_id: str) -> ProviderTask:
+        """The render's state; a job a restart interrupted is rendered again."""
+        video = self._file(task_id, ".mp4")
+        if task_id in self._renders:
+            queued = task_id in self._queued
+            state = ProviderState.QUEUED if queued else ProviderState.RUNNING
+            return ProviderTask(id=task_id, state=state)
+        if await asyncio.to_thread(video.exists):
+            url = video.as_uri()
+            return ProviderTask(id=task_id, state=ProviderState.SUCCEEDED, video_url=url)
+        if task_id in self._errors:
+            error = self._errors[task_id]
+            return ProviderTask(id=task_id, state=ProviderState.FAILED, error=error)
+        if not await asyncio.to_thread(self._file(task_id, ".input").exists):
+            raise NotFoundError(f"no preview task {task_id}")
+        if self._stop.is_set():
+            raise ServiceUnavailableError("the preview backend is closed")
+        self._launch(task_id)
+        return ProviderTask(id=task_id, state=ProviderState.RUNNING)
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
+        """Refuse: the preview backend sends no callbacks."""
+        raise CallbackRejectedError("the preview backend sends no callbacks")
+
+    async def balance(self) -> str:
+        """Previews cost nothing."""
+        return "free"
+
+    async def aclose(self) -> None:
+        """Stop the renders in flight and wait until their threads have ended."""
+        self._stop.set()
+        renders = list(self._renders.values())
+        if renders:
+            await asyncio.gather(*renders, return_exceptions=True)
