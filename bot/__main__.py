@@ -1,4 +1,4 @@
-"""`kling-bot` / `python -m bot`: check the configuration and run the bot."""
+"""`kling-bot` / `python -m bot`: run the bot; `kling-bot generate|check`: the command line."""
 
 from __future__ import annotations
 
@@ -34,8 +34,18 @@ def load_settings() -> Settings | list[str]:
     return problems or settings
 
 
-def main() -> int:
-    """Entry point; exit status 2 when the configuration is incomplete."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the bot, or a command-line tool (`generate`, `check`)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        from bot.cli import main as cli
+
+        return cli(args)
+    return run_bot()
+
+
+def run_bot() -> int:
+    """Run the bot; exit status 2 when the configuration is incomplete."""
     loaded = load_settings()
     if isinstance(loaded, list):
         for line in loaded:

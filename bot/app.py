@@ -16,7 +16,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from bot.commands import Commands, set_commands
 from bot.config import Settings
 from bot.engine.deliver import Deliverer
-from bot.engine.messenger import Messenger
+from bot.engine.messenger import PROGRESS_INTERVAL, Messenger
 from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
 from bot.handlers import ALBUM_WAIT, Handlers
@@ -64,8 +64,10 @@ class KlingBot:
         provider_transport: httpx.AsyncBaseTransport | None = None,
         provider_timeout: httpx.Timeout | None = None,
         album_wait: float = ALBUM_WAIT,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self.settings = settings
+        self._progress_interval = progress_interval
         self._provider_transport = provider_transport
         self._provider_timeout = provider_timeout
         self._album_wait = album_wait
@@ -108,7 +110,9 @@ class KlingBot:
         self.application = application
         tasks = TaskRepository(db)
         chats = ChatRepository(db)
-        messenger = Messenger(application.bot, catalogue, chats, settings.task_timeout)
+        messenger = Messenger(
+            application.bot, catalogue, chats, settings.task_timeout, self._progress_interval
+        )
         deliverer = Deliverer(
             tasks, messenger, downloads, local_roots=(settings.preview_directory,)
         )

@@ -886,7 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Kling videos from the command line, with the bot's configuration "
-        "(environment and .env).",
+        "(environment and .env). Without a command, kling-bot runs the Telegram bot.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_generate(commands)

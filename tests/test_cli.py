@@ -160,6 +160,7 @@ def files_in(folder: Path) -> set[str]:
 
 
 async def test_generate_with_kie_saves_the_video_under_a_default_name(fakes: Fakes) -> None:
+    assert "TELEGRAM_BOT_TOKEN" not in fakes.env  # generate needs a backend key only
     result = await cli(
         ["generate", "photo.jpg", "the cat slowly blinks", "--duration", "10", "--sound"],
         fakes.env,
@@ -372,3 +373,20 @@ async def test_a_file_url_is_copied(tmp_path: Path) -> None:
     size = await save_video(source.as_uri(), out, PlainReporter())
     assert out.read_bytes() == source.read_bytes() and size == len(source.read_bytes())
     assert files_in(out.parent) == {"v.mp4"}
+
+
+async def test_generate_with_the_free_preview_needs_no_key(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(PHOTO)
+    env = {"DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3")}
+    result = await cli(
+        ["generate", "photo.jpg", "a gentle zoom", "--duration", "5", "--out", "v.mp4"],
+        env,
+        tmp_path,
+    )
+    assert result.code == 0, result.err
+    import av
+
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        seconds = float(container.duration or 0) / av.time_base
+        assert container.streams.video[0].codec_context.name == "h264"
+    assert abs(seconds - 5.0) < 0.2

@@ -131,7 +131,16 @@ def official_models(
     )
 
 
-CATALOGUE = CATALOGUE + official_models("kling", "o") + official_models("tuzi", "t")
+PREVIEW = ModelSpec(
+    backend="preview",
+    name="zoom",
+    label="Free preview",
+    code="pv",
+    prompt_max=5000,
+    camera=True,
+)
+
+CATALOGUE = CATALOGUE + official_models("kling", "o") + official_models("tuzi", "t") + (PREVIEW,)
 
 
 BACKEND_NAMES = {"kie": "kie.ai", "kling": "Kling API", "tuzi": "tu-zi", "preview": "no AI"}
