@@ -77,6 +77,7 @@ async def test_photo_to_video_by_polling(harness: Run) -> None:
 
         task = await h.wait_task(lambda t: t.state is TaskState.DELIVERED)
         assert task.provider_task_id in h.kie.tasks
+        await h.telegram.wait_for_call("editMessageText", lambda c: "is done" in c.params["text"])
         status = h.current(draft)
         assert "done" in status["text"] and not status.get("reply_markup")
         await asyncio.sleep(0.2)
