@@ -65,8 +65,11 @@ class KlingBot:
         provider_timeout: httpx.Timeout | None = None,
         album_wait: float = ALBUM_WAIT,
         progress_interval: float = PROGRESS_INTERVAL,
+        tracker_class: type[Tracker] = Tracker,
     ) -> None:
         self.settings = settings
+        # The benchmark swaps in a naive tracker to compare against.
+        self._tracker_class = tracker_class
         self._progress_interval = progress_interval
         self._provider_transport = provider_transport
         self._provider_timeout = provider_timeout
@@ -116,7 +119,7 @@ class KlingBot:
         deliverer = Deliverer(
             tasks, messenger, downloads, local_roots=(settings.preview_directory,)
         )
-        tracker = Tracker(
+        tracker = self._tracker_class(
             tasks,
             providers,
             deliverer,
