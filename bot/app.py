@@ -19,6 +19,7 @@ from bot.engine.deliver import Deliverer
 from bot.engine.messenger import PROGRESS_INTERVAL, Messenger
 from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
+from bot.engine.upload import VideoUploader
 from bot.handlers import ALBUM_WAIT, Handlers
 from bot.providers.catalogue import Catalogue
 from bot.providers.http import USER_AGENT
@@ -116,8 +117,9 @@ class KlingBot:
         messenger = Messenger(
             application.bot, catalogue, chats, settings.task_timeout, self._progress_interval
         )
+        uploader = VideoUploader(settings.telegram_api_url, settings.token, downloads)
         deliverer = Deliverer(
-            tasks, messenger, downloads, local_roots=(settings.preview_directory,)
+            tasks, messenger, downloads, uploader, local_roots=(settings.preview_directory,)
         )
         tracker = self._tracker_class(
             tasks,

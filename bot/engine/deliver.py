@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import httpx
-from telegram import ReplyParameters
-from telegram.constants import ChatAction, ParseMode
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.engine.messenger import Messenger
+from bot.engine.upload import VideoUploader
 from bot.render import video_caption
 from bot.screens import video_keyboard
 from bot.texts import t
@@ -66,12 +66,14 @@ class Deliverer:
         tasks: TaskRepository,
         messenger: Messenger,
         client: httpx.AsyncClient,
+        uploader: VideoUploader,
         upload_limit: int = UPLOAD_LIMIT,
         local_roots: tuple[Path, ...] = (),
     ) -> None:
         self._tasks = tasks
         self._messenger = messenger
         self._client = client
+        self._uploader = uploader
         self._upload_limit = upload_limit
         # file:// results are read only below these folders (the preview backend's output).
         self._local_roots = tuple(root.resolve() for root in local_roots)
@@ -163,21 +165,14 @@ class Deliverer:
             await self._link(task, "video.link")
 
     async def _send_file(self, task: Task, path: Path) -> None:
-        with path.open("rb") as video:
-            await self._messenger.bot.send_video(
-                task.chat_id,
-                video,
-                caption=video_caption(task, self._messenger.catalogue),
-                parse_mode=ParseMode.HTML,
-                supports_streaming=True,
-                filename=f"kling-{task.id}.mp4",
-                reply_parameters=ReplyParameters(
-                    task.source_message_id, allow_sending_without_reply=True
-                ),
-                reply_markup=video_keyboard(task),
-                write_timeout=300,
-                read_timeout=120,
-            )
+        await self._uploader.send_video(
+            task.chat_id,
+            path,
+            caption=video_caption(task, self._messenger.catalogue),
+            reply_to=task.source_message_id,
+            reply_markup=video_keyboard(task),
+            filename=f"kling-{task.id}.mp4",
+        )
 
     async def _link(self, task: Task, key: str, **values: object) -> None:
         url = task.result_url or ""
