@@ -47,6 +47,7 @@ _LATEST_OPEN = """
 SELECT * FROM drafts WHERE chat_id = ? AND user_id = ? AND state IN ('open', 'awaiting_prompt')
 ORDER BY id DESC LIMIT 1
 """
+_TASK_ORIGIN = "SELECT prompt, chat_id, user_id FROM tasks WHERE id = ?"
 _FROM_TASK = """
 INSERT INTO drafts (user_id, chat_id, source_message_id, image_file_id, extra_images, prompt,
                     options, lang, state, created_at, updated_at)
