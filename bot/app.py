@@ -117,7 +117,9 @@ class KlingBot:
         messenger = Messenger(
             application.bot, catalogue, chats, settings.task_timeout, self._progress_interval
         )
-        uploader = VideoUploader(settings.telegram_api_url, settings.token, downloads)
+        uploader = VideoUploader(
+            settings.telegram_api_url, settings.token, downloads, application.bot.rate_limiter
+        )
         deliverer = Deliverer(
             tasks, messenger, downloads, uploader, local_roots=(settings.preview_directory,)
         )

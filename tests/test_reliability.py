@@ -316,3 +316,15 @@ async def test_flood_control_waits_and_sends(harness: Run) -> None:
         attempts = [c for c in h.telegram.calls_of("sendMessage")]
         assert [c.status for c in attempts] == [429, 200]
         assert reply.at - attempts[0].at >= 1.0  # waited as Telegram asked
+
+
+async def test_flood_control_on_a_video_upload(harness: Run) -> None:
+    async with harness() as h:
+        h.kie.finish_after = 0.1
+        h.telegram.fail_next("sendVideo", status=429, retry_after=1)
+        await generate(h)
+        sent = await h.telegram.wait_for_call("sendVideo", lambda c: c.ok, timeout=10)
+        attempts = h.telegram.calls_of("sendVideo")
+        assert [c.status for c in attempts] == [429, 200]
+        assert sent[0].at - attempts[0].at >= 1.0
+        assert sent[0].files["video"] == h.kie.video

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, NetworkError, TimedOut
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,17 @@ TIMEOUT = httpx.Timeout(300.0, connect=15.0)
 class VideoUploader:
     """Sends videos to one bot's chats through the Bot API."""
 
-    def __init__(self, api_url: str, token: str, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        client: httpx.AsyncClient,
+        limiter: BaseRateLimiter[Any] | None = None,
+    ) -> None:
         self._url = f"{api_url}/bot{token}/sendVideo"
         self._client = client
+        # The bot's own flood control, so uploads share its budget and its 429 pauses.
+        self._limiter = limiter
 
     async def send_video(
         self,
@@ -51,15 +61,31 @@ class VideoUploader:
         }
         if reply_markup is not None:
             fields["reply_markup"] = json.dumps(reply_markup.to_dict())
+        if self._limiter is not None:
+            data = {"chat_id": chat_id}
+            args = (fields, path, filename)
+            await self._limiter.process_request(self._attempt, args, {}, "sendVideo", data, None)
+            return
         for attempt in range(1, ATTEMPTS + 1):
-            body = await self._post(fields, path, filename)
-            if body.get("ok") is True:
+            try:
+                await self._attempt(fields, path, filename)
                 return
-            wait = _retry_after(body)
-            if wait is None or attempt == ATTEMPTS:
-                raise _error(body)
-            log.info("sendVideo: flood control, waiting %s s", wait)
-            await asyncio.sleep(wait)
+            except RetryAfter as exc:
+                if attempt == ATTEMPTS:
+                    raise
+                wait = exc.retry_after
+                seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+                log.info("sendVideo: flood control, waiting %s s", seconds)
+                await asyncio.sleep(seconds)
+
+    async def _attempt(self, fields: dict[str, str], path: Path, filename: str) -> bool:
+        body = await self._post(fields, path, filename)
+        if body.get("ok") is True:
+            return True
+        wait = _retry_after(body)
+        if wait is not None:
+            raise RetryAfter(timedelta(seconds=wait))
+        raise _error(body)
 
     async def _post(self, fields: dict[str, str], path: Path, filename: str) -> dict[str, Any]:
         try:
