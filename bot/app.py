@@ -37,6 +37,8 @@ from storage import (
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# With callbacks on, the first (safety-net) poll comes after this many POLL_INTERVALs.
+CALLBACK_WAIT = 30
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
@@ -141,6 +143,7 @@ class KlingBot:
             poll_interval=settings.poll_interval,
             public_url=settings.public_url,
             retry_base=min(1.0, settings.poll_interval),
+            callback_wait=min(settings.task_timeout / 2, CALLBACK_WAIT * settings.poll_interval),
         )
         self.services = Services(
             settings=settings,

@@ -377,7 +377,7 @@ async def test_a_file_url_is_copied(tmp_path: Path) -> None:
 
 async def test_generate_with_the_free_preview_needs_no_key(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_bytes(PHOTO)
-    env = {"DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3")}
+    env = {"DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"), "POLL_INTERVAL": "0.1"}
     result = await cli(
         ["generate", "photo.jpg", "a gentle zoom", "--duration", "5", "--out", "v.mp4"],
         env,

@@ -83,7 +83,7 @@ class Deliverer:
         claimed = await self._tasks.advance(task.id, TaskState.DELIVERING, next_poll_at=None)
         if claimed is None:
             return
-        await self._messenger.show(claimed)
+        # No "sending…" edit first: the upload_video chat action says it, one call sooner.
         await self._finish(claimed)
 
     async def recover(self, task: Task) -> None:
@@ -153,6 +153,15 @@ class Deliverer:
         shutil.copyfile(source, path)
 
     async def _upload(self, task: Task, path: Path) -> None:
+        bot = self._messenger.bot
+        try:
+            # The chat action is also a cheap probe: no upload to a chat that blocked us.
+            await bot.send_chat_action(task.chat_id, ChatAction.UPLOAD_VIDEO)
+        except Forbidden:
+            await self._messenger.blocked(task.chat_id)
+            return
+        except TelegramError as exc:
+            log.info("task %s: chat action failed: %s", task.id, exc)
         await self._tasks.mark_sending(task.id)
         try:
             async with self._uploading(task.chat_id):
@@ -196,5 +205,5 @@ class Deliverer:
         # Telegram shows a chat action for five seconds; renew it until cancelled.
         with contextlib.suppress(TelegramError):
             while True:
-                await self._messenger.bot.send_chat_action(chat_id, ChatAction.UPLOAD_VIDEO)
                 await asyncio.sleep(4.5)
+                await self._messenger.bot.send_chat_action(chat_id, ChatAction.UPLOAD_VIDEO)

@@ -89,6 +89,7 @@ class Submitter:
         public_url: str | None,
         retry_base: float = 1.0,
         stop_timeout: float = 30.0,
+        callback_wait: float = 300.0,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -99,6 +100,7 @@ class Submitter:
         self._poll_interval = poll_interval
         self._public_url = public_url
         self._retry_base = retry_base
+        self._callback_wait = callback_wait
         self._stop_timeout = stop_timeout
         self._gates = {
             name: RateGate(*provider.create_rate)
@@ -170,7 +172,8 @@ class Submitter:
             await self._fail(task, exc.reason, None)
             return
         try:
-            request = build_request(task, spec, images, self.callback_url(task))
+            callback_url = self.callback_url(task) if provider.sends_callbacks else None
+            request = build_request(task, spec, images, callback_url)
         except ValidationError as exc:
             await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
             return
@@ -185,9 +188,11 @@ class Submitter:
         except ProviderError as exc:
             await self._fail(task, exc.reason, exc.message)
             return
-        await self._create(task, provider, prepared)
+        await self._create(task, provider, prepared, callbacks=callback_url is not None)
 
-    async def _create(self, task: Task, provider: Provider, prepared: PreparedTask) -> None:
+    async def _create(
+        self, task: Task, provider: Provider, prepared: PreparedTask, *, callbacks: bool
+    ) -> None:
         """The paid call, retried only while the provider surely started nothing."""
         await self._tasks.mark_create_started(task.id)
         for attempt in range(1, CREATE_ATTEMPTS + 1):
@@ -206,7 +211,7 @@ class Submitter:
                 log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
                 await self._fail(task, exc.reason, exc.message)
                 return
-            await self._queued(task, provider, provider_task_id)
+            await self._queued(task, provider, provider_task_id, callbacks=callbacks)
             return
 
     async def _wait_for_slot(self, task: Task, provider: Provider) -> None:
@@ -249,14 +254,18 @@ class Submitter:
             self._resubmitted.add(task.id)
             await self.submit(task)
 
-    async def _queued(self, task: Task, provider: Provider, provider_task_id: str) -> None:
+    async def _queued(
+        self, task: Task, provider: Provider, provider_task_id: str, *, callbacks: bool = False
+    ) -> None:
         now = time.time()
+        # With a callback coming, polls are only a safety net: the first waits a long while.
+        first = self._callback_wait if callbacks else self._poll_interval
         queued = await self._tasks.advance(
             task.id,
             TaskState.QUEUED,
             provider_task_id=provider_task_id,
             submitted_at=now,
-            next_poll_at=now + self._poll_interval,
+            next_poll_at=now + first,
         )
         log.info("task %s: created at %s", task.id, provider.name)
         if queued is not None:

@@ -144,6 +144,8 @@ class Provider(ABC):
     create_rate: ClassVar[tuple[int, float] | None] = None
     # Whether `find` can tell if a create whose answer was lost went through.
     can_find: ClassVar[bool] = False
+    # Whether the backend calls the task's callback_url when it ends.
+    sends_callbacks: bool = True
 
     @abstractmethod
     async def prepare(self, request: VideoRequest) -> PreparedTask:

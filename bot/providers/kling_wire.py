@@ -137,6 +137,7 @@ class OfficialShapeProvider(Provider):
         timeout: httpx.Timeout | None = None,
     ) -> None:
         self.name = name
+        self.sends_callbacks = flavour.callbacks
         self._base = base_url.rstrip("/")
         self._auth = auth
         self._flavour = flavour

@@ -227,6 +227,7 @@ class PreviewProvider(Provider):
     """An offline backend for trying the bot: the photo slowly zoomed or panned, made here."""
 
     name = "preview"
+    sends_callbacks = False
 
     def __init__(
         self, directory: Path, *, fps: int = 24, max_side: int = 720, parallel: int = 1
