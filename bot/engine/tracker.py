@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 MAX_DELAY_FACTOR = 12
-SECOND_POLL = 11
+SECOND_POLL = 12
 # Re-read the schedule at least this often, in case another process changed it.
 MAX_SLEEP = 60.0
 # After the deadline a task is still looked at now and then, for this long.
@@ -29,12 +29,12 @@ def next_delay(poll_interval: float, age: float) -> float:
     """Seconds to the next poll of a task `age` seconds old.
 
     The first poll (at POLL_INTERVAL) catches early refusals; Kling videos take minutes, so
-    the next waits until the task is 11 intervals old; from then on each wait is a ninth of
+    the next waits until the task is 12 intervals old; from then on each wait is a tenth of
     the age, so a video is noticed within 10 % of its age at a logarithmic number of polls.
     """
     if age < SECOND_POLL * poll_interval:
         return SECOND_POLL * poll_interval - age
-    return min(age / 9, poll_interval * MAX_DELAY_FACTOR)
+    return min(age / 10, poll_interval * MAX_DELAY_FACTOR)
 
 
 class Tracker:
