@@ -1,0 +1,266 @@
+"""One load run: fakes on loopback, the bot as a process, N users at once; raw measurements."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.fakes import KIE_KEY, TOKEN, BenchKie, WebhookPusher, memoize_thumbnails, photo
+from bench.measure import LoopLag, Sampler, Usage, own_cpu, usage
+from bench.process import BotProcess, command
+from bench.profile import Profiler
+from bench.users import Crowd
+from storage import Database, Task, TaskRepository, TaskState
+from tests.fakes.kie import FakeKie
+from tests.fakes.server import serve
+from tests.fakes.telegram import FakeTelegram
+
+Mode = Literal["polling", "webhook"]
+TrackerName = Literal["real", "naive"]
+
+POLL_INTERVAL = 10.0
+TASK_TIMEOUT = 1200.0
+KIE_CREATES_PER_S = 2.0  # kie takes 20 new tasks per 10 s
+READY_TIMEOUT = 60.0
+PHOTO = photo()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What one run does; times are real-life seconds, played `time_scale` times faster."""
+
+    users: int = 1000
+    task_seconds: tuple[float, float] = (120.0, 300.0)
+    callbacks: bool = True
+    mode: Mode = "polling"
+    tracker: TrackerName = "real"
+    time_scale: float = 5.0
+
+    @property
+    def public_url(self) -> bool:
+        """Whether the bot gets PUBLIC_URL (callbacks asked for; webhook mode needs it too)."""
+        return self.callbacks or self.mode == "webhook"
+
+    @property
+    def hooks(self) -> str:
+        """How tasks end: by callback, by poll, or by poll although a callback was asked for."""
+        if self.callbacks:
+            return "callbacks"
+        return "callbacks lost" if self.public_url else "polls only"
+
+    @property
+    def label(self) -> str:
+        """A short name for tables."""
+        return f"{self.mode}, {self.hooks}, {self.tracker} tracker"
+
+    def scaled(self, seconds: float) -> float:
+        """A real-life duration as this run plays it."""
+        return seconds / self.time_scale
+
+    def budget(self) -> float:
+        """Wall seconds after which the run gives up waiting for videos."""
+        intake = self.users / (KIE_CREATES_PER_S * self.time_scale)
+        return 60.0 + 3 * (intake + self.scaled(self.task_seconds[1]))
+
+
+@dataclass
+class RawRun:
+    """What a run observed; `results.summarize` turns it into the reported numbers."""
+
+    scenario: Scenario
+    telegram: FakeTelegram
+    kie: FakeKie
+    crowd: Crowd
+    tasks: list[Task]
+    clock_offset: float  # time.time() - time.monotonic() in this process
+    ready: Usage
+    at_served: Usage
+    served_at: float
+    end: Usage
+    sampler: Sampler
+    lag: LoopLag
+    bench_cpu: float
+    db_bytes: int
+    db_bytes_closed: int
+    finished_at: float
+    all_served: bool
+    problems: list[str] = field(default_factory=list)
+    webhook_refused: int = 0
+    profile: Path | None = None
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def db_size(path: Path) -> int:
+    """Bytes of the database with its WAL and shared-memory files."""
+    return sum(
+        candidate.stat().st_size
+        for candidate in (
+            path,
+            path.with_name(path.name + "-wal"),
+            path.with_name(path.name + "-shm"),
+        )
+        if candidate.exists()
+    )
+
+
+@dataclass
+class World:
+    """The fakes and the bot process of one run."""
+
+    telegram: FakeTelegram
+    kie: BenchKie
+    bot: BotProcess
+    database: Path
+    pusher: WebhookPusher | None = None
+
+
+@asynccontextmanager
+async def world(
+    scenario: Scenario, workdir: Path, telegram: FakeTelegram, video: bytes | None = None
+) -> AsyncIterator[World]:
+    """Start the fakes and the bot; stop the bot first and the fakes last."""
+    low, high = (scenario.scaled(s) for s in scenario.task_seconds)
+    async with AsyncExitStack() as stack:
+        kie = await stack.enter_async_context(BenchKie(low, high, api_key=KIE_KEY))
+        kie.callback_times = 1 if scenario.callbacks else 0
+        if video is not None:
+            kie.video = video
+        telegram_url = await stack.enter_async_context(serve(telegram.app))
+        stack.callback(telegram.shutdown)
+        kie_url = await stack.enter_async_context(serve(kie.app))
+        port = free_port()
+        database = workdir / "data" / "bot.sqlite3"
+        env = {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": telegram_url,
+            "KIE_API_KEY": KIE_KEY,
+            "KIE_API_URL": kie_url,
+            "KIE_UPLOAD_URL": kie_url,
+            "DATABASE_PATH": str(database),
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(port),
+            "POLL_INTERVAL": repr(scenario.scaled(POLL_INTERVAL)),
+            "TASK_TIMEOUT": repr(scenario.scaled(TASK_TIMEOUT)),
+            "PREVIEW_BACKEND": "false",
+        }
+        # Webhook mode needs PUBLIC_URL, which also asks kie for callbacks; without callbacks
+        # kie then never sends them (callback_times = 0): every callback is lost.
+        if scenario.public_url:
+            env["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        if scenario.mode == "webhook":
+            env["TELEGRAM_WEBHOOK"] = "true"
+        bot = BotProcess(command(scenario.tracker, scenario.time_scale), env, workdir)
+        await bot.start()
+        stack.push_async_callback(bot.stop)
+        here = World(telegram, kie, bot, database)
+        await _ready(here, scenario.mode)
+        if scenario.mode == "webhook":
+            hook = telegram.calls_of("setWebhook")[-1]
+            here.pusher = WebhookPusher(str(hook.params["url"]), str(hook.params["secret_token"]))
+            stack.push_async_callback(here.pusher.aclose)
+        yield here
+
+
+async def _ready(here: World, mode: Mode) -> None:
+    method = "getUpdates" if mode == "polling" else "setWebhook"
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not here.telegram.calls_of(method):
+        if not here.bot.running:
+            raise RuntimeError(f"the bot exited at start; see {here.bot.log_path}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the bot did not start in {READY_TIMEOUT:.0f} s")
+        await asyncio.sleep(0.005)
+
+
+async def read_tasks(database: Path) -> list[Task]:
+    """Every task in the bot's database (read after the bot stopped)."""
+    async with Database.open(database) as db:
+        return await TaskRepository(db).in_states(*TaskState)
+
+
+async def run(
+    scenario: Scenario,
+    workdir: Path,
+    say: Callable[[str], None] = print,
+    profile: Path | None = None,
+) -> RawRun:
+    """Run one scenario end to end and return what was observed (py-spy samples to `profile`)."""
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    lag = LoopLag()
+    memoize_thumbnails()
+    telegram = FakeTelegram(token=TOKEN)
+    crowd = Crowd(telegram, scenario.users, PHOTO)
+    # Everyone writes while the bot is still down: it then finds them all at once.
+    crowd.write()
+    async with world(scenario, workdir, telegram) as here, _background(lag.run()):
+        ready = usage(here.bot.pid)
+        sampler = Sampler(here.bot.pid, gauge=crowd.in_flight)
+        bench_start = own_cpu()
+        profiler = Profiler(here.bot.pid, profile) if profile else None
+        if profiler is not None:
+            await profiler.start()
+        async with _background(sampler.run()), _background(crowd.watch()):
+            first_poll = telegram.calls_of("getUpdates")[0].at if here.pusher is None else None
+            crowd.begin(here.pusher, first_poll)
+            say(f"  {scenario.users} users at once; waiting for every video…")
+            served = await crowd.wait_served(scenario.budget())
+            at_served, served_at = usage(here.bot.pid), time.monotonic()
+            # Late duplicates (a second poll, a repeated callback) would show up within this.
+            await asyncio.sleep(max(1.0, 3 * scenario.scaled(POLL_INTERVAL)))
+            crowd.scan()
+        finished_at = time.monotonic()
+        end = usage(here.bot.pid)
+        if profiler is not None:
+            await profiler.stop()
+        bench_cpu = own_cpu() - bench_start
+        db_bytes = db_size(here.database)
+        refused = here.pusher.refused if here.pusher else 0
+        await here.bot.stop()
+        problems = here.bot.problems()
+        tasks = await read_tasks(here.database)
+        return RawRun(
+            scenario=scenario,
+            telegram=here.telegram,
+            kie=here.kie,
+            crowd=crowd,
+            tasks=tasks,
+            clock_offset=time.time() - time.monotonic(),
+            ready=ready,
+            at_served=at_served,
+            served_at=served_at,
+            end=end,
+            sampler=sampler,
+            lag=lag,
+            bench_cpu=bench_cpu,
+            db_bytes=db_bytes,
+            db_bytes_closed=db_size(here.database),
+            finished_at=finished_at,
+            all_served=served,
+            problems=problems,
+            webhook_refused=refused,
+            profile=profile,
+        )
+
+
+@asynccontextmanager
+async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    job = asyncio.create_task(work)
+    try:
+        yield
+    finally:
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job

@@ -1,0 +1,385 @@
+"""Print the results and write them to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.bigvideo import BigVideo
+from bench.profile import hotspots, top_inclusive
+from bench.results import RunResult
+from bench.stats import ratio
+from bench.targets import Target
+from bench.tick import TickCost
+
+Row = tuple[str, Callable[[RunResult], str]]
+MINUTES = (2, 3, 4)
+# Frames worth naming in a profile: where the bot's time goes, by what it is doing.
+FRAMES = {
+    "Tracker._poll": "_poll (bot/engine/tracker.py",
+    "provider fetch (poll)": "fetch (bot/providers/kie.py",
+    "Messenger.progress/show (status edits)": "_status (bot/engine/messenger.py",
+    "Deliverer.deliver": "deliver (bot/engine/deliver.py",
+    "Submitter.submit": "submit (bot/engine/submit.py",
+    "PTB process_update (handlers)": "process_update (telegram/ext/_application.py",
+    "httpcore current_async_library (failed import of sniffio)": "current_async_library",
+    "aiosqlite calls": "aiosqlite/core.py",
+}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where and how the benchmark ran."""
+
+    date: str
+    command: str
+    commit: str
+    machine: dict[str, str]
+    parameters: dict[str, str]
+
+
+def _f(value: float, digits: int = 0) -> str:
+    return "–" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _by_callback(r: RunResult) -> str:
+    if not r.scenario.callbacks:
+        return "–"
+    return f"{_f(r.latency_ms.p50)} / {_f(r.latency_ms.p95)} / {_f(r.latency_ms.p99)}"
+
+
+def _by_poll(r: RunResult) -> str:
+    if r.scenario.callbacks:
+        return "–"
+    k = r.scenario.time_scale / 1000  # ms → real-life s
+    return f"{_f(r.latency_ms.p50 * k, 1)} / {_f(r.latency_ms.p95 * k, 1)} / " + _f(
+        r.latency_ms.p99 * k, 1
+    )
+
+
+def _minutes(r: RunResult) -> str:
+    return " / ".join(_f(r.polls_by_minute.get(m, math.nan), 1) for m in MINUTES)
+
+
+ROWS: list[Row] = [
+    ("users with exactly one video", lambda r: f"{r.exactly_one:,} / {r.users:,}"),
+    ("missing / duplicated videos", lambda r: f"{r.missing} / {r.duplicates}"),
+    ("first photo → last video, s", lambda r: _f(r.makespan, 1)),
+    ("intake: updates handled per s", lambda r: _f(r.updates_per_s)),
+    (
+        "intake: the same in real life (÷ K), per s",
+        lambda r: _f(r.updates_per_s / r.scenario.time_scale, 1),
+    ),
+    ("intake: drafts sent per s", lambda r: _f(r.drafts_per_s)),
+    ("kie creates per s", lambda r: _f(r.creates_per_s, 1)),
+    ("photo → draft p50 / p99, ms", lambda r: f"{_f(r.draft_ms.p50)} / {_f(r.draft_ms.p99)}"),
+    ("completion → sendVideo by callback p50 / p95 / p99, ms", _by_callback),
+    ("completion → sendVideo by poll p50 / p95 / p99, real-life s", _by_poll),
+    (
+        "completion → detection p50 / p95 / p99, real-life s",
+        lambda r: (
+            f"{_f(r.detection_s.p50, 1)} / {_f(r.detection_s.p95, 1)} / {_f(r.detection_s.p99, 1)}"
+        ),
+    ),
+    (
+        "detection delay ÷ task age p50 / p99 / max, %",
+        lambda r: (
+            f"{_f(r.detection_share.p50 * 100, 1)} / {_f(r.detection_share.p99 * 100, 1)}"
+            f" / {_f(r.detection_share.max * 100, 1)}"
+        ),
+    ),
+    (
+        "detection → sendVideo p50 / p99, ms",
+        lambda r: f"{_f(r.handling_ms.p50)} / {_f(r.handling_ms.p99)}",
+    ),
+    (
+        "provider calls per task: upload / create / polls",
+        lambda r: (
+            f"{_f(r.provider_calls['upload'], 2)} / {_f(r.provider_calls['create'], 2)}"
+            f" / {_f(r.provider_calls['poll'], 1)}"
+        ),
+    ),
+    ("polls per task, tasks of 2–3 / 3–4 / 4–5 min", _minutes),
+    ("video downloads per task", lambda r: _f(r.provider_calls["download"], 2)),
+    (
+        "Telegram calls per task (of which edits)",
+        lambda r: (
+            f"{_f(r.telegram_total, 1)} ({_f(r.telegram_calls.get('editMessageText', 0), 1)})"
+        ),
+    ),
+    ("peak RSS (VmHWM), MB", lambda r: _f(r.peak_rss_mb, 1)),
+    (
+        "most tasks in flight / RSS then, MB",
+        lambda r: f"{r.peak_inflight:,} / {_f(r.rss_at_peak_inflight_mb, 1)}",
+    ),
+    ("CPU per task, ms", lambda r: _f(r.cpu_per_task_ms, 1)),
+    ("bot CPU while serving, % of one core", lambda r: _f(r.busy * 100)),
+    (
+        "database with WAL / closed, MB",
+        lambda r: f"{_f(r.db_bytes / 1e6, 1)} / {_f(r.db_bytes_closed / 1e6, 2)}",
+    ),
+    (
+        "benchmark's own loop lag p99 / max, ms",
+        lambda r: f"{_f(r.bench_lag_ms.p99, 1)} / {_f(r.bench_lag_ms.max)}",
+    ),
+    ("errors in the bot's log", lambda r: str(len(r.problems))),
+]
+
+RATIOS: list[tuple[str, Callable[[RunResult], float]]] = [
+    ("polls per task", lambda r: r.provider_calls["poll"]),
+    ("provider calls per task", lambda r: r.provider_api_calls),
+    ("Telegram calls per task", lambda r: r.telegram_total),
+    ("CPU per task", lambda r: r.cpu_per_task_ms),
+    ("peak RSS", lambda r: r.peak_rss_mb),
+    ("completion → detection p50", lambda r: r.detection_s.p50),
+    ("completion → detection p95", lambda r: r.detection_s.p95),
+    ("completion → sendVideo p99", lambda r: r.latency_ms.p99),
+]
+
+
+def short_label(r: RunResult) -> str:
+    """A column heading."""
+    s = r.scenario
+    hooks = {"callbacks": " +cb", "callbacks lost": " cb lost", "polls only": ""}[s.hooks]
+    return f"{s.mode}{hooks}{' NAIVE' if s.tracker == 'naive' else ''}"
+
+
+def pairs(results: Sequence[RunResult]) -> list[tuple[RunResult, RunResult]]:
+    """(naive, real) runs of the same load, for the baseline ratios."""
+    found = []
+    for naive in (r for r in results if r.scenario.tracker == "naive"):
+        real = next(
+            (
+                r
+                for r in results
+                if r.scenario.tracker == "real"
+                and r.scenario.callbacks == naive.scenario.callbacks
+                and r.scenario.mode == naive.scenario.mode
+            ),
+            None,
+        )
+        if real is not None:
+            found.append((naive, real))
+    return found
+
+
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain table for the terminal."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def result_rows(results: Sequence[RunResult]) -> tuple[list[str], list[list[str]]]:
+    """The main table: one column per run."""
+    headers = ["", *(short_label(r) for r in results)]
+    return headers, [[name, *(cell(r) for r in results)] for name, cell in ROWS]
+
+
+def ratio_rows(results: Sequence[RunResult]) -> tuple[list[str], list[list[str]]]:
+    """Naive ÷ ours for each pair of runs with the same load."""
+    found = pairs(results)
+    headers = ["naive ÷ ours", *(short_label(real) for _, real in found)]
+    rows = [
+        [name, *(f"{_f(ratio(value(naive), value(real)), 1)}×" for naive, real in found)]
+        for name, value in RATIOS
+    ]
+    return headers, rows
+
+
+def tick_rows(ticks: Sequence[TickCost]) -> tuple[list[str], list[list[str]]]:
+    """The tick micro-benchmark."""
+    headers = ["tasks waiting", "due at the tick", "tick p50, µs", "tick p95, µs"]
+    rows = [[f"{t.waiting:,}", str(t.due), _f(t.p50_us), _f(t.p95_us)] for t in ticks]
+    return headers, rows
+
+
+def target_rows(targets: Sequence[Target]) -> tuple[list[str], list[list[str]]]:
+    """Each target with its measurement and verdict."""
+    marks = {"met": "✅ met", "missed": "❌ missed", "not shown": "– not shown"}
+    headers = ["target", "measured", "verdict"]
+    return headers, [[t.goal, t.measured, marks[t.verdict]] for t in targets]
+
+
+def print_report(
+    results: Sequence[RunResult],
+    ticks: Sequence[TickCost],
+    big: BigVideo | None,
+    targets: Sequence[Target],
+) -> None:
+    """Everything, as plain tables."""
+    print()
+    print(text_table(*result_rows(results)))
+    if pairs(results):
+        print()
+        print(text_table(*ratio_rows(results)))
+    if ticks:
+        print()
+        print(text_table(*tick_rows(ticks)))
+    if big is not None:
+        print(f"\n{big.size_mb:.0f} MB video: RSS {big.before_mb:.1f} → {big.peak_mb:.1f} MB")
+    print()
+    print(text_table(*target_rows(targets)))
+
+
+def profile_section(results: Sequence[RunResult]) -> list[str]:
+    """Where each profiled run's bot spent its time (py-spy, samples holding the GIL)."""
+    lines: list[str] = []
+    for r in results:
+        if r.profile is None or not r.profile.exists():
+            continue
+        total, spots = hotspots(r.profile, top=12)
+        shares = top_inclusive(r.profile, list(FRAMES.values()))
+        lines += [
+            f"#### {r.scenario.label}",
+            "",
+            f"{total:,} samples. Inclusive share of the samples:",
+            "",
+            markdown_table(
+                ["part of the bot", "share"],
+                [[name, f"{shares[frame]:.1%}"] for name, frame in FRAMES.items()],
+            ),
+            "",
+            "Functions with the most samples of their own:",
+            "",
+            markdown_table(
+                ["function", "own", "inclusive"],
+                [[f"`{s.name}`", f"{s.own:.1%}", f"{s.inclusive:.1%}"] for s in spots],
+            ),
+            "",
+        ]
+    return lines
+
+
+def markdown(
+    context: Context,
+    results: Sequence[RunResult],
+    ticks: Sequence[TickCost],
+    big: BigVideo | None,
+    targets: Sequence[Target],
+) -> str:
+    """One run of the benchmark as a section of docs/benchmarks.md."""
+    lines = [
+        f"## {context.date}: `{context.command}`",
+        "",
+        f"**Commit:** {context.commit}.",
+        "",
+        "**Machine:** " + "; ".join(f"{k} {v}" for k, v in context.machine.items()) + ".",
+        "",
+        "**Parameters:** " + "; ".join(f"{k}: {v}" for k, v in context.parameters.items()) + ".",
+        "",
+        "### Targets",
+        "",
+        markdown_table(*target_rows(targets)),
+        "",
+        "### Results per run",
+        "",
+        markdown_table(*result_rows(results)),
+        "",
+    ]
+    if pairs(results):
+        lines += [
+            "### Baseline: the naive tracker (one coroutine per task, a poll every 5 s)",
+            "",
+            markdown_table(*ratio_rows(results)),
+            "",
+        ]
+    if ticks:
+        lines += [
+            "### Tracker tick against tasks not due",
+            "",
+            "`TaskRepository.due(now, 100)` + `next_due_after(now)` on a file database.",
+            "",
+            markdown_table(*tick_rows(ticks)),
+            "",
+        ]
+    if big is not None:
+        lines += [
+            f"### A {big.size_mb:.0f} MB video",
+            "",
+            f"RSS before the delivery {big.before_mb:.1f} MB, at its peak {big.peak_mb:.1f} MB "
+            f"(+{big.rise_mb:.1f} MB); delivered intact: {'yes' if big.exact else 'NO'}.",
+            "",
+        ]
+    profiles = profile_section(results)
+    if profiles:
+        lines += ["### Profiles (py-spy)", "", *profiles]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+HEADER = """# Benchmarks
+
+`python -m bench` (see README) starts the bot as its own process against the loopback fakes of
+`tests/fakes/`, lets N users send a photo and tap Generate at once, and measures what the
+issue asks for. Each section below is one run of the benchmark; how to read it is in
+[How the benchmark works](#how-the-benchmark-works) at the end.
+"""
+
+
+def write(path: Path, section: str, notes: str, append: bool) -> None:
+    """Write the section to `path`, after the sections already there when `append`."""
+    previous = path.read_text() if append and path.exists() else ""
+    sections = previous.split("\n## ")[1:] if previous.startswith(HEADER.split("\n")[0]) else []
+    kept = [s for s in sections if not s.startswith("How the benchmark works")]
+    body = [HEADER.rstrip(), *("## " + s.rstrip() for s in kept), section.rstrip(), notes.rstrip()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(body) + "\n")
+
+
+NOTES = """## How the benchmark works
+
+- **The bot** runs as its own process, so its memory (`VmHWM`, `VmRSS` from `/proc`) and CPU
+  time (`utime + stime`) are its own: `python -m bot` for a real-time run, otherwise
+  `python -m bench.botproc`, which is `bot.app.run` with the tracker class and the time scale
+  applied to what has no environment variable. Its database is a fresh file in a temporary
+  folder; its environment points at the fakes.
+- **The fakes** (`tests/fakes/`: the Bot API and kie.ai) run in the benchmark's process on
+  loopback. Every user sends the same 1280×720 JPEG with a caption while the bot is still
+  starting, so it finds them all waiting at once (webhook mode: they are posted to the bot's
+  `/telegram` with the `secret_token` from its `setWebhook`, over 40 connections as Telegram
+  does); each user taps Generate as soon as the draft arrives.
+- **Time scale ×K** plays real life K times faster: `POLL_INTERVAL` 10/K s, `TASK_TIMEOUT`
+  1200/K s, the progress-edit interval, the task times, the naive tracker's 5 s, Telegram's
+  flood limit (30×K requests/s) and kie's create limit (20 per 10/K s) all scale together.
+  Poll counts, Telegram calls and CPU per task do not depend on K; detection delays are shown
+  in real-life seconds (× K). Latencies in milliseconds are measured as they are, which is
+  only fair while the bot has CPU to spare: the row "bot CPU while serving" shows it (the bot
+  is one asyncio process, so 100 % of one core is its ceiling).
+- **Callbacks.** "+cb" runs give the bot `PUBLIC_URL` and the fake kie posts a callback when a
+  task ends. Without callbacks, polling mode has no `PUBLIC_URL`: the bot knows it must poll
+  ("poll mode"). Webhook mode needs `PUBLIC_URL`, so the bot asks for callbacks there and
+  the fake never sends them ("cb lost"): what a lost callback costs, not poll mode.
+- **Latency** is from the moment the fake marks the task done to the moment the `sendVideo`
+  request has arrived at the fake Telegram, on one clock; the load runs' videos are 4 KB, so
+  no file transfer is in it. **Detection** is the bot's `finished_at` for the task (the poll
+  or callback that saw it done); its delay is divided by the task's age at completion.
+- **Exactly once:** every user must get one `sendVideo` whose bytes are the fake's video.
+- **Provider calls** are the requests the fake kie received (upload, createTask, recordInfo;
+  the video download is counted apart). **Telegram calls** are the bot's Bot API requests
+  except start-up (`getMe`, `getUpdates`, `setWebhook`, `setMyCommands`, …).
+- **In flight:** tasks whose Generate the bot has answered and whose video has not arrived.
+- **The tick** micro-benchmark times what one pass of the tracker's loop asks the database
+  (`due(now, 100)` and `next_due_after(now)` through aiosqlite), with 100, 1,000 and 10,000
+  tasks scheduled an hour later and 0 or 10 due now; one database per size, taking turns,
+  with the process on one CPU (a wake-up across CPUs costs this VM ~0.5 ms at random).
+- **Intake:** updates handled per second are the 2N updates (photo, Generate) over the time
+  from the first being available to the bot to the last Generate being answered
+  (`answerCallbackQuery`); drafts per second likewise up to the last draft.
+- **The big video** is one task in a real-time `python -m bot` with callbacks, after a warm-up
+  task; the peak is `VmHWM` after resetting it (`/proc/<pid>/clear_refs`) and RSS sampled every
+  5 ms.
+"""

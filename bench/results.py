@@ -1,0 +1,199 @@
+"""Turn what a run observed into the reported numbers."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.load import RawRun, Scenario
+from bench.measure import MB
+from bench.stats import mean, percentile, ratio
+
+# Calls that set the bot up rather than serve a user.
+SETUP_METHODS = frozenset(
+    {"getMe", "getUpdates", "deleteWebhook", "setWebhook", "getWebhookInfo", "setMyCommands"}
+)
+# The issue's poll targets are for tasks of 2–5 minutes (the fake's timer may end one late).
+TARGET_AGES = (120.0, 310.0)
+PROVIDER_PATHS = {
+    "/api/file-stream-upload": "upload",
+    "/api/file-base64-upload": "upload",
+    "/api/v1/jobs/createTask": "create",
+    "/api/v1/jobs/recordInfo": "poll",
+}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Percentiles of a sample (in the unit its name says)."""
+
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    count: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        """The spread of `values`."""
+        return cls(
+            percentile(values, 50),
+            percentile(values, 95),
+            percentile(values, 99),
+            max(values) if values else math.nan,
+            len(values),
+        )
+
+
+@dataclass
+class RunResult:
+    """The numbers reported for one run."""
+
+    scenario: Scenario
+    users: int
+    exactly_one: int
+    missing: int
+    duplicates: int
+    wrong_bytes: int
+    creates: int
+    makespan: float
+    updates_per_s: float
+    drafts_per_s: float
+    creates_per_s: float
+    draft_ms: Spread
+    latency_ms: Spread
+    handling_ms: Spread
+    detection_s: Spread
+    detection_share: Spread
+    detection_share_target: Spread
+    polls_target: float
+    provider_calls: dict[str, float]
+    polls_by_minute: dict[int, float]
+    telegram_calls: dict[str, float]
+    peak_rss_mb: float
+    rss_at_peak_inflight_mb: float
+    peak_inflight: int
+    cpu_per_task_ms: float
+    cpu_total_s: float
+    startup_rss_mb: float
+    db_bytes: int
+    db_bytes_closed: int
+    bench_cpu_s: float
+    bench_lag_ms: Spread
+    busy: float
+    problems: list[str] = field(default_factory=list)
+    profile: Path | None = None
+
+    @property
+    def provider_api_calls(self) -> float:
+        """Upload + create + polls per task (the video download is a file transfer)."""
+        return sum(self.provider_calls.get(kind, 0.0) for kind in ("upload", "create", "poll"))
+
+    @property
+    def telegram_total(self) -> float:
+        """Telegram calls per task, setup excluded."""
+        return sum(self.telegram_calls.values())
+
+
+def summarize(raw: RawRun) -> RunResult:
+    """The reported numbers of one run."""
+    scenario, crowd, kie = raw.scenario, raw.crowd, raw.kie
+    n = scenario.users
+    people = list(crowd.people.values())
+    t0 = crowd.started_at or 0.0
+    counts = Counter(len(person.videos) for person in people)
+    wrong = sum(
+        1 for person in people for call in person.videos if call.files.get("video") != kie.video
+    )
+    draft_ms = [
+        (person.draft_at - (person.pushed_at or t0)) * 1000
+        for person in people
+        if person.draft_at is not None
+    ]
+    to_wall = raw.clock_offset
+    by_chat = {task.chat_id: task for task in raw.tasks}
+    latency, handling, detection, share, share_target, polls_target = [], [], [], [], [], []
+    polls_by_minute: dict[int, list[int]] = {}
+    for person in people:
+        task = by_chat.get(person.user.id)
+        remote = kie.tasks.get(task.provider_task_id or "") if task else None
+        if task is None or remote is None or remote.completed is None:
+            continue
+        age = remote.completed - remote.created
+        minute = int(age * scenario.time_scale // 60)
+        polls_by_minute.setdefault(minute, []).append(remote.polls)
+        in_target = TARGET_AGES[0] <= age * scenario.time_scale <= TARGET_AGES[1]
+        if in_target:
+            polls_target.append(remote.polls)
+        if not person.videos:
+            continue
+        sent = person.videos[0].at + to_wall
+        latency.append((sent - remote.completed) * 1000)
+        if task.finished_at is not None:
+            delay = max(0.0, task.finished_at - remote.completed)
+            detection.append(delay * scenario.time_scale)
+            share.append(delay / age if age > 0 else math.nan)
+            if in_target and age > 0:
+                share_target.append(delay / age)
+            handling.append((sent - task.finished_at) * 1000)
+    provider = Counter(_provider_kind(request.path) for request in kie.requests)
+    provider.pop(None, None)
+    telegram = Counter(
+        call.method for call in raw.telegram.calls if call.method not in SETUP_METHODS
+    )
+    created = [task.created - to_wall for task in kie.tasks.values()]
+    drafts = [p.draft_at for p in people if p.draft_at is not None]
+    acks = [p.acked_at for p in people if p.acked_at is not None]
+    firsts = [p.videos[0].at for p in people if p.videos]
+    return RunResult(
+        scenario=scenario,
+        users=n,
+        exactly_one=counts.get(1, 0) - wrong,
+        missing=counts.get(0, 0),
+        duplicates=sum(count for videos, count in counts.items() if videos > 1),
+        wrong_bytes=wrong,
+        creates=provider.get("create", 0),
+        makespan=(max(firsts) - t0) if firsts else math.nan,
+        updates_per_s=_rate(len(drafts) + len(acks), t0, acks),
+        drafts_per_s=_rate(len(drafts), t0, drafts),
+        creates_per_s=_rate(len(created), t0, created),
+        draft_ms=Spread.of(draft_ms),
+        latency_ms=Spread.of(latency),
+        handling_ms=Spread.of(handling),
+        detection_s=Spread.of(detection),
+        detection_share=Spread.of([value for value in share if not math.isnan(value)]),
+        detection_share_target=Spread.of(share_target),
+        polls_target=mean(polls_target),
+        provider_calls={
+            kind: provider[kind] / n for kind in ("upload", "create", "poll", "download")
+        },
+        polls_by_minute={m: mean(polls) for m, polls in sorted(polls_by_minute.items())},
+        telegram_calls={method: count / n for method, count in telegram.most_common()},
+        peak_rss_mb=raw.end.hwm / MB,
+        rss_at_peak_inflight_mb=raw.sampler.rss_at_peak_gauge / MB,
+        peak_inflight=raw.sampler.peak_gauge,
+        cpu_per_task_ms=(raw.end.cpu - raw.ready.cpu) / n * 1000,
+        cpu_total_s=raw.end.cpu,
+        startup_rss_mb=raw.ready.rss / MB,
+        db_bytes=raw.db_bytes,
+        db_bytes_closed=raw.db_bytes_closed,
+        bench_cpu_s=raw.bench_cpu,
+        bench_lag_ms=Spread.of([lag * 1000 for lag in raw.lag.lags]),
+        busy=ratio(raw.at_served.cpu - raw.ready.cpu, raw.served_at - t0),
+        problems=raw.problems,
+        profile=raw.profile,
+    )
+
+
+def _provider_kind(path: str) -> str | None:
+    if path.startswith("/results/"):
+        return "download"
+    return PROVIDER_PATHS.get(path)
+
+
+def _rate(count: int, start: float, moments: list[float]) -> float:
+    if not moments or max(moments) <= start:
+        return math.nan
+    return count / (max(moments) - start)
