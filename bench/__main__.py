@@ -67,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true", help="sample the bot with py-spy")
     p.add_argument("--out", default="docs/benchmarks.md", help='report file ("-": none)')
     p.add_argument("--append", action="store_true", help="keep the runs already in --out")
+    p.add_argument("--note", default="", help="a sentence to print under the run's heading")
     return p
 
 
@@ -109,6 +110,7 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
                 else f"{measured}; the working tree CHANGED during the run",
                 machine=machine(),
                 parameters=parameters(args),
+                note=args.note,
             )
             section = report.markdown(context, results, ticks, big, targets)
             out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)

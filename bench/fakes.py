@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import itertools
+import time
 from typing import Any
 
 import httpx
@@ -44,12 +45,17 @@ def photo(width: int = 1280, height: int = 720) -> bytes:
 
 
 class BenchKie(FakeKie):
-    """FakeKie whose tasks take times spread evenly over [low, high] seconds, in creation order."""
+    """FakeKie whose tasks take times spread evenly over [low, high] seconds, in creation order.
+
+    It also notes when the bot learned that a task was done: the arrival (time.time()) of the
+    first status request answered with success, by task id.
+    """
 
     def __init__(self, low: float, high: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._low, self._high = low, high
         self._order = itertools.count()
+        self.seen_done: dict[str, float] = {}
 
     def next_duration(self) -> float:
         """The next task's time: a golden-ratio sequence, so any prefix covers the range."""
@@ -60,6 +66,15 @@ class BenchKie(FakeKie):
         # `finish_after` is read when a task is created (see FakeKie), so set it just before.
         self.finish_after = self.next_duration()
         return await super()._create_task(request)
+
+    async def _record_info(self, request: Request) -> Response:
+        arrived = time.time()
+        response = await super()._record_info(request)
+        task_id = request.query_params.get("taskId", "")
+        task = self.tasks.get(task_id)
+        if task is not None and task.state == "success":
+            self.seen_done.setdefault(task_id, arrived)
+        return response
 
 
 class WebhookPusher:

@@ -18,7 +18,6 @@ from bench.process import BotProcess, command
 from bench.profile import Profiler
 from bench.users import Crowd
 from storage import Database, Task, TaskRepository, TaskState
-from tests.fakes.kie import FakeKie
 from tests.fakes.server import serve
 from tests.fakes.telegram import FakeTelegram
 
@@ -76,7 +75,7 @@ class RawRun:
 
     scenario: Scenario
     telegram: FakeTelegram
-    kie: FakeKie
+    kie: BenchKie
     crowd: Crowd
     tasks: list[Task]
     clock_offset: float  # time.time() - time.monotonic() in this process
@@ -89,7 +88,6 @@ class RawRun:
     bench_cpu: float
     db_bytes: int
     db_bytes_closed: int
-    finished_at: float
     all_served: bool
     problems: list[str] = field(default_factory=list)
     webhook_refused: int = 0
@@ -221,7 +219,6 @@ async def run(
             # Late duplicates (a second poll, a repeated callback) would show up within this.
             await asyncio.sleep(max(1.0, 3 * scenario.scaled(POLL_INTERVAL)))
             crowd.scan()
-        finished_at = time.monotonic()
         end = usage(here.bot.pid)
         if profiler is not None:
             await profiler.stop()
@@ -247,7 +244,6 @@ async def run(
             bench_cpu=bench_cpu,
             db_bytes=db_bytes,
             db_bytes_closed=db_size(here.database),
-            finished_at=finished_at,
             all_served=served,
             problems=problems,
             webhook_refused=refused,

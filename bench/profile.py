@@ -114,14 +114,6 @@ def top_inclusive(collapsed: Path, names: list[str]) -> dict[str, float]:
 
 
 def _short(frame: str) -> str:
-    # py-spy frames look like "function (path/to/module.py:line)"; keep function and file.
+    # py-spy names a frame "Class.function (path/relative/to/sys.path.py:line)"; drop the line.
     name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    path, _, _line = where.rpartition(":")
-    parts = Path(path).parts
-    for anchor in ("site-packages", "bot", "storage", "bench", "lib"):
-        if anchor in parts:
-            index = len(parts) - 1 - parts[::-1].index(anchor)
-            path = "/".join(parts[index + (1 if anchor in ("site-packages", "lib") else 0) :])
-            break
-    return f"{name} ({path})"
+    return f"{name} ({where.rstrip(')').rpartition(':')[0] or where.rstrip(')')})"

@@ -38,6 +38,7 @@ class Context:
     commit: str
     machine: dict[str, str]
     parameters: dict[str, str]
+    note: str = ""
 
 
 def _f(value: float, digits: int = 0) -> str:
@@ -278,6 +279,7 @@ def markdown(
         "",
         f"**Commit:** {context.commit}.",
         "",
+        *([f"**Note:** {context.note}", ""] if context.note else []),
         "**Machine:** " + "; ".join(f"{k} {v}" for k, v in context.machine.items()) + ".",
         "",
         "**Parameters:** " + "; ".join(f"{k}: {v}" for k, v in context.parameters.items()) + ".",
@@ -364,9 +366,10 @@ NOTES = """## How the benchmark works
   ("poll mode"). Webhook mode needs `PUBLIC_URL`, so the bot asks for callbacks there and
   the fake never sends them ("cb lost"): what a lost callback costs, not poll mode.
 - **Latency** is from the moment the fake marks the task done to the moment the `sendVideo`
-  request has arrived at the fake Telegram, on one clock; the load runs' videos are 4 KB, so
-  no file transfer is in it. **Detection** is the bot's `finished_at` for the task (the poll
-  or callback that saw it done); its delay is divided by the task's age at completion.
+  request has arrived at the fake Telegram; the load runs' videos are 4 KB, so no file
+  transfer is in it. **Detection** is the arrival at the fake kie of the first status request
+  answered "success" (the poll that saw it, or the re-read after a callback); its delay is
+  divided by the task's age at completion. All of these are read on the benchmark's clock.
 - **Exactly once:** every user must get one `sendVideo` whose bytes are the fake's video.
 - **Provider calls** are the requests the fake kie received (upload, createTask, recordInfo;
   the video download is counted apart). **Telegram calls** are the bot's Bot API requests

@@ -131,13 +131,14 @@ def summarize(raw: RawRun) -> RunResult:
             continue
         sent = person.videos[0].at + to_wall
         latency.append((sent - remote.completed) * 1000)
-        if task.finished_at is not None:
-            delay = max(0.0, task.finished_at - remote.completed)
+        seen = kie.seen_done.get(remote.task_id)
+        if seen is not None:
+            delay = max(0.0, seen - remote.completed)
             detection.append(delay * scenario.time_scale)
             share.append(delay / age if age > 0 else math.nan)
             if in_target and age > 0:
                 share_target.append(delay / age)
-            handling.append((sent - task.finished_at) * 1000)
+            handling.append((sent - seen) * 1000)
     provider = Counter(_provider_kind(request.path) for request in kie.requests)
     provider.pop(None, None)
     telegram = Counter(
