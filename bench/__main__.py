@@ -43,10 +43,23 @@ def parser() -> argparse.ArgumentParser:
         "(default 120-300, spread evenly)",
     )
     hooks = p.add_mutually_exclusive_group()
-    hooks.add_argument("--callbacks", dest="callbacks", action="store_const", const="on")
-    hooks.add_argument("--no-callbacks", dest="callbacks", action="store_const", const="off")
+    hooks.add_argument(
+        "--callbacks", dest="callbacks", action="store_const", const="on", help="callbacks on only"
+    )
+    hooks.add_argument(
+        "--no-callbacks",
+        dest="callbacks",
+        action="store_const",
+        const="off",
+        help="callbacks off only (default: one run with, one without)",
+    )
     p.set_defaults(callbacks="both")
-    p.add_argument("--mode", choices=("polling", "webhook", "both"), default="both")
+    p.add_argument(
+        "--mode",
+        choices=("polling", "webhook", "both"),
+        default="both",
+        help="how the bot takes updates (default both)",
+    )
     p.add_argument(
         "--baseline",
         action=argparse.BooleanOptionalAction,
@@ -63,7 +76,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--video-mb", type=float, default=45.0, help="big-video check size (0: skip; default 45)"
     )
-    p.add_argument("--tick", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--tick",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the tracker's tick against 100 to 10,000 waiting tasks",
+    )
     p.add_argument("--profile", action="store_true", help="sample the bot with py-spy")
     p.add_argument("--out", default="docs/benchmarks.md", help='report file ("-": none)')
     p.add_argument("--append", action="store_true", help="keep the runs already in --out")
@@ -88,7 +106,7 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
         print("--profile needs py-spy: pip install py-spy", file=sys.stderr)
         return 2
     plan = scenarios(args)
-    measured = code_state()
+    measured, contents = code_state(), content_digest()
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="kling-bench-") as folder:
         work = Path(folder)
@@ -104,10 +122,10 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
         if args.out != "-":
             context = report.Context(
                 date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                command=shlex.join(["python", "-m", "bench", *argv]),
+                command=shown_command(argv),
                 commit=measured
-                if code_state() == measured
-                else f"{measured}; the working tree CHANGED during the run",
+                if content_digest() == contents
+                else f"{measured}; the code CHANGED during the run",
                 machine=machine(),
                 parameters=parameters(args),
                 note=args.note,
@@ -120,11 +138,14 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+MEASURED = ("bot", "storage", "bench", "tests", "pyproject.toml")
+
+
 def code_state() -> str:
-    """The commit measured, and a digest of uncommitted changes to tracked files if any."""
+    """The last commit of the measured code, and a digest of its uncommitted changes if any."""
     try:
-        head = _git("rev-parse", "--short", "HEAD")
-        diff = _git("diff", "HEAD", "--", ".", ":!docs/benchmarks.md")
+        head = _git("log", "-1", "--format=%h", "--", *MEASURED)
+        diff = _git("diff", "HEAD", "--", *MEASURED)
     except OSError:
         return "unknown"
     if not diff:
@@ -133,9 +154,36 @@ def code_state() -> str:
     return f"{head} with uncommitted changes (diff {digest})"
 
 
+def content_digest() -> str:
+    """A digest of every source file of the measured code as it is on disk now."""
+    digest = hashlib.sha256()
+    for name in MEASURED:
+        top = ROOT / name
+        files = [top] if top.is_file() else sorted(top.rglob("*.py"))
+        for path in files:
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _git(*args: str) -> str:
     done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
     return done.stdout.strip()
+
+
+def shown_command(argv: list[str]) -> str:
+    """The command as run, without the options that only say where and how to write."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif name in ("--note", "--out") and "=" not in arg:
+            skip = True
+        elif name not in ("--note", "--out", "--append"):
+            kept.append(arg)
+    return shlex.join(["python", "-m", "bench", *kept])
 
 
 def parameters(args: argparse.Namespace) -> dict[str, str]:

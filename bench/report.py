@@ -382,6 +382,8 @@ NOTES = """## How the benchmark works
 - **Intake:** updates handled per second are the 2N updates (photo, Generate) over the time
   from the first being available to the bot to the last Generate being answered
   (`answerCallbackQuery`); drafts per second likewise up to the last draft.
+- **Profiles** (`--profile`) attach py-spy to the bot (200 samples/s, only samples holding the
+  GIL, so waiting is left out); the inclusive shares say where the bot's Python time went.
 - **The big video** is one task in a real-time `python -m bot` with callbacks, after a warm-up
   task; the peak is `VmHWM` after resetting it (`/proc/<pid>/clear_refs`) and RSS sampled every
   5 ms.
