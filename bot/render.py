@@ -241,11 +241,11 @@ def video_caption(task: Task, catalogue: Catalogue) -> str:
 
 
 def elapsed(lang: str, seconds: float) -> str:
-    """A duration like "2 min 5 s"."""
-    minutes, rest = divmod(max(0, int(seconds)), 60)
+    """A duration in whole minutes, like "2 min": a progress line that changes calmly."""
+    minutes = max(0, int(seconds)) // 60
     if minutes:
-        return t(lang, "elapsed.minutes", m=minutes, s=rest)
-    return t(lang, "elapsed.seconds", s=rest)
+        return t(lang, "elapsed.minutes", m=minutes)
+    return t(lang, "elapsed.under_a_minute")
 
 
 def age(lang: str, seconds: float) -> str:

@@ -177,22 +177,38 @@ async def test_admin_commands(harness: Run) -> None:
         }
 
 
-async def test_progress_shows_elapsed_time_at_a_calm_rate(harness: Run) -> None:
-    async with harness(poll_interval=0.05) as h:
-        h.bot_options["progress_interval"] = 0.5
+async def test_progress_shows_elapsed_minutes_only_when_they_change(harness: Run) -> None:
+    async with harness(poll_interval=0.05, task_timeout=600) as h:
+        h.bot_options["progress_interval"] = 0.3
         await h.restart()
         await generate(h)
-        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
-        await asyncio.sleep(0.3)  # the fake reports "generating" from the third poll on
-        await asyncio.sleep(1.6)
-        edits = [
-            c
-            for c in h.telegram.calls_of("editMessageText")
-            if c.params["message_id"] == task.status_message_id and "so far" in c.params["text"]
+        task = await h.wait_task(lambda t: t.state is TaskState.RUNNING)
+
+        def progress() -> list[str]:
+            return [
+                c.params["text"].split("\n")[0]
+                for c in h.telegram.calls_of("editMessageText")
+                if c.params["message_id"] == task.status_message_id and "so far" in c.params["text"]
+            ]
+
+        await asyncio.sleep(1.0)  # polls every ≤ 0.6 s, but the minute shown stays the same
+        assert progress() == [
+            f"🎬 Task #{task.id} is generating… less than a minute so far. "
+            "I will send the video when it is ready."
         ]
-        assert 2 <= len(edits) <= 5
-        gaps = [b.at - a.at for a, b in itertools.pairwise(edits)]
-        assert all(gap >= 0.45 for gap in gaps)
+        for minutes in (1, 2):
+            # The task is now a minute older: the next poll shows the new minute, once.
+            await h.services.db.execute(
+                "UPDATE tasks SET submitted_at = submitted_at - 60 WHERE id = ?", (task.id,)
+            )
+            async with asyncio.timeout(2):
+                while f"{minutes} min so far" not in progress()[-1]:
+                    await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)
+        shown = progress()
+        assert len(shown) == 3 and "1 min so far" in shown[1] and "2 min so far" in shown[2]
+        edits = [c for c in h.telegram.calls_of("editMessageText") if "so far" in c.params["text"]]
+        assert all(b.at - a.at >= 0.25 for a, b in itertools.pairwise(edits))
         actions = h.telegram.calls_of("sendChatAction")
         assert actions == []  # nothing is being sent yet
         await h.kie.complete(task.provider_task_id)

@@ -13,11 +13,11 @@ from bot.providers.catalogue import BACKEND_NAMES, Catalogue
 from bot.render import status_keyboard, status_text, summary
 from bot.texts import t
 from storage.chats import ChatRepository
-from storage.models import Task
+from storage.models import Task, TaskState
 
 log = logging.getLogger(__name__)
 
-# Progress edits (elapsed time) wait this long per chat; state changes show at once.
+# Progress edits (elapsed minutes) wait this long per chat; state changes show at once.
 PROGRESS_INTERVAL = 10.0
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -40,6 +40,8 @@ class Messenger:
         self.task_timeout = task_timeout
         self.progress_interval = progress_interval
         self._last_edit: dict[int, float] = {}
+        # What each generating task's status message shows now, to skip edits that change nothing.
+        self._shown: dict[int, str] = {}
 
     async def show(self, task: Task) -> None:
         """Edit the task's status message to its current state."""
@@ -47,11 +49,13 @@ class Messenger:
         await self._status(task, text, status_keyboard(task))
 
     async def progress(self, task: Task) -> None:
-        """Refresh a generating task's elapsed time, at a calm rate per chat."""
+        """Refresh a generating task's elapsed minutes when they change, at a calm rate per chat."""
         last = self._last_edit.get(task.chat_id)
         if last is not None and time.monotonic() - last < self.progress_interval:
             return
-        await self.show(task)
+        text = status_text(task, self.catalogue, self.task_timeout)
+        if self._shown.get(task.id) != text:
+            await self._status(task, text, status_keyboard(task))
 
     async def show_waiting(self, task: Task, ahead: int) -> None:
         """Say that the task waits in the local queue for the backend's rate limit."""
@@ -61,6 +65,10 @@ class Messenger:
 
     async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
         self._last_edit[task.chat_id] = time.monotonic()
+        if task.state is TaskState.RUNNING:
+            self._shown[task.id] = text
+        else:
+            self._shown.pop(task.id, None)
         if task.status_message_id is None:
             await self.notify(task, text, markup)
             return
