@@ -43,11 +43,11 @@ class NaiveTracker(Tracker):
             job.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
 
-    async def wake(self, task_id: int) -> bool:
+    async def wake(self, task: Task) -> bool:
         """A callback arrived: the task's coroutine polls now instead of at its next tick."""
-        nudge = self._nudges.get(task_id)
+        nudge = self._nudges.get(task.id)
         if nudge is None:
-            self._early.add(task_id)  # not followed yet: its first poll will be at once
+            self._early.add(task.id)  # not followed yet: its first poll will be at once
             self.poke()
         else:
             nudge.set()

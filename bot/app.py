@@ -37,7 +37,7 @@ from storage import (
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
-# With callbacks on, the first (safety-net) poll comes after this many POLL_INTERVALs.
+# With callbacks on, safety-net polls come this many POLL_INTERVALs apart.
 CALLBACK_WAIT = 30
 
 
@@ -125,6 +125,12 @@ class KlingBot:
         deliverer = Deliverer(
             tasks, messenger, downloads, uploader, local_roots=(settings.preview_directory,)
         )
+        # With callbacks on, polls are a safety net for lost callbacks, this far apart.
+        callback_wait = (
+            min(settings.task_timeout / 2, CALLBACK_WAIT * settings.poll_interval)
+            if settings.public_url
+            else None
+        )
         tracker = self._tracker_class(
             tasks,
             providers,
@@ -132,6 +138,7 @@ class KlingBot:
             messenger,
             poll_interval=settings.poll_interval,
             task_timeout=settings.task_timeout,
+            callback_wait=callback_wait,
         )
         submitter = Submitter(
             application.bot,
@@ -143,7 +150,6 @@ class KlingBot:
             poll_interval=settings.poll_interval,
             public_url=settings.public_url,
             retry_base=min(1.0, settings.poll_interval),
-            callback_wait=min(settings.task_timeout / 2, CALLBACK_WAIT * settings.poll_interval),
         )
         self.services = Services(
             settings=settings,

@@ -207,7 +207,7 @@ class Commands:
     async def _refresh(self, query: CallbackQuery, task: Task, lang: str) -> None:
         """Check the task now, and show the /status page it is on as it is now."""
         if not task.state.finished:
-            await self.s.tracker.wake(task.id)
+            await self.s.tracker.wake(task)
         await answer(query, t(lang, "answer.refreshed"))
         message = query.message
         if message is None:

@@ -87,7 +87,7 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
             log.warning("task %s: callback names another provider task", task.id)
             return JSONResponse({"error": "task mismatch"}, status_code=400)
         # The body is only a hint: the tracker re-reads the task from the provider.
-        await services.tracker.wake(task.id)
+        await services.tracker.callback_arrived(task)
         return JSONResponse({"ok": True})
 
     routes = [

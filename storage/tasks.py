@@ -58,6 +58,13 @@ _NEXT_DUE = "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at > ?"
 _SCHEDULE = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL"
 _UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
 _COUNT_POLL = "UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ?"
+_HASTEN = """
+UPDATE tasks SET next_poll_at = MIN(
+    next_poll_at, ?1 + MAX(?2, (?1 - COALESCE(submitted_at, created_at)) * ?3)
+)
+WHERE state IN ('queued', 'running') AND next_poll_at IS NOT NULL
+  AND json_extract(options, '$.model') LIKE ?4 || ':%'
+"""
 
 # Columns that `advance` may set alongside the state.
 _FIELDS = frozenset(
@@ -269,6 +276,10 @@ class TaskRepository:
     async def unschedule(self, task_id: int) -> None:
         """Stop checking a task."""
         await self._db.execute(_UNSCHEDULE, (task_id,))
+
+    async def hasten(self, backend: str, now: float, least: float, share: float) -> int:
+        """Bring the backend's generating tasks' next checks to within `share` of their age."""
+        return await self._db.execute(_HASTEN, (now, least, share, backend))
 
     async def count_poll(self, task_id: int, next_poll_at: float) -> None:
         """Record one provider check and when the next one is due."""

@@ -89,7 +89,6 @@ class Submitter:
         public_url: str | None,
         retry_base: float = 1.0,
         stop_timeout: float = 30.0,
-        callback_wait: float = 300.0,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -100,7 +99,6 @@ class Submitter:
         self._poll_interval = poll_interval
         self._public_url = public_url
         self._retry_base = retry_base
-        self._callback_wait = callback_wait
         self._stop_timeout = stop_timeout
         self._gates = {
             name: RateGate(*provider.create_rate)
@@ -259,7 +257,7 @@ class Submitter:
     ) -> None:
         now = time.time()
         # With a callback coming, polls are only a safety net: the first waits a long while.
-        first = self._callback_wait if callbacks else self._poll_interval
+        first = self._tracker.first_delay(task.backend, callbacks)
         queued = await self._tasks.advance(
             task.id,
             TaskState.QUEUED,

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 MAX_DELAY_FACTOR = 12
-SECOND_POLL = 12
+# Tasks older than this many intervals are noticed within GROWTH of their age once finished.
+SETTLED = 12
+GROWTH = 0.095
 # Re-read the schedule at least this often, in case another process changed it.
 MAX_SLEEP = 60.0
 # After the deadline a task is still looked at now and then, for this long.
@@ -26,15 +28,17 @@ LATE_WINDOW = 24 * 3600.0
 
 
 def next_delay(poll_interval: float, age: float) -> float:
-    """Seconds to the next poll of a task `age` seconds old.
+    """Seconds to the next poll of a task `age` seconds old, when no callback is coming.
 
-    The first poll (at POLL_INTERVAL) catches early refusals; Kling videos take minutes, so
-    the next waits until the task is 12 intervals old; from then on each wait is a tenth of
-    the age, so a video is noticed within 10 % of its age at a logarithmic number of polls.
+    The first poll (at POLL_INTERVAL) catches early refusals. Kling videos take minutes, so
+    the next waits until a task finished at 12 intervals would be 9.5 % late; from then on
+    each wait is 9.5 % of the age: a video is noticed within 10 % of its age at a
+    logarithmic number of polls.
     """
-    if age < SECOND_POLL * poll_interval:
-        return SECOND_POLL * poll_interval - age
-    return min(age / 10, poll_interval * MAX_DELAY_FACTOR)
+    second = SETTLED * poll_interval * (1 + GROWTH)
+    if age < second:
+        return second - age
+    return min(age * GROWTH, poll_interval * MAX_DELAY_FACTOR)
 
 
 class Tracker:
@@ -49,6 +53,7 @@ class Tracker:
         *,
         poll_interval: float,
         task_timeout: float,
+        callback_wait: float | None = None,
         concurrency: int = 32,
         stop_timeout: float = 30.0,
     ) -> None:
@@ -59,11 +64,17 @@ class Tracker:
         self._poll_interval = poll_interval
         self._task_timeout = task_timeout
         self._late_interval = min(600.0, task_timeout)
+        self._callback_wait = callback_wait
+        # Backends whose callbacks stopped reaching us: their tasks are polled meanwhile.
+        self._unheard: set[str] = set()
+        # Tasks to check because someone said they changed (a callback, a Refresh tap).
+        self._woken: set[int] = set()
         self._stop_timeout = stop_timeout
         self._wakeup = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Resume what a previous run left and start the loop."""
@@ -72,6 +83,7 @@ class Tracker:
 
     async def stop(self) -> None:
         """Stop the loop and wait for checks in flight; idempotent."""
+        self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -88,11 +100,55 @@ class Tracker:
         """Look at the schedule again now (a task was added or moved)."""
         self._wakeup.set()
 
-    async def wake(self, task_id: int) -> bool:
-        """Check this task at once (a callback arrived); False if it is not being tracked."""
-        scheduled = await self._tasks.schedule(task_id, time.time())
+    def first_delay(self, backend: str, callback: bool) -> float:
+        """Seconds from a task's creation to its first poll."""
+        if callback and self._trusts_callbacks(backend):
+            return self._callback_wait or self._poll_interval
+        return self._poll_interval
+
+    async def wake(self, task: Task) -> bool:
+        """Check this task at once; False if it is not being tracked."""
+        if task.next_poll_at is None:
+            return False
+        self._woken.add(task.id)
+        if task.id in self._inflight or self._stopping:
+            # The check in flight may have read the provider before this news: check again
+            # after it (the schedule also survives a crash).
+            await self._tasks.schedule(task.id, time.time())
+            self.poke()
+        else:
+            self._spawn(task)
+        return True
+
+    async def callback_arrived(self, task: Task) -> bool:
+        """A provider's callback named this task: its backend's callbacks reach us."""
+        if task.backend in self._unheard:
+            log.info("%s: callbacks arrive again", task.backend)
+            self._unheard.discard(task.backend)
+        return await self.wake(task)
+
+    def _trusts_callbacks(self, backend: str) -> bool:
+        provider = self._providers.get(backend)
+        return (
+            self._callback_wait is not None
+            and provider is not None
+            and provider.sends_callbacks
+            and backend not in self._unheard
+        )
+
+    async def _callback_lost(self, task: Task) -> None:
+        """A safety poll found the task ended with no callback: poll this backend for now."""
+        if task.backend in self._unheard:
+            return
+        self._unheard.add(task.backend)
+        log.warning(
+            "task %s: finished at %s but no callback came; polling its tasks until callbacks "
+            "arrive again (is PUBLIC_URL reachable from the internet?)",
+            task.id,
+            task.backend,
+        )
+        await self._tasks.hasten(task.backend, time.time(), self._poll_interval, GROWTH)
         self.poke()
-        return scheduled
 
     async def _recover(self) -> None:
         # A delivery cut off by a crash may or may not have reached the user.
@@ -114,13 +170,15 @@ class Tracker:
                 await asyncio.wait_for(self._wakeup.wait(), max(0.0, timeout))
 
     def _spawn(self, task: Task) -> None:
-        job = asyncio.create_task(self._guarded_check(task), name=f"check-{task.id}")
+        woken = task.id in self._woken
+        self._woken.discard(task.id)
+        job = asyncio.create_task(self._guarded_check(task, woken), name=f"check-{task.id}")
         self._inflight[task.id] = job
 
-    async def _guarded_check(self, task: Task) -> None:
+    async def _guarded_check(self, task: Task, woken: bool) -> None:
         try:
             async with self._limit:
-                await self.check(task)
+                await self.check(task, woken=woken)
         except Exception:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
@@ -129,22 +187,26 @@ class Tracker:
             self._inflight.pop(task.id, None)
             self.poke()
 
-    async def check(self, task: Task) -> None:
+    async def check(self, task: Task, *, woken: bool = False) -> None:
         """Bring one task forward: poll the provider, or deliver a finished one."""
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
-            await self._poll(task)
+            await self._poll(task, woken)
         elif task.state is TaskState.FAILED and task.error == "timeout":
             await self._late_check(task)
         else:
             await self._tasks.unschedule(task.id)
 
-    async def _poll(self, task: Task) -> None:
+    async def _poll(self, task: Task, woken: bool) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
         deadline = started + self._task_timeout
-        next_at = now + next_delay(self._poll_interval, now - started)
+        safety_net = self._trusts_callbacks(task.backend)
+        if safety_net:
+            next_at = now + (self._callback_wait or self._poll_interval)
+        else:
+            next_at = now + next_delay(self._poll_interval, now - started)
         if now < deadline:
             next_at = min(next_at, deadline)
         await self._tasks.count_poll(task.id, next_at)
@@ -153,6 +215,9 @@ class Tracker:
             if now >= deadline:
                 await self._time_out(task)
             return
+        ended = remote.state in (ProviderState.SUCCEEDED, ProviderState.FAILED)
+        if ended and safety_net and not woken:
+            await self._callback_lost(task)
         if remote.state is ProviderState.SUCCEEDED:
             await self._succeeded(task, remote.video_url)
         elif remote.state is ProviderState.FAILED:

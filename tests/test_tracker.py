@@ -1,0 +1,117 @@
+"""The tracker's polling schedule, and how it copes when callbacks stop arriving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.engine.tracker import GROWTH, next_delay
+from storage.models import Task, TaskState
+from tests.conftest import PHOTO, Harness, button
+from tests.fakes.telegram import FakeUser
+
+Run = Callable[..., Any]
+
+POLL = 10.0  # the default POLL_INTERVAL
+NAIVE = 5.0  # the baseline the issue compares against: a poll every 5 s
+
+
+def poll_times(until: float) -> list[float]:
+    """When a task created at 0 is polled, up to the first poll at or after `until`."""
+    times = [POLL]
+    while times[-1] < until:
+        times.append(times[-1] + next_delay(POLL, times[-1]))
+    return times
+
+
+def detection(finished: float) -> tuple[float, int]:
+    """The poll that notices a task finished at `finished`, and how many polls it took."""
+    times = poll_times(finished)
+    return times[-1], len(times)
+
+
+def test_a_finished_task_is_noticed_within_a_tenth_of_its_age() -> None:
+    for finished in (120 + n * 0.25 for n in range(int(60 * 60 / 0.25))):  # 2 min to 1 h
+        noticed, _ = detection(finished)
+        assert noticed - finished <= GROWTH * finished + 1e-9, finished
+    assert GROWTH < 0.10
+
+
+def test_tasks_of_two_to_five_minutes_take_five_times_fewer_polls_than_every_five_s() -> None:
+    for minute in (2, 3, 4):
+        ends = [minute * 60 + n * 0.5 for n in range(120)]
+        ours = sum(detection(end)[1] for end in ends) / len(ends)
+        naive = sum(math.ceil(end / NAIVE) for end in ends) / len(ends)
+        assert naive / ours >= 5.0, (minute, naive, ours)
+
+
+def test_waits_are_capped_for_very_long_tasks() -> None:
+    assert next_delay(POLL, 0) == pytest.approx(12 * POLL * (1 + GROWTH))
+    assert next_delay(POLL, 3 * 3600) == 12 * POLL
+
+
+async def _generate(h: Harness, user: FakeUser) -> Task:
+    photo = h.telegram.send_photo(user, PHOTO, f"{user.first_name} waves")
+    draft = await h.draft_for(photo)
+    h.telegram.tap(user, draft, button(draft, "Generate"))
+    return await h.wait_task(lambda t: t.user_id == user.id and t.state is TaskState.QUEUED)
+
+
+async def _polled(h: Harness, task: Task, times: int, timeout: float) -> None:
+    assert task.provider_task_id is not None
+    async with asyncio.timeout(timeout):
+        while h.kie.polls(task.provider_task_id) < times:
+            await asyncio.sleep(0.01)
+
+
+async def test_lost_callbacks_switch_the_backend_to_polling_until_one_arrives(
+    harness: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine.tracker")
+    # Safety-net polls come min(TASK_TIMEOUT / 2, 30 × POLL_INTERVAL) = 1.5 s apart.
+    async with harness(callbacks=True, poll_interval=0.05) as h:
+        wait = 30 * 0.05
+        ann, bob, cy = (FakeUser(id=7100 + n, first_name=name) for n, name in enumerate("ABC"))
+        first = await _generate(h, ann)
+        assert first.next_poll_at is not None and first.submitted_at is not None
+        assert first.next_poll_at - first.submitted_at == pytest.approx(wait, abs=0.01)
+        assert first.provider_task_id is not None
+        await h.kie.complete(first.provider_task_id)  # its callback arrives: no polls needed
+        await h.telegram.wait_for_call("sendVideo")
+        assert h.kie.polls(first.provider_task_id) == 1  # the one re-read after the callback
+        assert "no callback came" not in caplog.text
+
+        h.kie.callback_times = 0  # from now on kie's callbacks never reach the bot
+        lost = await _generate(h, ann)
+        await asyncio.sleep(1.0)
+        waiting = await _generate(h, bob)
+        assert lost.provider_task_id is not None and waiting.provider_task_id is not None
+        await h.kie.complete(lost.provider_task_id)
+        assert h.kie.polls(lost.provider_task_id) == 0
+        assert h.kie.polls(waiting.provider_task_id) == 0
+        # The safety-net poll finds it done: delivered, and the lost callback is reported.
+        await h.telegram.wait_for_call("sendVideo", count=2, timeout=wait + 1)
+        assert h.kie.polls(lost.provider_task_id) == 1
+        assert "no callback came" in caplog.text
+        # The other task is polled from now on, well before its own safety-net poll (1 s on).
+        await _polled(h, waiting, 1, timeout=0.4)
+        await _polled(h, waiting, 3, timeout=0.6)
+
+        h.kie.callback_times = 1  # callbacks reach the bot again
+        await h.kie.complete(waiting.provider_task_id)
+        await h.telegram.wait_for_call("sendVideo", count=3)
+        async with asyncio.timeout(2):
+            while "callbacks arrive again" not in caplog.text:
+                await asyncio.sleep(0.01)
+        later = await _generate(h, cy)
+        assert later.next_poll_at is not None and later.submitted_at is not None
+        assert later.next_poll_at - later.submitted_at == pytest.approx(wait, abs=0.01)
+        await asyncio.sleep(0.3)
+        assert len(h.telegram.calls_of("sendVideo")) == 3
+        delivered = await h.services.tasks.in_states(TaskState.DELIVERED)
+        assert sorted(t.id for t in delivered) == sorted([first.id, lost.id, waiting.id])
