@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -336,3 +337,19 @@ async def test_aclose_stops_a_render_in_flight(tmp_path: Path) -> None:
     assert names == [f"{task_id}.input", f"{task_id}.json"], "no video and no partial file"
     with pytest.raises(ServiceUnavailableError):
         await backend.create(request())
+
+
+async def test_old_files_are_swept_when_a_job_starts(provider: PreviewProvider) -> None:
+    folder = provider.output_directory()
+    old = [folder / "pv-old.mp4", folder / "pv-old.input", folder / ".pv-old.mp4.part"]
+    recent = folder / "pv-recent.mp4"
+    for path in [*old, recent]:
+        path.write_bytes(b"x")
+    three_days_ago = time.time() - 3 * 24 * 3600
+    for path in old:
+        os.utime(path, (three_days_ago, three_days_ago))
+    os.utime(recent, (time.time() - 24 * 3600,) * 2)  # a late delivery may still want it
+    task_id = await provider.create(request())
+    assert not any(path.exists() for path in old)
+    assert recent.exists() and (folder / f"{task_id}.input").exists()
+    assert (await finish(provider, task_id)).state is ProviderState.SUCCEEDED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
@@ -11,6 +12,7 @@ import math
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +47,9 @@ DEFAULT_AMOUNT = 5
 ZOOM_PER_STEP = 0.03  # per unit of a camera amount: the default 5 zooms 1.0 -> 1.15
 PRESET_ZOOM = 1.2
 _FORMATS = ("JPEG", "PNG", "WEBP")
+# Files outlive the tracker's 24 h late-delivery window, then go; swept at most hourly.
+KEEP_SECONDS = 2 * 24 * 3600.0
+SWEEP_EVERY = 3600.0
 _X264 = {"preset": "veryfast", "crf": "23"}
 # AVCOL_SPC/PRI/TRC_BT709 are all 1: frames get the BT.709 matrix and say so, as HD players expect.
 _BT709 = 1
@@ -241,6 +246,7 @@ class PreviewProvider(Provider):
         self._queued: set[str] = set()
         self._errors: dict[str, str] = {}
         self._stop = threading.Event()
+        self._swept_at = -math.inf
 
     def output_directory(self) -> Path:
         """The folder the videos are written to."""
@@ -268,7 +274,21 @@ class PreviewProvider(Provider):
         job = {"duration": payload["duration"], "camera": payload["camera"]}
         await asyncio.to_thread(self._save, task_id, payload["image"], job)
         self._launch(task_id)
+        if time.monotonic() - self._swept_at >= SWEEP_EVERY:
+            self._swept_at = time.monotonic()
+            await asyncio.to_thread(self._sweep, time.time() - KEEP_SECONDS)
         return task_id
+
+    def _sweep(self, before: float) -> None:
+        """Delete the files of jobs last touched before `before`: nobody will fetch them."""
+        removed = 0
+        for path in self._directory.iterdir():
+            with contextlib.suppress(OSError):  # gone already, or not ours to delete
+                if path.is_file() and path.stat().st_mtime < before:
+                    path.unlink()
+                    removed += 1
+        if removed:
+            log.info("preview: removed %d old files", removed)
 
     def _save(self, task_id: str, image: bytes, job: dict[str, Any]) -> None:
         # The input goes last: its presence means the job is complete on disk.
