@@ -19,12 +19,11 @@ the work; ``seconds=0`` clears it. A held or delayed request whose client leaves
 killed) ends quietly; one still waiting when the server shuts down (the test leaves ``serve()``)
 or at ``aclose()`` is answered 503. ``send_callback(task_id, state=..., times=...)`` posts a
 task's callback as if it were in any state, leaving the task alone: for duplicate, stale and
-out-of-order callbacks. ``Hold`` and ``Gates`` live here but serve the other fakes too.
+out-of-order callbacks. The hold, delay and callback plumbing lives in ``tests.fakes.common``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import dataclasses
@@ -32,35 +31,37 @@ import hashlib
 import hmac
 import itertools
 import json
-import math
 import mimetypes
 import secrets
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message as _MimeHeaders
-from types import TracebackType
-from typing import Any, Literal, Self
-from urllib.parse import parse_qsl, quote
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.types import Message as AsgiMessage
+
+from tests.fakes.common import (
+    DEFAULT_VIDEO,
+    Failure,
+    ProviderFake,
+    RecordedRequest,
+    Recorder,
+    ms,
+    not_found,
+    parse_json,
+)
 
 __all__ = [
     "DEFAULT_VIDEO",
     "ENDPOINTS",
     "HOLD_ENDPOINTS",
     "FakeKie",
-    "Gates",
-    "Hold",
     "KieRequest",
     "KieTask",
 ]
@@ -82,27 +83,7 @@ _PATH_ENDPOINTS = {
 }
 
 
-def _mp4_stub() -> bytes:
-    """Return a tiny byte string that starts like an MP4 file (ftyp box, then an empty mdat)."""
-    ftyp = (24).to_bytes(4, "big") + b"ftypmp42" + bytes(4) + b"mp42isom"
-    mdat_size = 4096 - len(ftyp)
-    return ftyp + mdat_size.to_bytes(4, "big") + b"mdat" + bytes(mdat_size - 8)
-
-
-DEFAULT_VIDEO = _mp4_stub()
-_CHUNK = 64 * 1024
-
-
-@dataclass
-class KieRequest:
-    """One HTTP request the fake received, recorded before it was answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    json: Any | None
+KieRequest = RecordedRequest
 
 
 @dataclass
@@ -166,13 +147,6 @@ _MODELS: dict[str, _ModelSpec] = {
 }
 
 
-@dataclass
-class _Failure:
-    code: int
-    msg: str
-    http_status: int
-
-
 class _RejectedError(Exception):
     """A request the real service would refuse; carries the code and message to answer with."""
 
@@ -187,19 +161,6 @@ class _Part:
     data: bytes
     filename: str | None
     content_type: str | None
-
-
-def _ms(t: float | None) -> int | None:
-    return None if t is None else int(t * 1000)
-
-
-def _parse_json(body: bytes) -> Any | None:
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
 
 
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, _Part]:
@@ -241,296 +202,10 @@ def _upload_envelope(code: int, msg: str, data: Any = None, *, status: int = 200
     return JSONResponse(body, status_code=status)
 
 
-# ---- holds and delays (the Telegram and Kling fakes use these too) ---------------------------
-
-Outcome = Literal["go", "gone", "closed"]
-# Nothing signals uvicorn's graceful shutdown to a waiting request, so held ones look this often.
-_TICK = 0.02
-
-
-class Hold:
-    """Requests to one endpoint that a fake holds until ``release()``; see ``FakeKie.hold``.
-
-    ``arrived`` is set when the first request starts being held (tests may clear it);
-    ``count`` is how many requests were held in total, ``waiting`` how many are held right now.
-    """
-
-    def __init__(self, endpoint: str, *, after: bool, times: int | None) -> None:
-        self.endpoint = endpoint
-        self.after = after
-        self.arrived = asyncio.Event()
-        self.count = 0
-        self.waiting = 0
-        self._left = times
-        self._released = asyncio.Event()
-        self._held_one = asyncio.Event()
-
-    @property
-    def released(self) -> bool:
-        """Whether ``release()`` was called."""
-        return self._released.is_set()
-
-    @property
-    def active(self) -> bool:
-        """Whether this hold will still take a new request."""
-        return not self.released and self._left != 0
-
-    def release(self) -> None:
-        """Let every held request, and every later one, continue normally."""
-        self._released.set()
-
-    async def wait(self, count: int = 1, timeout: float = 5.0) -> None:
-        """Wait until `count` requests in total have been held."""
-        try:
-            async with asyncio.timeout(timeout):
-                while self.count < count:
-                    await self._held_one.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"{self.count} of {count} {self.endpoint} request(s) held after {timeout}s"
-            ) from None
-
-    def claim(self) -> bool:
-        """Take one arriving request if this hold is still active."""
-        if not self.active:
-            return False
-        if self._left is not None:
-            self._left -= 1
-        return True
-
-    async def pause(self, receive: Receive, closed: Callable[[], bool]) -> Outcome:
-        """Hold one request until release, its client leaving, or the server closing."""
-        self.count += 1
-        self.waiting += 1
-        self.arrived.set()
-        # Swapped, so that waiters woken now don't mistake a later request for this one.
-        woken, self._held_one = self._held_one, asyncio.Event()
-        woken.set()
-        try:
-            return await _wait(receive, closed, self._released, math.inf)
-        finally:
-            self.waiting -= 1
-
-
-@dataclass
-class _Delay:
-    seconds: float
-    left: int | None
-
-    def claim(self) -> float:
-        if self.left == 0:
-            return 0.0
-        if self.left is not None:
-            self.left -= 1
-        return self.seconds
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the holds and delays set on a fake do to one request."""
-
-    before: Hold | None = None
-    after: Hold | None = None
-    seconds: float = 0.0
-
-
-class Gates:
-    """The holds and delays set on one fake, and how they make its requests wait."""
-
-    def __init__(self, endpoints: frozenset[str] | None) -> None:
-        self.closed = False
-        self._endpoints = endpoints
-        self._holds: list[Hold] = []
-        self._delays: dict[str, _Delay] = {}
-
-    def hold(self, endpoint: str, *, after: bool, times: int | None) -> Hold:
-        """Register a hold on `endpoint`; older active holds take requests first."""
-        self._check(endpoint, times)
-        hold = Hold(endpoint, after=after, times=times)
-        self._holds.append(hold)
-        return hold
-
-    def delay(self, endpoint: str, seconds: float, times: int | None) -> None:
-        """Set (or, with 0 s, clear) the delay of `endpoint`, replacing any earlier one."""
-        self._check(endpoint, times)
-        if seconds < 0:
-            raise ValueError("seconds must not be negative")
-        if seconds == 0:
-            self._delays.pop(endpoint, None)
-        else:
-            self._delays[endpoint] = _Delay(seconds, times)
-
-    def take(self, endpoint: str) -> Plan:
-        """Claim the hold (at most one) and the delay that apply to a request arriving now."""
-        self._holds = [hold for hold in self._holds if hold.active]
-        hold = next((h for h in self._holds if h.endpoint == endpoint and h.claim()), None)
-        delay = self._delays.get(endpoint)
-        seconds = 0.0 if delay is None else delay.claim()
-        if hold is None:
-            return Plan(seconds=seconds)
-        return (
-            Plan(after=hold, seconds=seconds) if hold.after else Plan(before=hold, seconds=seconds)
-        )
-
-    async def before_work(self, receive: Receive, plan: Plan) -> Outcome:
-        """Apply the plan's hold-before, if any."""
-        if plan.before is None:
-            return "go"
-        return await plan.before.pause(receive, self._is_closed)
-
-    async def before_answer(self, receive: Receive, plan: Plan) -> Outcome:
-        """Apply the plan's delay, then its hold-after."""
-        outcome: Outcome = "go"
-        if plan.seconds > 0:
-            outcome = await _wait(receive, self._is_closed, None, plan.seconds)
-        if outcome == "go" and plan.after is not None:
-            outcome = await plan.after.pause(receive, self._is_closed)
-        return outcome
-
-    async def run(
-        self,
-        endpoint: str,
-        app: ASGIApp,
-        scope: Scope,
-        receive: Receive,
-        replay: Receive,
-        send: Send,
-        unavailable: Callable[[], Response],
-    ) -> None:
-        """Serve one request with `app`, holding or delaying it as set for `endpoint`.
-
-        `receive` is the server's own (watched for the client leaving), `replay` the app's.
-        """
-        plan = self.take(endpoint)
-        outcome = await self.before_work(receive, plan)
-        if outcome == "go" and plan.after is None and plan.seconds <= 0:
-            await app(scope, replay, send)
-            return
-        answer: list[AsgiMessage] = []
-        if outcome == "go":
-
-            async def keep(message: AsgiMessage) -> None:
-                answer.append(message)
-
-            await app(scope, replay, keep)
-            outcome = await self.before_answer(receive, plan)
-        # A client that left gets nothing: uvicorn drops the request quietly.
-        if outcome == "closed":
-            await unavailable()(scope, replay, send)
-        elif outcome == "go":
-            for message in answer:
-                await send(message)
-
-    def _is_closed(self) -> bool:
-        return self.closed
-
-    def _check(self, endpoint: str, times: int | None) -> None:
-        if self._endpoints is not None and endpoint not in self._endpoints:
-            raise ValueError(f"endpoint must be one of {sorted(self._endpoints)}, not {endpoint!r}")
-        if times is not None and times < 1:
-            raise ValueError("times must be None or at least 1")
-
-
-async def _wait(
-    receive: Receive, closed: Callable[[], bool], release: asyncio.Event | None, seconds: float
-) -> Outcome:
-    """Wait for `release` or `seconds`, whichever first; stop early if the client or server go."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    keep_alive = _keep_alive(receive)
-    gone = asyncio.ensure_future(_until_disconnect(receive))
-    watched: list[asyncio.Future[Any]] = [gone]
-    if release is not None:
-        watched.append(asyncio.ensure_future(release.wait()))
-    try:
-        while True:
-            if gone.done():
-                return "gone"
-            # uvicorn's graceful shutdown only flips keep_alive on the requests it waits for.
-            if closed() or (keep_alive and not _keep_alive(receive)):
-                return "closed"
-            left = deadline - loop.time()
-            if left <= 0 or (release is not None and release.is_set()):
-                return "go"
-            await asyncio.wait(
-                watched, timeout=min(_TICK, left), return_when=asyncio.FIRST_COMPLETED
-            )
-    finally:
-        for task in watched:
-            task.cancel()
-        await asyncio.gather(*watched, return_exceptions=True)
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def _keep_alive(receive: Receive) -> bool:
-    cycle = getattr(receive, "__self__", None)
-    return bool(getattr(cycle, "keep_alive", True))
-
-
-class _Recorder:
-    """ASGI middleware that records each request, body included, then lets the fake's gates in."""
-
-    def __init__(self, app: ASGIApp, fake: FakeKie) -> None:
-        self.app = app
-        self.fake = fake
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            more = bool(message.get("more_body", False))
-        body = b"".join(chunks)
-        self.fake.requests.append(
-            KieRequest(
-                method=scope["method"],
-                path=scope["path"],
-                query=dict(parse_qsl(scope["query_string"].decode("latin-1"), True)),
-                headers={
-                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-                },
-                body=body,
-                json=_parse_json(body),
-            )
-        )
-        replayed = False
-
-        async def replay() -> AsgiMessage:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        endpoint = _endpoint_of(scope["path"])
-        if endpoint is None:
-            await self.app(scope, replay, send)
-            return
-        await self.fake._gates.run(endpoint, self.app, scope, receive, replay, send, _unavailable)
-
-
-def _endpoint_of(path: str) -> str | None:
-    if path.startswith("/results/"):
-        return "result"
-    return _PATH_ENDPOINTS.get(path)
-
-
-def _unavailable() -> Response:
-    return _envelope(503, "Service Unavailable", status=503)
-
-
-class FakeKie:
+class FakeKie(ProviderFake[KieTask]):
     """A kie.ai stand-in with knobs: timing, outcome, injected errors and callbacks."""
+
+    callback_field: ClassVar[str] = "callBackUrl"
 
     def __init__(
         self,
@@ -539,27 +214,16 @@ class FakeKie:
         hmac_key: str | None = None,
         video: bytes | None = None,
     ) -> None:
+        super().__init__(
+            endpoints=ENDPOINTS, hold_endpoints=HOLD_ENDPOINTS, user_agent="fake-kie", video=video
+        )
         self.api_key = api_key
         self.hmac_key = hmac_key
-        self.requests: list[KieRequest] = []
-        self.tasks: dict[str, KieTask] = {}
         self.uploads: dict[str, bytes] = {}
-        self.callbacks_sent: list[tuple[str, int]] = []
-        self.finish_after: float | None = None
-        self.outcome: str = "success"
-        self.callback_times: int = 1
-        self.callback_delay: float = 0.0
-        self.video: bytes = DEFAULT_VIDEO if video is None else video
         self.credits: int = 1234
-        self._failures: dict[str, deque[_Failure]] = {name: deque() for name in ENDPOINTS}
         self._mimes: dict[str, str] = {}
         self._url_files: dict[str, str] = {}
-        self._bases: dict[str, str] = {}
-        self._deadlines: dict[str, float] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
         self._counter = itertools.count(1)
-        self._client: httpx.AsyncClient | None = None
-        self._gates = Gates(HOLD_ENDPOINTS)
         self.app = Starlette(
             routes=[
                 Route(CREATE_PATH, self._create_task, methods=["POST"]),
@@ -570,19 +234,8 @@ class FakeKie:
                 Route("/files/{path:path}", self._serve_file, methods=["GET"]),
                 Route("/results/{task_id}.mp4", self._serve_result, methods=["GET"]),
             ],
-            middleware=[Middleware(_Recorder, fake=self)],
+            middleware=[Middleware(Recorder, fake=self)],
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- knobs and inspection -------------------------------------------------------------
 
@@ -596,11 +249,7 @@ class FakeKie:
         times: int = 1,
     ) -> None:
         """Make the next `times` calls of `endpoint` answer `code`/`msg` with HTTP `http_status`."""
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {sorted(ENDPOINTS)}, not {endpoint!r}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        self._failures[endpoint].extend(_Failure(code, msg, http_status) for _ in range(times))
+        self._failures.add(endpoint, Failure(code, msg, http_status), times)
 
     async def complete(
         self,
@@ -612,57 +261,14 @@ class FakeKie:
     ) -> None:
         """End the task now and await delivery of its callbacks, if it has a callBackUrl."""
         task = self.tasks[task_id]
-        if task.state not in FINAL_STATES:
+        if not self._is_final(task):
             self._cancel_timer(task_id)
         self._end(task, success=success, fail_code=fail_code, fail_msg=fail_msg)
         await self._deliver(task)
 
-    def hold(self, endpoint: str, *, after: bool = False, times: int | None = None) -> Hold:
-        """Hold the next `times` requests to `endpoint` (all when None) before or after the work."""
-        return self._gates.hold(endpoint, after=after, times=times)
-
-    def delay(self, endpoint: str, seconds: float, times: int | None = None) -> None:
-        """Answer the next `times` requests to `endpoint` (all when None) `seconds` late."""
-        self._gates.delay(endpoint, seconds, times)
-
-    async def send_callback(
-        self, task_id: str, *, state: str | None = None, times: int = 1
-    ) -> list[int]:
-        """POST the task's callback `times` times as if it were in `state`; return our answers.
-
-        The task itself is left as it is; 0 stands for a callback that could not be delivered.
-        """
-        task = self.tasks[task_id]
-        if task.callback_url is None:
-            raise ValueError(f"task {task_id} has no callBackUrl")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        return await self._post_callbacks(self._as_if(task, state), times, pause=0.0)
-
     def creates(self) -> list[KieRequest]:
         """Return the createTask requests received, in order."""
         return [r for r in self.requests if r.method == "POST" and r.path == CREATE_PATH]
-
-    def polls(self, task_id: str | None = None) -> int:
-        """Return how many recordInfo calls named `task_id` (all tasks when None)."""
-        if task_id is not None:
-            return self.tasks[task_id].polls
-        return sum(task.polls for task in self.tasks.values())
-
-    async def aclose(self) -> None:
-        """Cancel finish timers, answer held requests 503 and close the callback client.
-
-        Safe to call twice.
-        """
-        self._gates.closed = True
-        timers = list(self._timers.values())
-        self._timers.clear()
-        for timer in timers:
-            timer.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     # ---- jobs API -------------------------------------------------------------------------
 
@@ -670,16 +276,16 @@ class FakeKie:
         if not self._authorized(request):
             return _envelope(401, UNAUTHORIZED_MSG, status=401)
         if (failure := self._take_failure("createTask")) is not None:
-            return _envelope(failure.code, failure.msg, status=failure.http_status)
+            return _envelope(failure.code, failure.message, status=failure.http_status)
         try:
             body, model, callback_url, input_ = self._validate_create(
-                _parse_json(await request.body())
+                parse_json(await request.body())
             )
         except _RejectedError as invalid:
             return _envelope(invalid.code, invalid.msg)
         task_id = f"task_kling_{next(self._counter):04d}{secrets.token_hex(6)}"
         now = time.time()
-        self.tasks[task_id] = KieTask(
+        task = KieTask(
             task_id=task_id,
             model=model,
             input=input_,
@@ -689,13 +295,7 @@ class FakeKie:
             param=body,
             updated=now,
         )
-        self._bases[task_id] = str(request.base_url).rstrip("/")
-        if self.finish_after is not None:
-            delay = max(0.0, self.finish_after)
-            self._deadlines[task_id] = time.monotonic() + delay
-            timer = asyncio.create_task(self._finish_later(task_id, delay))
-            self._timers[task_id] = timer
-            timer.add_done_callback(lambda done: self._forget_timer(task_id, done))
+        self._add_task(task, str(request.base_url).rstrip("/"))
         return _envelope(200, "success", {"taskId": task_id})
 
     async def _record_info(self, request: Request) -> Response:
@@ -706,7 +306,7 @@ class FakeKie:
         if task is not None:
             task.polls += 1
         if (failure := self._take_failure("recordInfo")) is not None:
-            return _envelope(failure.code, failure.msg, status=failure.http_status)
+            return _envelope(failure.code, failure.message, status=failure.http_status)
         if not task_id:
             return _envelope(422, "taskId is required")
         if task is None:
@@ -718,7 +318,7 @@ class FakeKie:
         if not self._authorized(request):
             return _envelope(401, UNAUTHORIZED_MSG, status=401)
         if (failure := self._take_failure("credit")) is not None:
-            return _envelope(failure.code, failure.msg, status=failure.http_status)
+            return _envelope(failure.code, failure.message, status=failure.http_status)
         return _envelope(200, "success", self.credits)
 
     # ---- upload API and hosting -----------------------------------------------------------
@@ -744,7 +344,7 @@ class FakeKie:
     async def _upload_base64(self, request: Request) -> Response:
         if (refused := self._refuse_upload(request)) is not None:
             return refused
-        body = _parse_json(await request.body())
+        body = parse_json(await request.body())
         if not isinstance(body, dict):
             return _upload_envelope(400, "request body must be a JSON object")
         encoded = body.get("base64Data")
@@ -778,7 +378,7 @@ class FakeKie:
         if not self._authorized(request):
             return _upload_envelope(401, UNAUTHORIZED_MSG, status=401)
         if (failure := self._take_failure("upload")) is not None:
-            return _upload_envelope(failure.code, failure.msg, status=failure.http_status)
+            return _upload_envelope(failure.code, failure.message, status=failure.http_status)
         return None
 
     def _store(
@@ -812,22 +412,8 @@ class FakeKie:
         file_path = request.path_params["path"]
         data = self.uploads.get(file_path)
         if data is None:
-            return Response("Not Found", status_code=404, media_type="text/plain")
+            return not_found()
         return Response(data, media_type=self._mimes.get(file_path, "application/octet-stream"))
-
-    async def _serve_result(self, request: Request) -> Response:
-        task = self.tasks.get(request.path_params["task_id"])
-        if task is None or task.state != "success":
-            return Response("Not Found", status_code=404, media_type="text/plain")
-        video = self.video
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for start in range(0, len(video), _CHUNK):
-                yield video[start : start + _CHUNK]
-
-        return StreamingResponse(
-            chunks(), media_type="video/mp4", headers={"content-length": str(len(video))}
-        )
 
     # ---- task lifecycle -------------------------------------------------------------------
 
@@ -900,13 +486,13 @@ class FakeKie:
         if file_path is None or file_path not in self.uploads:
             raise _RejectedError(NOT_ACCESSIBLE_MSG)
 
-    def _advance(self, task: KieTask) -> None:
-        if task.state in FINAL_STATES:
-            return
-        deadline = self._deadlines.get(task.task_id)
-        if deadline is not None and time.monotonic() >= deadline:
-            self._end(task, success=self.outcome == "success")
-            return
+    def _is_final(self, task: KieTask) -> bool:
+        return task.state in FINAL_STATES
+
+    def _succeeded(self, task: KieTask) -> bool:
+        return task.state == "success"
+
+    def _progress(self, task: KieTask) -> None:
         state = "waiting" if task.polls <= 1 else "queuing" if task.polls == 2 else "generating"
         if state != task.state:
             task.state = state
@@ -943,27 +529,10 @@ class FakeKie:
             "failCode": task.fail_code,
             "failMsg": task.fail_msg,
             "costTime": cost,
-            "completeTime": _ms(task.completed),
-            "createTime": _ms(task.created),
-            "updateTime": _ms(task.updated),
+            "completeTime": ms(task.completed),
+            "createTime": ms(task.created),
+            "updateTime": ms(task.updated),
         }
-
-    async def _finish_later(self, task_id: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        task = self.tasks[task_id]
-        # recordInfo may already have ended it lazily; the callbacks are still ours to send.
-        if task.state not in FINAL_STATES:
-            self._end(task, success=self.outcome == "success")
-        await self._deliver(task)
-
-    def _forget_timer(self, task_id: str, done: asyncio.Task[None]) -> None:
-        if self._timers.get(task_id) is done:
-            del self._timers[task_id]
-
-    def _cancel_timer(self, task_id: str) -> None:
-        timer = self._timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
 
     def _result_url(self, task_id: str) -> str:
         return f"{self._bases[task_id]}/results/{task_id}.mp4"
@@ -984,56 +553,38 @@ class FakeKie:
             view.fail_msg = task.fail_msg or DEFAULT_FAIL_MSG
         return view
 
-    async def _deliver(self, task: KieTask) -> None:
-        if task.callback_url is not None:
-            await self._post_callbacks(task, self.callback_times, self.callback_delay)
-
-    async def _post_callbacks(self, task: KieTask, times: int, pause: float) -> list[int]:
-        url = task.callback_url
-        assert url is not None
+    def _callback_payload(self, task: KieTask) -> Any:
         failed = task.state == "fail"
-        payload = {
+        return {
             "code": 501 if failed else 200,
             "msg": (task.fail_msg or "generation failed") if failed else "success",
             "data": self._task_data(task),
         }
-        content = json.dumps(payload, ensure_ascii=False).encode()
-        statuses: list[int] = []
-        for attempt in range(times):
-            if attempt and pause > 0:
-                await asyncio.sleep(pause)
-            headers = {"content-type": "application/json", **self._signature(task.task_id)}
-            try:
-                response = await self._http().post(url, content=content, headers=headers)
-                status = response.status_code
-            except (httpx.HTTPError, httpx.InvalidURL):
-                status = 0
-            self.callbacks_sent.append((url, status))
-            statuses.append(status)
-        return statuses
 
-    def _signature(self, task_id: str) -> dict[str, str]:
+    def _callback_headers(self, task: KieTask) -> dict[str, str]:
         if self.hmac_key is None:
             return {}
         timestamp = str(int(time.time()))
         digest = hmac.new(
-            self.hmac_key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256
+            self.hmac_key.encode(), f"{task.task_id}.{timestamp}".encode(), hashlib.sha256
         ).digest()
         return {
             "X-Webhook-Timestamp": timestamp,
             "X-Webhook-Signature": base64.b64encode(digest).decode(),
         }
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=15.0, headers={"user-agent": "fake-kie"})
-        return self._client
-
     # ---- helpers --------------------------------------------------------------------------
 
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.api_key}"
 
-    def _take_failure(self, endpoint: str) -> _Failure | None:
-        queue = self._failures[endpoint]
-        return queue.popleft() if queue else None
+    def _take_failure(self, endpoint: str) -> Failure | None:
+        return self._failures.take(endpoint)
+
+    def _endpoint_of(self, path: str) -> str | None:
+        if path.startswith("/results/"):
+            return "result"
+        return _PATH_ENDPOINTS.get(path)
+
+    def _unavailable(self) -> Response:
+        return _envelope(503, "Service Unavailable", status=503)

@@ -32,7 +32,6 @@ unknown one is answered 404, code 1201, "task not found".
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import dataclasses
@@ -40,29 +39,32 @@ import hmac
 import json
 import mimetypes
 import secrets
-import ssl
 import time
 import uuid
 import warnings
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache, partial
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qsl, unquote
+from functools import partial
+from typing import Any, ClassVar
+from urllib.parse import unquote
 
-import httpx
 import jwt
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.types import Message as AsgiMessage
 
-from tests.fakes.kie import DEFAULT_VIDEO, Gates, Hold
+from tests.fakes.common import (
+    DEFAULT_VIDEO,
+    Failure,
+    Hold,
+    ProviderFake,
+    RecordedRequest,
+    Recorder,
+    ms,
+    not_found,
+)
 
 __all__ = [
     "DEFAULT_VIDEO",
@@ -114,19 +116,8 @@ PROXY_REQUIRED = (
 _JPEG_MAGIC = b"\xff\xd8"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MIN_MS = 10**12  # 2001-09-09 in milliseconds; anything smaller was sent in seconds.
-_CHUNK = 64 * 1024
 
-
-@dataclass
-class KlingRequest:
-    """One HTTP request the fake received, recorded before it was answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    json: Any | None
+KlingRequest = RecordedRequest
 
 
 @dataclass
@@ -175,23 +166,6 @@ def _envelope(
 ) -> JSONResponse:
     body = {"code": code, "message": message, "request_id": str(uuid.uuid4()), "data": data}
     return JSONResponse(body, status_code=status)
-
-
-@cache
-def _tls_context() -> ssl.SSLContext:
-    """Return one verifying TLS context for all fakes: building one costs ~30 ms."""
-    return ssl.create_default_context()
-
-
-def _ms(t: float) -> int:
-    return int(t * 1000)
-
-
-def _parse_json(body: bytes) -> Any | None:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
 
 
 # ---- request validation --------------------------------------------------------------------
@@ -428,66 +402,10 @@ _SCHEMAS = {
 # ---- the fake ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Failure:
-    code: int
-    message: str
-    http_status: int
-
-
-class _Recorder:
-    """ASGI middleware that records each request, body included, then lets the fake's gates in."""
-
-    def __init__(self, app: ASGIApp, fake: FakeKling) -> None:
-        self.app = app
-        self.fake = fake
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        self.fake.requests.append(
-            KlingRequest(
-                method=scope["method"],
-                path=scope["path"],
-                query=dict(parse_qsl(scope["query_string"].decode("latin-1"), True)),
-                headers={
-                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-                },
-                body=body,
-                json=_parse_json(body),
-            )
-        )
-        sent = False
-
-        async def replay() -> AsgiMessage:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        endpoint = self.fake._endpoint_of(scope["path"])
-        if endpoint is None:
-            await self.app(scope, replay, send)
-            return
-        await self.fake._gates.run(endpoint, self.app, scope, receive, replay, send, _unavailable)
-
-
-def _unavailable() -> Response:
-    return _envelope(None, code=5001, message="Service Unavailable", status=503)
-
-
-class FakeKling:
+class FakeKling(ProviderFake[KlingTask]):
     """An official-Kling stand-in with knobs: auth, timing, outcome, errors and callbacks."""
+
+    callback_field: ClassVar[str] = "callback_url"
 
     def __init__(
         self,
@@ -505,31 +423,20 @@ class FakeKling:
             raise ValueError("give access_key and secret_key, api_key, or all three")
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError('prefix must be "" or start with "/" and not end with it')
+        super().__init__(
+            endpoints=ENDPOINTS, hold_endpoints=HOLD_ENDPOINTS, user_agent="fake-kling", video=video
+        )
         self.access_key = access_key
         self.secret_key = secret_key
         self.api_key = api_key
         self.prefix = prefix
         self.proxy_rules = proxy_rules
-        self.requests: list[KlingRequest] = []
-        self.tasks: dict[str, KlingTask] = {}
         self.files: dict[str, bytes] = {}
-        self.callbacks_sent: list[tuple[str, int]] = []
         self.jwt_tokens: list[str] = []
-        self.finish_after: float | None = None
-        self.outcome: str = "success"
-        self.callback_times: int = 1
-        self.callback_delay: float = 0.0
         self.callback_shape: str = "flat"
         self.max_running: int | None = None
         self.total_quantity: float = 100.0
         self.remaining_quantity: float = 42.0
-        self.video: bytes = DEFAULT_VIDEO if video is None else video
-        self._failures: dict[str, deque[_Failure]] = {name: deque() for name in ENDPOINTS}
-        self._bases: dict[str, str] = {}
-        self._deadlines: dict[str, float] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
-        self._client: httpx.AsyncClient | None = None
-        self._gates = Gates(HOLD_ENDPOINTS)
         p = prefix
         self.app = Starlette(
             routes=[
@@ -549,19 +456,8 @@ class FakeKling:
                 Route(p + "/results/{task_id}.mp4", self._serve_result, methods=["GET"]),
                 Route(p + "/files/{name:path}", self._serve_file, methods=["GET"]),
             ],
-            middleware=[Middleware(_Recorder, fake=self)],
+            middleware=[Middleware(Recorder, fake=self)],
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- knobs and inspection -------------------------------------------------------------
 
@@ -575,69 +471,22 @@ class FakeKling:
         times: int = 1,
     ) -> None:
         """Make the next `times` calls of `endpoint` answer `code`/`message` with `http_status`."""
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"endpoint must be one of {sorted(ENDPOINTS)}, not {endpoint!r}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        self._failures[endpoint].extend(_Failure(code, message, http_status) for _ in range(times))
+        self._failures.add(endpoint, Failure(code, message, http_status), times)
 
     async def complete(
         self, task_id: str, *, success: bool = True, message: str = DEFAULT_FAILURE
     ) -> None:
         """End the task now and await delivery of its callbacks, if it has a callback_url."""
         task = self.tasks[task_id]
-        if task.status not in FINAL_STATES:
+        if not self._is_final(task):
             self._cancel_timer(task_id)
         self._end(task, success=success, message=message)
         await self._deliver(task)
-
-    def hold(self, endpoint: str, *, after: bool = False, times: int | None = None) -> Hold:
-        """Hold the next `times` requests to `endpoint` (all when None) before or after the work."""
-        return self._gates.hold(endpoint, after=after, times=times)
-
-    def delay(self, endpoint: str, seconds: float, times: int | None = None) -> None:
-        """Answer the next `times` requests to `endpoint` (all when None) `seconds` late."""
-        self._gates.delay(endpoint, seconds, times)
-
-    async def send_callback(
-        self, task_id: str, *, state: str | None = None, times: int = 1
-    ) -> list[int]:
-        """POST the task's callback `times` times as if it were in `state`; return our answers.
-
-        The task itself is left as it is; 0 stands for a callback that could not be delivered.
-        """
-        task = self.tasks[task_id]
-        if task.callback_url is None:
-            raise ValueError(f"task {task_id} has no callback_url")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        return await self._post_callbacks(self._as_if(task, state), times, pause=0.0)
 
     def creates(self) -> list[KlingRequest]:
         """Return the create requests (both kinds) received, accepted or not, in order."""
         paths = {self.prefix + I2V_PATH, self.prefix + MULTI_PATH}
         return [r for r in self.requests if r.method == "POST" and r.path in paths]
-
-    def polls(self, task_id: str | None = None) -> int:
-        """Return how many queries named `task_id` (all tasks when None)."""
-        if task_id is not None:
-            return self.tasks[task_id].polls
-        return sum(task.polls for task in self.tasks.values())
-
-    async def aclose(self) -> None:
-        """Cancel finish timers, answer held requests 503 and close the callback client.
-
-        Safe to call twice.
-        """
-        self._gates.closed = True
-        timers = list(self._timers.values())
-        self._timers.clear()
-        for timer in timers:
-            timer.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     # ---- endpoints ------------------------------------------------------------------------
 
@@ -660,8 +509,8 @@ class FakeKling:
                 "task_id": task.task_id,
                 "task_status": task.status,
                 "task_info": info,
-                "created_at": _ms(task.created),
-                "updated_at": _ms(task.updated),
+                "created_at": ms(task.created),
+                "updated_at": ms(task.updated),
             }
         )
 
@@ -690,7 +539,7 @@ class FakeKling:
                 raise _RefusalError("start_time must not be after end_time")
         except _RefusalError as refusal:
             return refusal.response()
-        now = _ms(time.time())
+        now = ms(time.time())
         pack = {
             "resource_pack_name": "Video pack",
             "resource_pack_id": "fake-pack-0001",
@@ -704,25 +553,11 @@ class FakeKling:
         }
         return _envelope({"code": 0, "msg": "", "resource_pack_subscribe_infos": [pack]})
 
-    async def _serve_result(self, request: Request) -> Response:
-        task = self.tasks.get(request.path_params["task_id"])
-        if task is None or task.status != "succeed":
-            return Response("Not Found", status_code=404, media_type="text/plain")
-        video = self.video
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for start in range(0, len(video), _CHUNK):
-                yield video[start : start + _CHUNK]
-
-        return StreamingResponse(
-            chunks(), media_type="video/mp4", headers={"content-length": str(len(video))}
-        )
-
     async def _serve_file(self, request: Request) -> Response:
         name = request.path_params["name"]
         data = self.files.get(name)
         if data is None:
-            return Response("Not Found", status_code=404, media_type="text/plain")
+            return not_found()
         mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return Response(data, media_type=mime)
 
@@ -794,14 +629,7 @@ class FakeKling:
             created=now,
             updated=now,
         )
-        self.tasks[task_id] = task
-        self._bases[task_id] = base
-        if self.finish_after is not None:
-            delay = max(0.0, self.finish_after)
-            self._deadlines[task_id] = time.monotonic() + delay
-            timer = asyncio.create_task(self._finish_later(task_id, delay))
-            self._timers[task_id] = timer
-            timer.add_done_callback(lambda done: self._forget_timer(task_id, done))
+        self._add_task(task, base)
         return task
 
     def _endpoint_of(self, path: str) -> str | None:
@@ -830,13 +658,13 @@ class FakeKling:
                 return task
         return None
 
-    def _advance(self, task: KlingTask) -> None:
-        if task.status in FINAL_STATES:
-            return
-        deadline = self._deadlines.get(task.task_id)
-        if deadline is not None and time.monotonic() >= deadline:
-            self._end(task, success=self.outcome == "success")
-            return
+    def _is_final(self, task: KlingTask) -> bool:
+        return task.status in FINAL_STATES
+
+    def _succeeded(self, task: KlingTask) -> bool:
+        return task.status == "succeed"
+
+    def _progress(self, task: KlingTask) -> None:
         status = "submitted" if task.polls <= 1 else "processing"
         if status != task.status:
             task.status = status
@@ -859,8 +687,8 @@ class FakeKling:
             "task_status": task.status,
             "task_status_msg": task.status_msg,
             "task_info": info,
-            "created_at": _ms(task.created),
-            "updated_at": _ms(task.updated),
+            "created_at": ms(task.created),
+            "updated_at": ms(task.updated),
         }
         if task.status == "succeed":
             video = {
@@ -870,23 +698,6 @@ class FakeKling:
             }
             data["task_result"] = {"videos": [video]}
         return data
-
-    async def _finish_later(self, task_id: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        task = self.tasks[task_id]
-        # A query may already have ended it lazily; the callbacks are still ours to send.
-        if task.status not in FINAL_STATES:
-            self._end(task, success=self.outcome == "success")
-        await self._deliver(task)
-
-    def _forget_timer(self, task_id: str, done: asyncio.Task[None]) -> None:
-        if self._timers.get(task_id) is done:
-            del self._timers[task_id]
-
-    def _cancel_timer(self, task_id: str) -> None:
-        timer = self._timers.pop(task_id, None)
-        if timer is not None:
-            timer.cancel()
 
     def _result_url(self, task_id: str) -> str:
         return f"{self._bases[task_id]}{self.prefix}/results/{task_id}.mp4"
@@ -906,48 +717,18 @@ class FakeKling:
             view.status_msg = task.status_msg or DEFAULT_FAILURE
         return view
 
-    async def _deliver(self, task: KlingTask) -> None:
-        if task.callback_url is not None:
-            await self._post_callbacks(task, self.callback_times, self.callback_delay)
-
-    async def _post_callbacks(self, task: KlingTask, times: int, pause: float) -> list[int]:
-        url = task.callback_url
-        assert url is not None
-        payload: Any = self._task_data(task)
-        if self.callback_shape == "envelope":
-            payload = {
-                "code": 0,
-                "message": "SUCCEED",
-                "request_id": str(uuid.uuid4()),
-                "data": payload,
-            }
-        content = json.dumps(payload, ensure_ascii=False).encode()
-        headers = {"content-type": "application/json"}
-        statuses: list[int] = []
-        for attempt in range(times):
-            if attempt and pause > 0:
-                await asyncio.sleep(pause)
-            try:
-                response = await self._http().post(url, content=content, headers=headers)
-                status = response.status_code
-            except (httpx.HTTPError, httpx.InvalidURL):
-                status = 0
-            self.callbacks_sent.append((url, status))
-            statuses.append(status)
-        return statuses
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=15.0, headers={"user-agent": "fake-kling"}, verify=_tls_context()
-            )
-        return self._client
+    def _callback_payload(self, task: KlingTask) -> Any:
+        data = self._task_data(task)
+        if self.callback_shape != "envelope":
+            return data
+        return {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
 
     def _take_failure(self, endpoint: str) -> None:
-        queue = self._failures[endpoint]
-        if queue:
-            failure = queue.popleft()
+        if (failure := self._failures.take(endpoint)) is not None:
             raise _RefusalError(failure.message, failure.code, failure.http_status)
+
+    def _unavailable(self) -> Response:
+        return _envelope(None, code=5001, message="Service Unavailable", status=503)
 
 
 async def _json_body(request: Request) -> Any:

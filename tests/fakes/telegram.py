@@ -41,8 +41,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.kie import Gates, Outcome
-from tests.fakes.kie import Hold as Hold
+from tests.fakes.common import Gates, Outcome
+from tests.fakes.common import Hold as Hold
 
 JSON = dict[str, Any]
 MessageKey = tuple[int, int]
