@@ -120,6 +120,13 @@ class Harness:
             raise AssertionError("no task matched in time") from None
 
 
+async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Wait until `condition()` holds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the condition is another party's state
+            await asyncio.sleep(0.01)
+
+
 def _replied_to(call: Call) -> int | None:
     reply = call.params.get("reply_parameters")
     if isinstance(reply, dict):

@@ -14,7 +14,7 @@ import av
 
 from bot.texts import EN, ZH
 from storage.models import TaskState
-from tests.conftest import PHOTO, button, buttons, generate
+from tests.conftest import PHOTO, button, buttons, generate, until
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
@@ -201,9 +201,7 @@ async def test_progress_shows_elapsed_minutes_only_when_they_change(harness: Run
             await h.services.db.execute(
                 "UPDATE tasks SET submitted_at = submitted_at - 60 WHERE id = ?", (task.id,)
             )
-            async with asyncio.timeout(2):
-                while f"{minutes} min so far" not in progress()[-1]:
-                    await asyncio.sleep(0.02)
+            await until(lambda m=minutes: f"{m} min so far" in progress()[-1], timeout=2)
         await asyncio.sleep(1.0)
         shown = progress()
         assert len(shown) == 3 and "1 min so far" in shown[1] and "2 min so far" in shown[2]

@@ -9,7 +9,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.conftest import until
 from tests.fakes.kie import DEFAULT_VIDEO, FakeKie
 from tests.fakes.server import serve
 
@@ -122,15 +123,6 @@ def server_errors(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
         # Patched on the logger itself: uvicorn's dictConfig drops handlers added to it.
         monkeypatch.setattr(logger, "handle", handle)
     return records
-
-
-async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
-    """Wait until `condition()` holds."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 async def upload(kie: Kie, data: bytes = JPEG, name: str = "photo.jpg") -> dict[str, Any]:

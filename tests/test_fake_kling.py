@@ -6,7 +6,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.conftest import until
 from tests.fakes.kling import DEFAULT_VIDEO, FakeKling
 from tests.fakes.server import serve
 
@@ -174,15 +175,6 @@ def server_errors(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
         # Patched on the logger itself: uvicorn's dictConfig drops handlers added to it.
         monkeypatch.setattr(logger, "handle", handle)
     return records
-
-
-async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
-    """Wait until `condition()` holds."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def i2v(**extra: Any) -> dict[str, Any]:

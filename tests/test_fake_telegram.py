@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
+from tests.conftest import until
 from tests.fakes.server import serve
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -118,15 +119,6 @@ def server_errors(monkeypatch: pytest.MonkeyPatch) -> list[logging.LogRecord]:
         # Patched on the logger itself: uvicorn's dictConfig drops handlers added to it.
         monkeypatch.setattr(logger, "handle", handle)
     return records
-
-
-async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
-    """Wait until `condition()` holds."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def jpeg(width: int, height: int, color: str = "red") -> bytes:

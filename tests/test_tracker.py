@@ -12,7 +12,7 @@ import pytest
 
 from bot.engine.tracker import GROWTH, next_delay
 from storage.models import Task, TaskState
-from tests.conftest import PHOTO, Harness, button
+from tests.conftest import PHOTO, Harness, button, until
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
@@ -64,9 +64,7 @@ async def _generate(h: Harness, user: FakeUser) -> Task:
 
 async def _polled(h: Harness, task: Task, times: int, timeout: float) -> None:
     assert task.provider_task_id is not None
-    async with asyncio.timeout(timeout):
-        while h.kie.polls(task.provider_task_id) < times:
-            await asyncio.sleep(0.01)
+    await until(lambda: h.kie.polls(task.provider_task_id) >= times, timeout)
 
 
 async def test_lost_callbacks_switch_the_backend_to_polling_until_one_arrives(
@@ -105,9 +103,7 @@ async def test_lost_callbacks_switch_the_backend_to_polling_until_one_arrives(
         h.kie.callback_times = 1  # callbacks reach the bot again
         await h.kie.complete(waiting.provider_task_id)
         await h.telegram.wait_for_call("sendVideo", count=3)
-        async with asyncio.timeout(2):
-            while "callbacks arrive again" not in caplog.text:
-                await asyncio.sleep(0.01)
+        await until(lambda: "callbacks arrive again" in caplog.text, timeout=2)
         later = await _generate(h, cy)
         assert later.next_poll_at is not None and later.submitted_at is not None
         assert later.next_poll_at - later.submitted_at == pytest.approx(wait, abs=0.01)
