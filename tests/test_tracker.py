@@ -82,7 +82,12 @@ async def test_lost_callbacks_switch_the_backend_to_polling_until_one_arrives(
         await h.kie.complete(first.provider_task_id)  # its callback arrives: no polls needed
         await h.telegram.wait_for_call("sendVideo")
         assert h.kie.polls(first.provider_task_id) == 1  # the one re-read after the callback
+        # A safety-net poll that raced the callback (the loop read the task before it was
+        # delivered) finds it ended but must not call the callback lost.
+        await h.services.tracker.check(first)
+        assert h.kie.polls(first.provider_task_id) == 2
         assert "no callback came" not in caplog.text
+        assert len(h.telegram.calls_of("sendVideo")) == 1
 
         h.kie.callback_times = 0  # from now on kie's callbacks never reach the bot
         lost = await _generate(h, ann)

@@ -215,13 +215,14 @@ class Tracker:
             if now >= deadline:
                 await self._time_out(task)
             return
-        ended = remote.state in (ProviderState.SUCCEEDED, ProviderState.FAILED)
-        if ended and safety_net and not woken:
-            await self._callback_lost(task)
+        # A safety-net poll that is the first to see the end means the callback was lost.
+        lost = safety_net and not woken
         if remote.state is ProviderState.SUCCEEDED:
-            await self._succeeded(task, remote.video_url)
+            await self._succeeded(task, remote.video_url, lost=lost)
         elif remote.state is ProviderState.FAILED:
-            await self._fail(task, "generation_failed", remote.error or remote.error_code)
+            reason = remote.error or remote.error_code
+            if await self._fail(task, "generation_failed", reason) is not None and lost:
+                await self._callback_lost(task)
         elif now >= deadline:
             await self._time_out(task)
         elif remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED:
@@ -247,12 +248,14 @@ class Tracker:
                 await self._tasks.count_poll(task.id, time.time() + hint)
             return None
 
-    async def _succeeded(self, task: Task, video_url: str | None) -> None:
+    async def _succeeded(self, task: Task, video_url: str | None, *, lost: bool) -> None:
         now = time.time()
         done = await self._tasks.advance(
             task.id, TaskState.SUCCEEDED, result_url=video_url, finished_at=now, next_poll_at=now
         )
         if done is not None:
+            if lost:
+                await self._callback_lost(task)
             await self._deliverer.deliver(done)
 
     async def _time_out(self, task: Task) -> None:
@@ -286,7 +289,7 @@ class Tracker:
         elif remote.state is ProviderState.FAILED:
             await self._tasks.unschedule(task.id)
 
-    async def _fail(self, task: Task, reason: str, detail: str | None) -> None:
+    async def _fail(self, task: Task, reason: str, detail: str | None) -> Task | None:
         failed = await self._tasks.advance(
             task.id,
             TaskState.FAILED,
@@ -297,3 +300,4 @@ class Tracker:
         )
         if failed is not None:
             await self._messenger.show(failed)
+        return failed
