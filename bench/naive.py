@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 # Every scheduled task, whenever it is due: the naive tracker takes new tasks at once.
 FAR_FUTURE = 1e12
+# Real-life seconds between one task's polls.
+PERIOD = 5.0
 
 
 class NaiveTracker(Tracker):
@@ -27,7 +29,7 @@ class NaiveTracker(Tracker):
     same Deliverer, so only the polling strategy differs.
     """
 
-    interval: ClassVar[float] = 5.0
+    interval: ClassVar[float] = PERIOD
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

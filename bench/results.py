@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.load import RawRun, Scenario
 from bench.measure import MB
+from bench.naive import PERIOD
 from bench.stats import mean, percentile, ratio
 
 # Calls that set the bot up rather than serve a user.
@@ -69,6 +70,7 @@ class RunResult:
     detection_share: Spread
     detection_share_target: Spread
     polls_target: float
+    punctual_naive_target: float
     provider_calls: dict[str, float]
     polls_by_minute: dict[int, float]
     telegram_calls: dict[str, float]
@@ -115,6 +117,7 @@ def summarize(raw: RawRun) -> RunResult:
     to_wall = raw.clock_offset
     by_chat = {task.chat_id: task for task in raw.tasks}
     latency, handling, detection, share, share_target, polls_target = [], [], [], [], [], []
+    punctual: list[int] = []
     polls_by_minute: dict[int, list[int]] = {}
     for person in people:
         task = by_chat.get(person.user.id)
@@ -127,6 +130,7 @@ def summarize(raw: RawRun) -> RunResult:
         in_target = TARGET_AGES[0] <= age * scenario.time_scale <= TARGET_AGES[1]
         if in_target:
             polls_target.append(remote.polls)
+            punctual.append(math.ceil(age * scenario.time_scale / PERIOD))
         if not person.videos:
             continue
         sent = person.videos[0].at + to_wall
@@ -167,6 +171,7 @@ def summarize(raw: RawRun) -> RunResult:
         detection_share=Spread.of([value for value in share if not math.isnan(value)]),
         detection_share_target=Spread.of(share_target),
         polls_target=mean(polls_target),
+        punctual_naive_target=mean(punctual),
         provider_calls={
             kind: provider[kind] / n for kind in ("upload", "create", "poll", "download")
         },

@@ -23,6 +23,8 @@ MAX_RSS_MB = 150.0
 MAX_VIDEO_RISE_MB = 10.0
 # Above this share of one core the bot's own queueing shows in every latency.
 BUSY = 0.85
+# A baseline that made fewer than this share of a punctual 5 s poller's polls fell behind.
+LATE_BASELINE = 0.95
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,13 @@ def _poll_ratio(results: Sequence[RunResult]) -> Target | None:
     )
     if base.busy > BUSY:
         measured += f"; the baseline was CPU-bound ({base.busy:.0%} of a core): its count is low"
+    punctual = ours.punctual_naive_target
+    if base.polls_target < LATE_BASELINE * punctual:
+        measured += (
+            f"; the baseline fell behind its 5 s period ({base.polls_target:.1f} polls where a "
+            f"punctual one makes {punctual:.1f}): against a punctual one, "
+            f"{ratio(punctual, ours.polls_target):.2f}× fewer"
+        )
     return Target(goal, measured, _judge(overall >= MIN_POLL_RATIO))
 
 
