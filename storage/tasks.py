@@ -57,7 +57,9 @@ ORDER BY next_poll_at LIMIT ?
 _NEXT_DUE = "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at > ?"
 _SCHEDULE = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL"
 _UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
-_COUNT_POLL = "UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ?"
+_COUNT_POLL = """
+UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL
+"""
 _HASTEN = """
 UPDATE tasks SET next_poll_at = MIN(
     next_poll_at, ?1 + MAX(?2, (?1 - COALESCE(submitted_at, created_at)) * ?3)
@@ -281,6 +283,6 @@ class TaskRepository:
         """Bring the backend's generating tasks' next checks to within `share` of their age."""
         return await self._db.execute(_HASTEN, (now, least, share, backend))
 
-    async def count_poll(self, task_id: int, next_poll_at: float) -> None:
-        """Record one provider check and when the next one is due."""
-        await self._db.execute(_COUNT_POLL, (next_poll_at, task_id))
+    async def count_poll(self, task_id: int, next_poll_at: float) -> bool:
+        """Record one provider check and when the next is due; False if it is not tracked."""
+        return await self._db.execute(_COUNT_POLL, (next_poll_at, task_id)) == 1

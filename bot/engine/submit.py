@@ -257,7 +257,7 @@ class Submitter:
     ) -> None:
         now = time.time()
         # With a callback coming, polls are only a safety net: the first waits a long while.
-        first = self._tracker.first_delay(task.backend, callbacks)
+        first = self._tracker.first_delay(task, callbacks)
         queued = await self._tasks.advance(
             task.id,
             TaskState.QUEUED,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 
 from bot.engine.deliver import Deliverer
 from bot.engine.messenger import Messenger
@@ -25,6 +26,10 @@ GROWTH = 0.095
 MAX_SLEEP = 60.0
 # After the deadline a task is still looked at now and then, for this long.
 LATE_WINDOW = 24 * 3600.0
+# A callback may trail the end it reports by this many POLL_INTERVALs before it counts as lost.
+CALLBACK_GRACE = 3
+# How many tasks whose callback came are remembered (far more than are ever in flight).
+HEARD_MEMORY = 10_000
 
 
 def next_delay(poll_interval: float, age: float) -> float:
@@ -67,8 +72,9 @@ class Tracker:
         self._callback_wait = callback_wait
         # Backends whose callbacks stopped reaching us: their tasks are polled meanwhile.
         self._unheard: set[str] = set()
-        # Tasks to check because someone said they changed (a callback, a Refresh tap).
-        self._woken: set[int] = set()
+        # Tasks whose callback came: polled normally from then on, never counted as lost.
+        self._heard: OrderedDict[int, None] = OrderedDict()
+        self._judges: set[asyncio.Task[None]] = set()
         self._stop_timeout = stop_timeout
         self._wakeup = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
@@ -95,14 +101,17 @@ class Tracker:
             for job in late:
                 job.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        for judge in self._judges:
+            judge.cancel()
+        await asyncio.gather(*self._judges, return_exceptions=True)
 
     def poke(self) -> None:
         """Look at the schedule again now (a task was added or moved)."""
         self._wakeup.set()
 
-    def first_delay(self, backend: str, callback: bool) -> float:
+    def first_delay(self, task: Task, callback: bool) -> float:
         """Seconds from a task's creation to its first poll."""
-        if callback and self._trusts_callbacks(backend):
+        if callback and self._awaits_callback(task):
             return self._callback_wait or self._poll_interval
         return self._poll_interval
 
@@ -110,7 +119,6 @@ class Tracker:
         """Check this task at once; False if it is not being tracked."""
         if task.next_poll_at is None:
             return False
-        self._woken.add(task.id)
         if task.id in self._inflight or self._stopping:
             # The check in flight may have read the provider before this news: check again
             # after it (the schedule also survives a crash).
@@ -122,22 +130,42 @@ class Tracker:
 
     async def callback_arrived(self, task: Task) -> bool:
         """A provider's callback named this task: its backend's callbacks reach us."""
+        self._heard[task.id] = None
+        self._heard.move_to_end(task.id)
+        if len(self._heard) > HEARD_MEMORY:
+            self._heard.popitem(last=False)
         if task.backend in self._unheard:
             log.info("%s: callbacks arrive again", task.backend)
             self._unheard.discard(task.backend)
         return await self.wake(task)
 
-    def _trusts_callbacks(self, backend: str) -> bool:
-        provider = self._providers.get(backend)
+    def _awaits_callback(self, task: Task) -> bool:
+        """Whether polls of this task are only a safety net for its callback."""
+        provider = self._providers.get(task.backend)
         return (
             self._callback_wait is not None
             and provider is not None
             and provider.sends_callbacks
-            and backend not in self._unheard
+            and task.backend not in self._unheard
+            and task.id not in self._heard
         )
 
+    def _suspect(self, task: Task) -> None:
+        """A poll saw the end before the callback: call it lost if it does not follow soon."""
+        judge = asyncio.create_task(self._judge(task), name=f"callback-judge-{task.id}")
+        self._judges.add(judge)
+        judge.add_done_callback(self._judges.discard)
+
+    async def _judge(self, task: Task) -> None:
+        try:
+            await asyncio.sleep(CALLBACK_GRACE * self._poll_interval)
+            if task.id not in self._heard:
+                await self._callback_lost(task)
+        except Exception:
+            log.exception("task %s: could not judge its callback", task.id)
+
     async def _callback_lost(self, task: Task) -> None:
-        """A safety poll found the task ended with no callback: poll this backend for now."""
+        """The task ended and no callback came: poll this backend's tasks for now."""
         if task.backend in self._unheard:
             return
         self._unheard.add(task.backend)
@@ -170,15 +198,13 @@ class Tracker:
                 await asyncio.wait_for(self._wakeup.wait(), max(0.0, timeout))
 
     def _spawn(self, task: Task) -> None:
-        woken = task.id in self._woken
-        self._woken.discard(task.id)
-        job = asyncio.create_task(self._guarded_check(task, woken), name=f"check-{task.id}")
+        job = asyncio.create_task(self._guarded_check(task), name=f"check-{task.id}")
         self._inflight[task.id] = job
 
-    async def _guarded_check(self, task: Task, woken: bool) -> None:
+    async def _guarded_check(self, task: Task) -> None:
         try:
             async with self._limit:
-                await self.check(task, woken=woken)
+                await self.check(task)
         except Exception:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
@@ -187,42 +213,42 @@ class Tracker:
             self._inflight.pop(task.id, None)
             self.poke()
 
-    async def check(self, task: Task, *, woken: bool = False) -> None:
+    async def check(self, task: Task) -> None:
         """Bring one task forward: poll the provider, or deliver a finished one."""
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
-            await self._poll(task, woken)
+            await self._poll(task)
         elif task.state is TaskState.FAILED and task.error == "timeout":
             await self._late_check(task)
         else:
             await self._tasks.unschedule(task.id)
 
-    async def _poll(self, task: Task, woken: bool) -> None:
+    async def _poll(self, task: Task) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
         deadline = started + self._task_timeout
-        safety_net = self._trusts_callbacks(task.backend)
+        safety_net = self._awaits_callback(task)
         if safety_net:
             next_at = now + (self._callback_wait or self._poll_interval)
         else:
             next_at = now + next_delay(self._poll_interval, now - started)
         if now < deadline:
             next_at = min(next_at, deadline)
-        await self._tasks.count_poll(task.id, next_at)
+        if not await self._tasks.count_poll(task.id, next_at):
+            return  # a stale copy: the task ended meanwhile
         remote = await self._fetch(task, next_at)
         if remote is None:
             if now >= deadline:
                 await self._time_out(task)
             return
-        # A safety-net poll that is the first to see the end means the callback was lost.
-        lost = safety_net and not woken
+        # A poll that sees the end before the callback came may mean the callback is lost.
         if remote.state is ProviderState.SUCCEEDED:
-            await self._succeeded(task, remote.video_url, lost=lost)
+            await self._succeeded(task, remote.video_url, suspect=safety_net)
         elif remote.state is ProviderState.FAILED:
             reason = remote.error or remote.error_code
-            if await self._fail(task, "generation_failed", reason) is not None and lost:
-                await self._callback_lost(task)
+            if await self._fail(task, "generation_failed", reason) is not None and safety_net:
+                self._suspect(task)
         elif now >= deadline:
             await self._time_out(task)
         elif remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED:
@@ -248,14 +274,14 @@ class Tracker:
                 await self._tasks.count_poll(task.id, time.time() + hint)
             return None
 
-    async def _succeeded(self, task: Task, video_url: str | None, *, lost: bool) -> None:
+    async def _succeeded(self, task: Task, video_url: str | None, *, suspect: bool) -> None:
         now = time.time()
         done = await self._tasks.advance(
             task.id, TaskState.SUCCEEDED, result_url=video_url, finished_at=now, next_poll_at=now
         )
         if done is not None:
-            if lost:
-                await self._callback_lost(task)
+            if suspect:
+                self._suspect(task)
             await self._deliverer.deliver(done)
 
     async def _time_out(self, task: Task) -> None:
