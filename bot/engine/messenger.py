@@ -70,7 +70,8 @@ class Messenger:
         else:
             self._shown.pop(task.id, None)
         if task.status_message_id is None:
-            await self.notify(task, text, markup)
+            if await self.notify(task, text, markup) is None:
+                self._shown.pop(task.id, None)
             return
         if await self.chats.is_blocked(task.chat_id):
             return
@@ -91,6 +92,7 @@ class Messenger:
         except Forbidden:
             await self.blocked(task.chat_id)
         except TelegramError as exc:
+            self._shown.pop(task.id, None)  # not shown: the next progress tries again
             log.warning("task %s: status edit failed: %s", task.id, exc)
 
     async def notify(

@@ -276,7 +276,10 @@ class PreviewProvider(Provider):
         self._launch(task_id)
         if time.monotonic() - self._swept_at >= SWEEP_EVERY:
             self._swept_at = time.monotonic()
-            await asyncio.to_thread(self._sweep, time.time() - KEEP_SECONDS)
+            try:
+                await asyncio.to_thread(self._sweep, time.time() - KEEP_SECONDS)
+            except OSError as exc:  # the job is started; cleaning up can wait for the next one
+                log.warning("preview: could not sweep old files: %s", exc)
         return task_id
 
     def _sweep(self, before: float) -> None:
