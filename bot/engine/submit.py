@@ -156,11 +156,23 @@ class Submitter:
 
     async def submit(self, task: Task) -> None:
         """Create the task at its provider and hand it to the tracker."""
-        spec = self._catalogue.get(task.options.model)
         provider = self._providers.get(task.backend)
-        if spec is None or provider is None:
+        if provider is None:
             await self._fail(task, "unknown_model", None)
             return
+        callbacks = provider.sends_callbacks and self.callback_url(task) is not None
+        # The photos are dropped once prepared: a task waiting for a create slot (kie allows
+        # 20 creates per 10 s) keeps only what the create call needs, not 100-300 KB of photo.
+        prepared = await self._prepare(task, provider)
+        if prepared is not None:
+            await self._create(task, provider, prepared, callbacks=callbacks)
+
+    async def _prepare(self, task: Task, provider: Provider) -> PreparedTask | None:
+        """Fetch the photos and do the provider's free work; None if the task failed."""
+        spec = self._catalogue.get(task.options.model)
+        if spec is None:
+            await self._fail(task, "unknown_model", None)
+            return None
         try:
             images = [
                 await fetch_image(self._bot, file_id, provider.image_types, f"{n}")
@@ -168,16 +180,16 @@ class Submitter:
             ]
         except ImageError as exc:
             await self._fail(task, exc.reason, None)
-            return
+            return None
         try:
             callback_url = self.callback_url(task) if provider.sends_callbacks else None
             request = build_request(task, spec, images, callback_url)
         except ValidationError as exc:
             await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
-            return
+            return None
         try:
             # Uploads and encoding cost nothing: retry them even after a timeout.
-            prepared = await with_retries(
+            return await with_retries(
                 lambda: provider.prepare(request),
                 attempts=CREATE_ATTEMPTS,
                 base=self._retry_base,
@@ -185,8 +197,7 @@ class Submitter:
             )
         except ProviderError as exc:
             await self._fail(task, exc.reason, exc.message)
-            return
-        await self._create(task, provider, prepared, callbacks=callback_url is not None)
+            return None
 
     async def _create(
         self, task: Task, provider: Provider, prepared: PreparedTask, *, callbacks: bool
