@@ -19,12 +19,11 @@ from telegram.ext import AIORateLimiter
 
 import bot.app
 from bench.naive import NaiveTracker
-from bot.__main__ import load_settings
+from bot.__main__ import configured
 from bot.app import KlingBot
 from bot.config import Settings
 from bot.engine.messenger import PROGRESS_INTERVAL
 from bot.engine.tracker import Tracker
-from bot.logs import configure_logging
 from bot.providers.kie import KieProvider
 
 TRACKERS: dict[str, type[Tracker]] = {"real": Tracker, "naive": NaiveTracker}
@@ -66,15 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracker", choices=sorted(TRACKERS), default="real")
     parser.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
-    loaded = load_settings()
-    if isinstance(loaded, list):
-        for line in loaded:
-            print(f"bench.botproc: {line}", file=sys.stderr)
+    settings = configured("bench.botproc")
+    if settings is None:
         return 2
-    configure_logging(loaded.secrets())
     apply_time_scale(args.time_scale)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(loaded, TRACKERS[args.tracker], PROGRESS_INTERVAL / args.time_scale))
+        asyncio.run(run(settings, TRACKERS[args.tracker], PROGRESS_INTERVAL / args.time_scale))
     return 0
 
 

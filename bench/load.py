@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from bench.fakes import KIE_KEY, TOKEN, BenchKie, WebhookPusher, memoize_thumbnails, photo
 from bench.measure import LoopLag, Sampler, Usage, own_cpu, usage
 from bench.process import BotProcess, command
 from bench.profile import Profiler
 from bench.users import Crowd
+from bot.background import alongside
 from storage import Database, Task, TaskRepository, TaskState
 from tests.fakes.server import serve
 from tests.fakes.telegram import FakeTelegram
@@ -203,14 +203,14 @@ async def run(
     crowd = Crowd(telegram, scenario.users, PHOTO)
     # Everyone writes while the bot is still down: it then finds them all at once.
     crowd.write()
-    async with world(scenario, workdir, telegram) as here, _background(lag.run()):
+    async with world(scenario, workdir, telegram) as here, alongside(lag.run()):
         ready = usage(here.bot.pid)
         sampler = Sampler(here.bot.pid, gauge=crowd.in_flight)
         bench_start = own_cpu()
         profiler = Profiler(here.bot.pid, profile) if profile else None
         if profiler is not None:
             await profiler.start()
-        async with _background(sampler.run()), _background(crowd.watch()):
+        async with alongside(sampler.run()), alongside(crowd.watch()):
             first_poll = telegram.calls_of("getUpdates")[0].at if here.pusher is None else None
             crowd.begin(here.pusher, first_poll)
             say(f"  {scenario.users} users at once; waiting for every video…")
@@ -249,14 +249,3 @@ async def run(
             webhook_refused=refused,
             profile=profile,
         )
-
-
-@asynccontextmanager
-async def _background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    job = asyncio.create_task(work)
-    try:
-        yield
-    finally:
-        job.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await job

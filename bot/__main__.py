@@ -44,18 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     return run_bot()
 
 
-def run_bot() -> int:
-    """Run the bot; exit status 2 when the configuration is incomplete."""
+def configured(prog: str) -> Settings | None:
+    """The settings with logging set up, or None after saying on stderr what to fix."""
     loaded = load_settings()
     if isinstance(loaded, list):
         for line in loaded:
-            print(f"kling-bot: {line}", file=sys.stderr)
-        return 2
+            print(f"{prog}: {line}", file=sys.stderr)
+        return None
     configure_logging(loaded.secrets())
+    return loaded
+
+
+def run_bot() -> int:
+    """Run the bot; exit status 2 when the configuration is incomplete."""
+    settings = configured("kling-bot")
+    if settings is None:
+        return 2
     from bot.app import run
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(loaded))
+        asyncio.run(run(settings))
     return 0
 
 

@@ -9,7 +9,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -18,6 +17,7 @@ import httpx
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.background import alongside
 from bot.engine.messenger import Messenger
 from bot.engine.upload import VideoUploader
 from bot.render import video_caption
@@ -164,7 +164,8 @@ class Deliverer:
             log.info("task %s: chat action failed: %s", task.id, exc)
         await self._tasks.mark_sending(task.id)
         try:
-            async with self._uploading(task.chat_id):
+            # Telegram shows "sending a video…" in the chat for as long as the upload takes.
+            async with alongside(self._upload_action(task.chat_id)):
                 await self._send_file(task, path)
         except Forbidden:
             await self._messenger.blocked(task.chat_id)
@@ -189,17 +190,6 @@ class Deliverer:
             await self._messenger.notify(task, t(task.lang, "video.unavailable", id=task.id))
             return
         await self._messenger.notify(task, t(task.lang, key, url=url, **values))
-
-    @contextlib.asynccontextmanager
-    async def _uploading(self, chat_id: int) -> AsyncIterator[None]:
-        """Show "sending a video…" in the chat for as long as the upload takes."""
-        job = asyncio.create_task(self._upload_action(chat_id))
-        try:
-            yield
-        finally:
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
 
     async def _upload_action(self, chat_id: int) -> None:
         # Telegram shows a chat action for five seconds; renew it until cancelled.

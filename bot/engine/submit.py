@@ -160,14 +160,16 @@ class Submitter:
         if provider is None:
             await self._fail(task, "unknown_model", None)
             return
-        callbacks = provider.sends_callbacks and self.callback_url(task) is not None
+        callback_url = self.callback_url(task) if provider.sends_callbacks else None
         # The photos are dropped once prepared: a task waiting for a create slot (kie allows
         # 20 creates per 10 s) keeps only what the create call needs, not 100-300 KB of photo.
-        prepared = await self._prepare(task, provider)
+        prepared = await self._prepare(task, provider, callback_url)
         if prepared is not None:
-            await self._create(task, provider, prepared, callbacks=callbacks)
+            await self._create(task, provider, prepared, callbacks=callback_url is not None)
 
-    async def _prepare(self, task: Task, provider: Provider) -> PreparedTask | None:
+    async def _prepare(
+        self, task: Task, provider: Provider, callback_url: str | None
+    ) -> PreparedTask | None:
         """Fetch the photos and do the provider's free work; None if the task failed."""
         spec = self._catalogue.get(task.options.model)
         if spec is None:
@@ -182,7 +184,6 @@ class Submitter:
             await self._fail(task, exc.reason, None)
             return None
         try:
-            callback_url = self.callback_url(task) if provider.sends_callbacks else None
             request = build_request(task, spec, images, callback_url)
         except ValidationError as exc:
             await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
