@@ -6,7 +6,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +33,15 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 JPEG_B64 = base64.b64encode(JPEG).decode()
 PNG_B64 = base64.b64encode(PNG).decode()
 I2V = "/v1/videos/image2video"
-_MS = int(time.time() * 1000)
 MULTI = "/v1/videos/multi-image2video"
 
 # One server pair serves the whole module: each uvicorn shutdown costs 0.1-0.3 s.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def now_ms() -> int:
+    """The time now in milliseconds, as Kling's costs endpoint takes it."""
+    return int(time.time() * 1000)
 
 
 def token(
@@ -252,22 +256,42 @@ async def test_default_video_and_pending_result(kling: Kling) -> None:
     assert (await kling.http.get(f"/results/{task_id}.mp4")).content == DEFAULT_VIDEO
 
 
+# Tokens are made when the test runs, not at collection: one valid for the next minute must
+# not have become valid by the time a slow suite reaches it.
 @pytest.mark.parametrize(
-    ("bearer", "code", "fragment"),
+    ("make_bearer", "code", "fragment"),
     [
-        (token(exp_in=-10, nbf_in=-100), 1004, "expired"),
-        (token(nbf_in=60), 1003, "not yet valid"),
-        (token(secret="another-secret-0123456789abcdef012345"), 1000, "Signature"),
-        (token(exp_in=3600), 1000, "1800"),
-        (token(iss="someone-else"), 1000, "issuer"),
-        (token(algorithm="HS512", secret=SECRET * 2), 1000, "Authentication failed"),
-        (token(headers={"typ": "JWS"}), 1000, "typ JWT"),
-        (jwt.encode({"iss": ACCESS, "exp": int(time.time()) + 60}, SECRET), 1000, "nbf"),
-        ("not.a.jwt", 1000, "Authentication failed"),
-        (API_KEY, 1000, "Authentication failed"),
+        pytest.param(lambda: token(exp_in=-10, nbf_in=-100), 1004, "expired", id="expired"),
+        pytest.param(lambda: token(nbf_in=60), 1003, "not yet valid", id="not-yet-valid"),
+        pytest.param(
+            lambda: token(secret="another-secret-0123456789abcdef012345"),
+            1000,
+            "Signature",
+            id="wrong-secret",
+        ),
+        pytest.param(lambda: token(exp_in=3600), 1000, "1800", id="lives-too-long"),
+        pytest.param(lambda: token(iss="someone-else"), 1000, "issuer", id="wrong-issuer"),
+        pytest.param(
+            lambda: token(algorithm="HS512", secret=SECRET * 2),
+            1000,
+            "Authentication failed",
+            id="hs512",
+        ),
+        pytest.param(lambda: token(headers={"typ": "JWS"}), 1000, "typ JWT", id="typ-jws"),
+        pytest.param(
+            lambda: jwt.encode({"iss": ACCESS, "exp": int(time.time()) + 60}, SECRET),
+            1000,
+            "nbf",
+            id="no-nbf",
+        ),
+        pytest.param(lambda: "not.a.jwt", 1000, "Authentication failed", id="not-a-jwt"),
+        pytest.param(lambda: API_KEY, 1000, "Authentication failed", id="static-key"),
     ],
 )
-async def test_bad_tokens_are_401(kling: Kling, bearer: str, code: int, fragment: str) -> None:
+async def test_bad_tokens_are_401(
+    kling: Kling, make_bearer: Callable[[], str], code: int, fragment: str
+) -> None:
+    bearer = make_bearer()
     response = await kling.http.post(I2V, json=i2v(), headers={"Authorization": f"Bearer {bearer}"})
     assert_refused(response, code, 401, fragment)
     assert not kling.fake.tasks and not kling.fake.jwt_tokens
@@ -608,7 +632,8 @@ async def test_hold_before_create_and_after_query_by_external_id(kling: Kling) -
     held = asyncio.create_task(kling.create(i2v(external_task_id="ext-h")))
     await asyncio.wait_for(hold.arrived.wait(), 1)
     assert len(kling.fake.creates()) == 1 and kling.fake.tasks == {}
-    costs = await kling.http.get("/account/costs", params={"start_time": _MS, "end_time": _MS})
+    now = now_ms()
+    costs = await kling.http.get("/account/costs", params={"start_time": now, "end_time": now})
     assert costs.json()["code"] == 0  # a held request blocks nothing else
     hold.release()
     task_id = (await held).json()["data"]["task_id"]
@@ -665,7 +690,8 @@ async def test_leaving_serve_answers_held_and_delayed_requests_503(
     async with serve(fake.app) as root:
         http = servers.http
         auth = {"Authorization": f"Bearer {API_KEY}"}
-        params = {"start_time": _MS, "end_time": _MS}
+        now = now_ms()
+        params = {"start_time": now, "end_time": now}
         pending = [
             asyncio.create_task(http.get(f"{root}/kling{I2V}/anything", headers=auth)),
             asyncio.create_task(
