@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bot.engine.gate import RateGate
+from bot.providers.kie import KieProvider
+
+# kie's documented limit, by kie's clock: at most 20 new tasks in any 10 s.
+KIE_LIMIT, KIE_WINDOW = 20, 10.0
+# How far apart our clock and kie's may see one create: network and scheduling delay.
+JITTER = 0.5
 
 
 async def test_gate_spaces_calls_to_the_window_in_arrival_order() -> None:
@@ -40,3 +47,46 @@ async def test_gate_is_free_when_idle() -> None:
     assert not gate.busy()
     await gate.acquire()
     assert gate.busy() and gate.waiting == 0
+
+
+class RecordingClock:
+    """time.monotonic, remembering its last reading: the moment the gate counted a call."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        self.last = time.monotonic()
+        return self.last
+
+
+def most_in_a_provider_window(sent: list[float]) -> int:
+    """The most creates kie can count in one window when each may arrive ±JITTER off."""
+    most = 0
+    for i, first in enumerate(sent):
+        # The worst case: `first` arrives JITTER late, later ones JITTER early.
+        most = max(most, sum(1 for at in sent[i:] if (at - JITTER) - (first + JITTER) < KIE_WINDOW))
+    return most
+
+
+async def test_kie_gate_never_lets_kie_see_more_than_20_creates_in_10_s() -> None:
+    assert KieProvider.create_rate is not None
+    limit, window = KieProvider.create_rate
+    scale = 0.02  # kie's 10 s pass in 0.2 s here
+    clock = RecordingClock()
+    gate = RateGate(limit, window * scale, clock)
+    sent: list[float] = []
+
+    async def create(arrives: float) -> None:
+        await asyncio.sleep(arrives * scale)
+        await gate.acquire()
+        # No other coroutine runs between the gate's count and its return.
+        sent.append(clock.last / scale)
+
+    # Bursts at the start and later, and a trickle in between.
+    arrivals = [0.0] * 30 + [3.0 + 0.7 * n for n in range(15)] + [25.0] * 25
+    await asyncio.gather(*(create(at) for at in arrivals))
+    assert len(sent) == len(arrivals)
+    sent = [at - sent[0] for at in sent]
+    assert sent == sorted(sent)
+    assert most_in_a_provider_window(sent) <= KIE_LIMIT

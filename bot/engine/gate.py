@@ -1,4 +1,4 @@
-"""A local queue in front of a backend's create rate limit (kie: 20 per 10 s)."""
+"""A local queue in front of a backend's create rate limit (kie: 20 per 10 s, with a margin)."""
 
 from __future__ import annotations
 
