@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import Application
 
 from bot.providers.errors import CallbackRejectedError
@@ -24,6 +25,17 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+# SQLite's INTEGER is a signed 64-bit number; task ids are written as the bot builds them.
+MAX_TASK_ID = 2**63 - 1
+_TASK_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def parse_task_id(text: str) -> int | None:
+    """The task id a callback path names, or None when it cannot be one."""
+    if _TASK_ID.fullmatch(text) is None:
+        return None
+    task_id = int(text)
+    return task_id if task_id <= MAX_TASK_ID else None
 
 
 class BodyTooLarge(Exception):
@@ -51,6 +63,21 @@ def webhook_secret(token: str) -> str:
     return hashlib.sha256(f"kling-bot webhook {token}".encode()).hexdigest()
 
 
+def parse_update(body: bytes, bot: Bot) -> Update | None:
+    """The update a webhook body carries, or None when it is not one."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+        return None
+    try:
+        return Update.de_json(data, bot)
+    # PTB raises whatever a malformed field provokes (AttributeError, OverflowError, ...).
+    except Exception:
+        return None
+
+
 def build_web_app(services: Services, telegram: Application | None = None) -> Starlette:  # type: ignore[type-arg]
     """Routes for health and callbacks, and Telegram's webhook when `telegram` is given."""
 
@@ -60,7 +87,9 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
 
     async def callback(request: Request) -> JSONResponse:
         backend = request.path_params["backend"]
-        task_id = request.path_params["task_id"]
+        task_id = parse_task_id(request.path_params["task_id"])
+        if task_id is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
         try:
             body = await read_body(request)
         except BodyTooLarge:
@@ -92,7 +121,7 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/callbacks/{backend:str}/{task_id:int}/{secret:str}", callback, methods=["POST"]),
+        Route("/callbacks/{backend:str}/{task_id:str}/{secret:str}", callback, methods=["POST"]),
     ]
     if telegram is not None:
         expected = webhook_secret(services.settings.token).encode()
@@ -102,11 +131,10 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
             if not hmac.compare_digest(expected, given):
                 return JSONResponse({"error": "forbidden"}, status_code=403)
             try:
-                data = json.loads(await read_body(request))
-                update = Update.de_json(data, telegram.bot)
+                update = parse_update(await read_body(request), telegram.bot)
             except BodyTooLarge:
                 return JSONResponse({"error": "body too large"}, status_code=413)
-            except (ValueError, TypeError, KeyError):
+            if update is None:
                 return JSONResponse({"error": "not an update"}, status_code=400)
             await telegram.update_queue.put(update)
             return JSONResponse({"ok": True})
