@@ -10,35 +10,51 @@ class ProviderError(Exception):
 
     reason: ClassVar[str] = "provider_error"
     retryable: ClassVar[bool] = False
+    # True only where the provider surely started nothing: a refusal it documents as dropping
+    # the request, or a connection that failed before the request left. Anything else after
+    # the request left may follow an accepted (paid) task.
+    started_nothing: bool = False
 
-    def __init__(self, message: str, *, code: int | str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | str | None = None,
+        started_nothing: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        if started_nothing is not None:
+            self.started_nothing = started_nothing
 
 
 class AuthenticationError(ProviderError):
     """The key was refused."""
 
     reason = "auth"
+    started_nothing = True
 
 
 class InsufficientCreditsError(ProviderError):
     """The account has no credits or package left."""
 
     reason = "no_credits"
+    started_nothing = True
 
 
 class InvalidRequestError(ProviderError):
     """The provider rejected the request's parameters."""
 
     reason = "invalid_request"
+    started_nothing = True
 
 
 class ContentRejectedError(ProviderError):
     """The prompt or image was refused by moderation."""
 
     reason = "moderation"
+    started_nothing = True
 
 
 class GenerationFailedError(ProviderError):
@@ -51,6 +67,7 @@ class NotFoundError(ProviderError):
     """The provider does not know the task."""
 
     reason = "not_found"
+    started_nothing = True
 
 
 class RateLimitError(ProviderError):
@@ -58,6 +75,8 @@ class RateLimitError(ProviderError):
 
     reason = "busy"
     retryable = True
+    # kie 429 and Kling 1302/1303 are documented as dropping the request.
+    started_nothing = True
 
     def __init__(
         self, message: str, *, code: int | str | None = None, retry_after: float | None = None
@@ -67,7 +86,7 @@ class RateLimitError(ProviderError):
 
 
 class ServiceUnavailableError(ProviderError):
-    """The provider failed or is in maintenance."""
+    """The provider failed or is in maintenance; a paid call may have gone through anyway."""
 
     reason = "unavailable"
     retryable = True
@@ -76,9 +95,17 @@ class ServiceUnavailableError(ProviderError):
 class ProviderConnectionError(ServiceUnavailableError):
     """The provider could not be reached; the request surely did not arrive."""
 
+    started_nothing = True
+
 
 class ProviderTimeoutError(ServiceUnavailableError):
-    """No answer in time: the request may or may not have been accepted."""
+    """No complete answer: the request may or may not have been accepted."""
+
+    reason = "uncertain"
+
+
+class LookupInconclusiveError(ProviderError):
+    """The provider could not say whether a task made under our id exists."""
 
     reason = "uncertain"
 

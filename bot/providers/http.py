@@ -51,18 +51,30 @@ async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Respo
     """Send a request; transport failures become provider errors that say if it arrived."""
     try:
         return await client.send(request)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing was sent: no connection, or none free in our own pool.
         raise ProviderConnectionError(f"cannot connect to {request.url.host}") from exc
     except httpx.TransportError as exc:
+        # Sent, or partly sent: the provider may have accepted it.
         raise ProviderTimeoutError(
             f"no complete answer from {request.url.host}: {type(exc).__name__}"
         ) from exc
 
 
+# Statuses that say the request was not seen through: it may still have been acted on.
+_UNFINISHED = frozenset({408, 499})
+
+
 def status_error(response: httpx.Response, message: str | None = None) -> ProviderError:
-    """The error an HTTP status means when the body does not say more."""
+    """The error an HTTP status means when the body does not say more.
+
+    Client errors are refusals; a 5xx (a proxy's 502 or 524 page included) may come after the
+    provider accepted the request, so it never counts as "nothing started".
+    """
     status = response.status_code
     text = message or f"HTTP {status}"
+    if status in _UNFINISHED:
+        return ServiceUnavailableError(text, code=status)
     if status == 429:
         return RateLimitError(text, code=status, retry_after=retry_after(response))
     if status in (401, 403):
@@ -82,8 +94,9 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         if response.is_success:
+            # A success status with a broken body: the request may well have been accepted.
             raise ServiceUnavailableError(
-                f"HTTP {response.status_code} with a body that is not JSON"
+                f"HTTP {response.status_code} with a body that is not a JSON object"
             )
         raise status_error(response)
     return body

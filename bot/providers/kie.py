@@ -35,6 +35,7 @@ from bot.providers.http import json_body, new_client, retry_after, send, status_
 
 UPLOAD_PATH = "kling-bot"
 SIGNATURE_WINDOW = 300.0
+MAINTENANCE = 455
 
 # kling-2.6 takes `image_urls` (a list of one) and a `sound` flag; the others `image_url`.
 _LIST_IMAGE_MODELS = frozenset({"kling-2.6/image-to-video"})
@@ -54,6 +55,7 @@ _ERRORS: dict[int, type[ProviderError]] = {
     404: NotFoundError,
     422: InvalidRequestError,
     429: RateLimitError,
+    433: InsufficientCreditsError,  # a sub-key used up its own limit
     455: ServiceUnavailableError,
     500: ServiceUnavailableError,
     501: GenerationFailedError,
@@ -74,6 +76,9 @@ def raise_for_code(body: Mapping[str, Any], response: httpx.Response) -> None:
     error = _ERRORS.get(code, ServiceUnavailableError)
     if error is RateLimitError:
         raise RateLimitError(message, code=code, retry_after=retry_after(response))
+    if code == MAINTENANCE:
+        # kie documents 455 as refused for maintenance: nothing was started.
+        raise ServiceUnavailableError(message, code=code, started_nothing=True)
     raise error(message, code=code)
 
 
@@ -111,7 +116,10 @@ def parse_record(data: Mapping[str, Any]) -> ProviderTask:
         video_url = _first_result_url(data.get("resultJson"))
         if video_url is None:
             return ProviderTask(
-                id=task_id, state=ProviderState.FAILED, error="finished without a video"
+                id=task_id,
+                state=ProviderState.FAILED,
+                error="finished without a video",
+                callback_url=_requested_callback(data.get("param")),
             )
     return ProviderTask(
         id=task_id,
@@ -119,7 +127,18 @@ def parse_record(data: Mapping[str, Any]) -> ProviderTask:
         video_url=video_url,
         error=_text(data.get("failMsg")),
         error_code=_text(data.get("failCode")),
+        callback_url=_requested_callback(data.get("param")),
     )
+
+
+def _requested_callback(param: Any) -> str | None:
+    """The `callBackUrl` of the createTask request that kie echoes in `param`."""
+    try:
+        request = json.loads(param) if isinstance(param, str) else param
+        url = request.get("callBackUrl")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return url if isinstance(url, str) and url else None
 
 
 def _first_result_url(result_json: Any) -> str | None:

@@ -7,18 +7,19 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.providers.errors import ProviderError, ProviderTimeoutError
+from bot.providers.errors import ProviderError
 
 T = TypeVar("T")
 
 
 def surely_not_accepted(error: ProviderError) -> bool:
-    """A retryable refusal after which the provider surely did not start anything.
+    """A passing refusal after which the provider surely started nothing: safe to send again.
 
-    A timeout is different: the request may have been accepted, and repeating a create
-    could pay twice.
+    Only refusals documented as dropping the request (kie 429/455, Kling 1302/1303) and
+    connections that failed before sending qualify; a timeout, a reset, a 5xx or a broken
+    body may follow an accepted task, and repeating a create could pay twice.
     """
-    return error.retryable and not isinstance(error, ProviderTimeoutError)
+    return error.retryable and error.started_nothing
 
 
 def backoff(attempt: int, base: float, cap: float, hint: float | None = None) -> float:
