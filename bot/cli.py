@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -43,10 +42,11 @@ from bot.providers.base import (
 )
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import BACKEND_NAMES, Catalogue, ModelSpec, all_model_ids
-from bot.providers.errors import ProviderError, ProviderTimeoutError
+from bot.providers.errors import ProviderError
 from bot.providers.http import USER_AGENT
+from bot.providers.paid import UncertainCreateError, create_once
 from bot.providers.registry import build_providers
-from bot.providers.retry import surely_not_accepted, with_retries
+from bot.providers.retry import with_retries
 
 PROG = "kling-bot"
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
@@ -67,7 +67,7 @@ REASONS = {
     "not_found": "the provider does not know the task",
     "busy": "the provider is busy (rate limit); try again later",
     "unavailable": "the provider is unavailable",
-    "uncertain": "no answer in time",
+    "uncertain": "no clear answer: the task may or may not have started",
 }
 IMAGE_REASONS = {
     "image_unreadable": "is not a JPEG, PNG or WebP image that can be read",
@@ -503,7 +503,7 @@ def describe(backend: str, exc: ProviderError) -> str:
 
 
 async def create_task(provider: Provider, request: VideoRequest, reporter: Reporter) -> str:
-    """Prepare (free, retried) and start (paid, retried only when surely refused) the task."""
+    """Prepare (free, retried) and start (paid: never twice for one request) the task."""
     reporter.stage("uploading", BACKEND_NAMES.get(provider.name, provider.name))
     prepared = await with_retries(
         lambda: provider.prepare(request),
@@ -512,27 +512,13 @@ async def create_task(provider: Provider, request: VideoRequest, reporter: Repor
         should_retry=lambda exc: exc.retryable,
     )
     reporter.stage("creating the task")
-    try:
-        return await with_retries(
-            lambda: provider.start(prepared),
-            attempts=ATTEMPTS,
-            base=RETRY_BASE,
-            should_retry=surely_not_accepted,
-        )
-    except ProviderTimeoutError:
-        found = await find_lost(provider, request.external_id)
-        if found is None:
-            raise
-        return found
 
+    async def lost(exc: ProviderError) -> None:
+        reporter.stage("checking whether the task started", REASONS.get("uncertain", ""))
 
-async def find_lost(provider: Provider, external_id: str) -> str | None:
-    """The task a create whose answer was lost made, if the provider can say; never recreate."""
-    if not provider.can_find:
-        return None
-    with contextlib.suppress(ProviderError):
-        return await provider.find(external_id)
-    return None
+    return await create_once(
+        provider, prepared, request.external_id, base=RETRY_BASE, on_uncertain=lost
+    )
 
 
 async def wait_for_video(
@@ -658,7 +644,7 @@ class Job:
 
     def lost_create(self, exc: ProviderError) -> list[str]:
         """What to say when the create's answer was lost and the task could not be found."""
-        if self.task_id is not None or not isinstance(exc, ProviderTimeoutError):
+        if self.task_id is not None or not isinstance(exc, UncertainCreateError):
             return []
         return [
             f"the task may have been created anyway (our id {self.external_id}); "

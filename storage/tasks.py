@@ -46,6 +46,19 @@ UPDATE tasks SET state = 'succeeded', result_url = ?, error = NULL, next_poll_at
                  finished_at = ?, updated_at = ?
 WHERE id = ? AND state = 'failed' AND error = 'timeout'
 """
+# A create whose outcome is unknown: failed only while nothing has named its provider task.
+_GIVE_UP_CREATE = """
+UPDATE tasks SET state = 'failed', error = 'uncertain', error_detail = NULL, next_poll_at = NULL,
+                 finished_at = ?, updated_at = ?
+WHERE id = ? AND state = 'submitting' AND provider_task_id IS NULL
+"""
+# The provider named the task after all (a callback): track it from the start.
+_ADOPT = """
+UPDATE tasks SET state = 'queued', provider_task_id = ?, error = NULL, error_detail = NULL,
+                 submitted_at = ?, next_poll_at = ?, finished_at = NULL, updated_at = ?
+WHERE id = ? AND provider_task_id IS NULL AND create_started_at IS NOT NULL
+  AND (state = 'submitting' OR (state = 'failed' AND error = 'uncertain'))
+"""
 _FOR_USER = "SELECT * FROM tasks WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?"
 _COUNT_FOR_USER = "SELECT COUNT(*) FROM tasks WHERE user_id = ?"
 _COUNT_NEWER = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND id > ?"
@@ -209,6 +222,23 @@ class TaskRepository:
         now = time.time()
         async with self._db.transaction() as tx:
             if await tx.execute(_REVIVE, (result_url, now, now, now, task_id)) != 1:
+                return None
+            row = await tx.fetchone(_GET, (task_id,))
+        assert row is not None
+        return Task.from_row(row)
+
+    async def give_up_create(self, task_id: int, now: float) -> Task | None:
+        """Fail a task whose create's outcome is unknown, unless it was adopted meanwhile."""
+        return await self._update_one(_GIVE_UP_CREATE, (now, now, task_id), task_id)
+
+    async def adopt(self, task_id: int, provider_task_id: str, now: float) -> Task | None:
+        """Track a task whose create's answer was lost once the provider names it."""
+        params = (provider_task_id, now, now, now, task_id)
+        return await self._update_one(_ADOPT, params, task_id)
+
+    async def _update_one(self, sql: str, params: tuple[Any, ...], task_id: int) -> Task | None:
+        async with self._db.transaction() as tx:
+            if await tx.execute(sql, params) != 1:
                 return None
             row = await tx.fetchone(_GET, (task_id,))
         assert row is not None

@@ -236,3 +236,14 @@ async def harness(make_harness: Callable[..., Settings]) -> AsyncIterator[Callab
                 telegram.shutdown()
 
     yield run
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the money figures the tests recorded: paid creates per press, lost videos."""
+    from tests.ledger import MONEY
+
+    lines = MONEY.lines()
+    if lines:
+        terminalreporter.section("money: paid creates per Generate press, undelivered videos")
+        for line in lines:
+            terminalreporter.write_line(line)

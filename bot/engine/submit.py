@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,15 +19,14 @@ from bot.engine.tracker import Tracker
 from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import Catalogue, ModelSpec
-from bot.providers.errors import ProviderError, ProviderTimeoutError
-from bot.providers.retry import backoff, surely_not_accepted, with_retries
+from bot.providers.errors import NotFoundError, ProviderError
+from bot.providers.paid import CREATE_ATTEMPTS, UncertainCreateError, create_once, settle
+from bot.providers.retry import with_retries
+from bot.texts import t
 from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
 
 log = logging.getLogger(__name__)
-
-# Rate limits (kie 429, Kling 1302/1303) and server errors usually pass within a minute.
-CREATE_ATTEMPTS = 5
 
 
 def image_files(task: Task) -> list[str]:
@@ -106,8 +106,6 @@ class Submitter:
             if provider.create_rate is not None
         }
         self._running: set[asyncio.Task[None]] = set()
-        # Tasks sent again after a lost answer; a second loss is left to the user.
-        self._resubmitted: set[int] = set()
 
     def start(self, task: Task) -> None:
         """Submit `task` in the background."""
@@ -203,26 +201,26 @@ class Submitter:
     async def _create(
         self, task: Task, provider: Provider, prepared: PreparedTask, *, callbacks: bool
     ) -> None:
-        """The paid call, retried only while the provider surely started nothing."""
+        """The paid call: repeated only while the provider surely started nothing."""
         await self._tasks.mark_create_started(task.id)
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            await self._wait_for_slot(task, provider)
-            try:
-                provider_task_id = await provider.start(prepared)
-            except ProviderTimeoutError as exc:
-                log.warning("task %s: create answer lost (%s)", task.id, exc.message)
-                await self._settle(task)
-                return
-            except ProviderError as exc:
-                if attempt < CREATE_ATTEMPTS and surely_not_accepted(exc):
-                    hint = getattr(exc, "retry_after", None)
-                    await asyncio.sleep(backoff(attempt, self._retry_base, 30.0, hint))
-                    continue
-                log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
-                await self._fail(task, exc.reason, exc.message)
-                return
-            await self._queued(task, provider, provider_task_id, callbacks=callbacks)
+
+        async def lost(exc: ProviderError) -> None:
+            log.warning("task %s: create outcome unknown (%s); looking it up", task.id, exc.message)
+
+        try:
+            provider_task_id = await create_once(
+                provider,
+                prepared,
+                external_id(task),
+                base=self._retry_base,
+                before_each=lambda: self._wait_for_slot(task, provider),
+                on_uncertain=lost,
+            )
+        except ProviderError as exc:
+            log.info("task %s: create failed: %s (%s)", task.id, exc.reason, exc.message)
+            await self._give_up(task, exc)
             return
+        await self._queued(task, provider, provider_task_id, callbacks=callbacks)
 
     async def _wait_for_slot(self, task: Task, provider: Provider) -> None:
         gate = self._gates.get(provider.name)
@@ -235,34 +233,71 @@ class Submitter:
         await gate.acquire(tell)
 
     async def _settle(self, task: Task) -> None:
-        """A create whose outcome is unknown: find the task, start again, or ask the user."""
+        """A create cut off by a restart: adopt the task if found, create again only when the
+        provider proves there is none, else tell the user honestly."""
         provider = self._providers.get(task.backend)
         if provider is None:
             await self._fail(task, "unknown_model", None)
             return
-        if not provider.can_find:
-            await self._fail(task, "uncertain", None)
-            return
         try:
-            found = await with_retries(
-                lambda: provider.find(external_id(task)),
-                attempts=CREATE_ATTEMPTS,
+            found = await settle(provider, external_id(task), base=self._retry_base)
+        except UncertainCreateError as exc:
+            log.warning("task %s: cannot tell whether it started: %s", task.id, exc.message)
+            await self._give_up(task, exc)
+            return
+        if found is not None:
+            log.info("task %s: found at %s after a restart", task.id, provider.name)
+            await self._queued(task, provider, found)
+        else:
+            log.info("task %s: proven not created at %s; creating it", task.id, provider.name)
+            await self.submit(task)
+
+    async def adopt(self, task: Task, reported: str) -> bool:
+        """A callback named a task whose create answer was lost: the provider did start it.
+
+        The callback's URL carries the task's secret, so the provider knows it; the task is
+        re-read before it is trusted, then tracked and delivered as usual.
+        """
+        if task.create_started_at is None or task.provider_task_id is not None:
+            return False
+        if not (
+            task.state is TaskState.SUBMITTING
+            or (task.state is TaskState.FAILED and task.error == "uncertain")
+        ):
+            return False
+        provider = self._providers.get(task.backend)
+        if provider is None:
+            return False
+        candidate = reported
+        if provider.can_find:
+            # The official shape stores multi-image tasks under their endpoint: ask by our id.
+            with contextlib.suppress(ProviderError):
+                candidate = await provider.find(external_id(task)) or reported
+        try:
+            remote = await with_retries(
+                lambda: provider.fetch(candidate),
+                attempts=3,
                 base=self._retry_base,
                 should_retry=lambda exc: exc.retryable,
             )
+        except NotFoundError:
+            log.warning("task %s: a callback named an unknown task; ignored", task.id)
+            return False
         except ProviderError as exc:
-            log.warning("task %s: could not look the task up: %s", task.id, exc.message)
-            await self._fail(task, "uncertain", None)
-            return
-        if found is not None:
-            log.info("task %s: found at %s after a lost answer", task.id, provider.name)
-            await self._queued(task, provider, found)
-        elif task.id in self._resubmitted:
-            await self._fail(task, "uncertain", None)
+            # The secret in the URL says the provider knows this task; polls will re-read it.
+            log.info("task %s: adopting without a re-read (%s)", task.id, exc.message)
         else:
-            log.info("task %s: not created at %s; submitting again", task.id, provider.name)
-            self._resubmitted.add(task.id)
-            await self.submit(task)
+            ours = f"/{task.id}/{task.callback_secret}"
+            if remote.callback_url is not None and not remote.callback_url.endswith(ours):
+                log.warning("task %s: a callback named another task; ignored", task.id)
+                return False
+        adopted = await self._tasks.adopt(task.id, candidate, time.time())
+        if adopted is None:
+            return False
+        log.info("task %s: started at %s after all; tracking it", task.id, provider.name)
+        await self._messenger.notify(adopted, t(adopted.lang, "status.adopted", id=adopted.id))
+        await self._messenger.show(adopted)
+        return await self._tracker.callback_arrived(adopted)
 
     async def _queued(
         self, task: Task, provider: Provider, provider_task_id: str, *, callbacks: bool = False
@@ -281,6 +316,16 @@ class Submitter:
         if queued is not None:
             self._tracker.poke()
             await self._messenger.show(queued)
+
+    async def _give_up(self, task: Task, exc: ProviderError) -> None:
+        """Fail a task whose create failed; an unsure one only while nothing adopted it."""
+        if exc.reason != "uncertain":
+            await self._fail(task, exc.reason, exc.message)
+            return
+        # A callback may have adopted the task meanwhile: only a still-unsure task fails.
+        failed = await self._tasks.give_up_create(task.id, time.time())
+        if failed is not None:
+            await self._messenger.show(failed)
 
     async def _fail(self, task: Task, reason: str, detail: str | None) -> None:
         failed = await self._tasks.advance(

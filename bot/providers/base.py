@@ -125,6 +125,8 @@ class ProviderTask(BaseModel):
     video_url: str | None = None
     error: str | None = None
     error_code: str | None = None
+    # The callback URL the task was created with, where the provider echoes it (kie's `param`).
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,10 @@ class Provider(ABC):
         raise NotImplementedError(f"{self.name} has no balance endpoint")
 
     async def find(self, external_id: str) -> str | None:
-        """The task created under `external_id`, or None if there is none (see `can_find`)."""
+        """The task created under `external_id`; None only if the provider proves there is none.
+
+        Raises LookupInconclusiveError when it cannot tell (see `can_find`).
+        """
         raise NotImplementedError(f"{self.name} cannot look tasks up by our id")
 
     @abstractmethod

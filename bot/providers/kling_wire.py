@@ -25,6 +25,7 @@ from bot.providers.errors import (
     ContentRejectedError,
     InsufficientCreditsError,
     InvalidRequestError,
+    LookupInconclusiveError,
     NotFoundError,
     ProviderError,
     RateLimitError,
@@ -58,6 +59,8 @@ class WireFlavour:
     integer_duration: bool = False
     # Whether the backend is known to call `callback_url`.
     callbacks: bool = True
+    # Whether a lookup by `external_task_id` that finds nothing proves there is no task.
+    lookup_proves_absence: bool = True
 
 
 OFFICIAL = WireFlavour()
@@ -199,23 +202,30 @@ class OfficialShapeProvider(Provider):
         return body
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One authorised request; a stale token is renewed and the request sent once more."""
+        """One authorised request; the envelope's `data` once its `code` says success."""
+        body, response = await self._envelope(method, path, **kwargs)
+        code = body.get("code")
+        if code == 0:
+            return body.get("data")
+        message = str(body.get("message") or body.get("msg") or "unknown error")
+        if not isinstance(code, int):
+            raise status_error(response, message)
+        raise error_for(code, message, response)
+
+    async def _envelope(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """The JSON envelope of one request; a stale token is renewed and the request resent."""
         for attempt in (1, 2):
             request = self._client.build_request(
                 method, f"{self._base}{path}", headers=self._auth.header(), **kwargs
             )
             response = await send(self._client, request)
             body = json_body(response)
-            code = body.get("code")
-            if code == 0:
-                return body.get("data")
-            message = str(body.get("message") or body.get("msg") or "unknown error")
-            if not isinstance(code, int):
-                raise status_error(response, message)
-            if code in _TOKEN_CODES and attempt == 1:
+            if body.get("code") in _TOKEN_CODES and attempt == 1:
                 self._auth.renew()
                 continue
-            raise error_for(code, message, response)
+            return body, response
         raise AssertionError("unreachable")
 
     async def prepare(self, request: VideoRequest) -> PreparedTask:
@@ -231,15 +241,42 @@ class OfficialShapeProvider(Provider):
         return _MULTI_PREFIX + task_id if prepared.route == MULTI else task_id
 
     async def find(self, external_id: str) -> str | None:
-        """Look a task up by our `external_task_id` at both endpoints."""
+        """The task made under our `external_task_id`; None only when the provider proves none.
+
+        Raises LookupInconclusiveError when the answers cannot tell (a proxy without the
+        lookup, an unexpected shape): a create must not be repeated on a guess.
+        """
+        proven_absent = True
         for kind in (SINGLE, MULTI):
-            try:
-                data = await self._call("GET", f"/v1/videos/{kind}/{external_id}")
-            except (NotFoundError, InvalidRequestError):
-                continue
-            task_id = _task_id(data)
-            return _MULTI_PREFIX + task_id if kind == MULTI else task_id
-        return None
+            found = await self._find_at(kind, external_id)
+            if isinstance(found, str):
+                return _MULTI_PREFIX + found if kind == MULTI else found
+            proven_absent = proven_absent and found is _ABSENT
+        if proven_absent and self._flavour.lookup_proves_absence:
+            return None
+        raise LookupInconclusiveError(f"{self.name} cannot say whether {external_id} exists")
+
+    async def _find_at(self, kind: str, external_id: str) -> str | object:
+        """A task id, _ABSENT or _UNKNOWN, by the documented query form, then the path form."""
+        found = await self._lookup(
+            f"/v1/videos/{kind}", external_id, {"external_task_id": external_id}
+        )
+        if found is not _UNKNOWN:
+            return found
+        # Some copies of the reference take either id in the path; a miss there proves nothing.
+        by_path = await self._lookup(f"/v1/videos/{kind}/{external_id}", external_id)
+        return by_path if isinstance(by_path, str) else _UNKNOWN
+
+    async def _lookup(
+        self, path: str, external_id: str, params: dict[str, str] | None = None
+    ) -> str | object:
+        try:
+            body, response = await self._envelope("GET", path, params=params)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            return _UNKNOWN  # not an envelope: e.g. a proxy's plain 404 for a route it lacks
+        return _lookup_answer(body, response, external_id)
 
     async def fetch(self, task_id: str) -> ProviderTask:
         """Query the task at the endpoint it was created at."""
@@ -297,6 +334,40 @@ class OfficialShapeProvider(Provider):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
+
+
+_ABSENT = object()
+_UNKNOWN = object()
+
+
+def _lookup_answer(body: Mapping[str, Any], response: httpx.Response, external_id: str) -> object:
+    """What one lookup answer says: the task id, _ABSENT, or _UNKNOWN."""
+    code = body.get("code")
+    if code == 0:
+        data = body.get("data")
+        candidates = data if isinstance(data, list) else [data] if data else []
+        if not candidates:
+            return _ABSENT
+        for item in candidates:
+            if isinstance(item, dict) and _external_id_of(item) in (external_id, None):
+                task_id = item.get("task_id")
+                if isinstance(task_id, str) and task_id:
+                    return task_id
+        return _UNKNOWN  # tasks, but not ours: the filter may have been ignored
+    if not isinstance(code, int):
+        return _UNKNOWN
+    error = error_for(code, str(body.get("message") or ""), response)
+    if isinstance(error, NotFoundError | InvalidRequestError):
+        return _ABSENT  # the API's own "task not found" (404, code 1201)
+    if error.retryable:
+        raise error
+    return _UNKNOWN
+
+
+def _external_id_of(task: Mapping[str, Any]) -> str | None:
+    info = task.get("task_info")
+    value = info.get("external_task_id") if isinstance(info, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _task_id(data: Any) -> str:

@@ -8,7 +8,10 @@ from bot.providers.kling_auth import BearerAuth
 from bot.providers.kling_wire import OfficialShapeProvider, WireFlavour
 
 # Its doc marks every field required and types duration as an integer; callbacks unknown.
-TUZI = WireFlavour(all_fields=True, integer_duration=True, callbacks=False)
+# It documents no lookup by our id, so a "not found" there proves nothing.
+TUZI = WireFlavour(
+    all_fields=True, integer_duration=True, callbacks=False, lookup_proves_absence=False
+)
 
 
 def tuzi(

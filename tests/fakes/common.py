@@ -23,7 +23,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
 __all__ = [
+    "BREAKAGES",
     "DEFAULT_VIDEO",
+    "Breakage",
     "Failure",
     "Failures",
     "Gates",
@@ -203,13 +205,37 @@ class _Delay:
         return self.seconds
 
 
+# How a provider fake can spoil an answer after doing the work (the task exists, and is paid).
+Breakage = Literal["not_json", "html_502", "html_524", "reset", "silence"]
+BREAKAGES: tuple[Breakage, ...] = ("not_json", "html_502", "html_524", "reset", "silence")
+
+_BROKEN_BODIES: dict[str, tuple[int, str, bytes]] = {
+    # A 200 cut off mid-body, as a proxy that drops the connection's end may pass it on.
+    "not_json": (200, "application/json", b'{"code": 200, "msg": "succ'),
+    "html_502": (
+        502,
+        "text/html",
+        b"<html><head><title>502 Bad Gateway</title></head>"
+        b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body>"
+        b"</html>",
+    ),
+    "html_524": (
+        524,
+        "text/html; charset=UTF-8",
+        b"<!DOCTYPE html><html><head><title>A timeout occurred | Cloudflare</title></head>"
+        b"<body><h1>Error 524</h1><p>A timeout occurred</p></body></html>",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What the holds and delays set on a fake do to one request."""
+    """What the holds, delays and breakages set on a fake do to one request."""
 
     before: Hold | None = None
     after: Hold | None = None
     seconds: float = 0.0
+    broken: Breakage | None = None
 
 
 class Gates:
@@ -220,6 +246,7 @@ class Gates:
         self._endpoints = endpoints
         self._holds: list[Hold] = []
         self._delays: dict[str, _Delay] = {}
+        self._breaks: dict[str, deque[Breakage]] = {}
 
     def hold(self, endpoint: str, *, after: bool, times: int | None) -> Hold:
         """Register a hold on `endpoint`; older active holds take requests first."""
@@ -238,17 +265,26 @@ class Gates:
         else:
             self._delays[endpoint] = _Delay(seconds, times)
 
+    def spoil(self, endpoint: str, how: Breakage, times: int) -> None:
+        """Do the work of the next `times` requests to `endpoint`, then answer them `how`."""
+        self._check(endpoint, times)
+        if how not in BREAKAGES:
+            raise ValueError(f"how must be one of {BREAKAGES}, not {how!r}")
+        self._breaks.setdefault(endpoint, deque()).extend(how for _ in range(times))
+
     def take(self, endpoint: str) -> Plan:
-        """Claim the hold (at most one) and the delay that apply to a request arriving now."""
+        """Claim the hold (at most one), the delay and the breakage for a request arriving now."""
         self._holds = [hold for hold in self._holds if hold.active]
         hold = next((h for h in self._holds if h.endpoint == endpoint and h.claim()), None)
         delay = self._delays.get(endpoint)
         seconds = 0.0 if delay is None else delay.claim()
+        breaks = self._breaks.get(endpoint)
+        broken = breaks.popleft() if breaks else None
         if hold is None:
-            return Plan(seconds=seconds)
-        return (
-            Plan(after=hold, seconds=seconds) if hold.after else Plan(before=hold, seconds=seconds)
-        )
+            return Plan(seconds=seconds, broken=broken)
+        if hold.after:
+            return Plan(after=hold, seconds=seconds, broken=broken)
+        return Plan(before=hold, seconds=seconds, broken=broken)
 
     async def before_work(self, receive: Receive, plan: Plan) -> Outcome:
         """Apply the plan's hold-before, if any."""
@@ -281,7 +317,7 @@ class Gates:
         """
         plan = self.take(endpoint)
         outcome = await self.before_work(receive, plan)
-        if outcome == "go" and plan.after is None and plan.seconds <= 0:
+        if outcome == "go" and plan.after is None and plan.seconds <= 0 and plan.broken is None:
             await app(scope, replay, send)
             return
         answer: list[AsgiMessage] = []
@@ -295,6 +331,8 @@ class Gates:
         # A client that left gets nothing: uvicorn drops the request quietly.
         if outcome == "closed":
             await unavailable()(scope, replay, send)
+        elif outcome == "go" and plan.broken is not None:
+            await _spoiled(plan.broken, receive, self._is_closed, scope, replay, send)
         elif outcome == "go":
             for message in answer:
                 await send(message)
@@ -337,6 +375,30 @@ async def _wait(
         for task in watched:
             task.cancel()
         await asyncio.gather(*watched, return_exceptions=True)
+
+
+async def _spoiled(
+    how: Breakage,
+    receive: Receive,
+    closed: Callable[[], bool],
+    scope: Scope,
+    replay: Receive,
+    send: Send,
+) -> None:
+    """Answer a request whose work is done `how`: a broken body, an error page, or nothing."""
+    if how == "silence":
+        # No answer at all until the client gives up (its read timeout) or the server stops.
+        await _wait(receive, closed, None, math.inf)
+        return
+    if how == "reset":
+        cycle = getattr(receive, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
+            raise RuntimeError("this server does not expose the connection to reset")
+        transport.abort()  # the connection drops before a single byte of the answer
+        return
+    status, media_type, body = _BROKEN_BODIES[how]
+    await Response(body, status_code=status, media_type=media_type)(scope, replay, send)
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -405,7 +467,7 @@ class Recorder:
             return await receive()
 
         fake = self.fake
-        endpoint = fake._endpoint_of(scope["path"])
+        endpoint = fake._endpoint_of(scope["method"], scope["path"])
         if endpoint is None:
             await self.app(scope, replay, send)
             return
@@ -463,6 +525,15 @@ class ProviderFake(ABC, Generic[TaskT]):
         """Answer the next `times` requests to `endpoint` (all when None) `seconds` late."""
         self._gates.delay(endpoint, seconds, times)
 
+    def spoil(self, endpoint: str, how: Breakage, times: int = 1) -> None:
+        """Do the work of the next `times` requests to `endpoint`, then spoil the answer.
+
+        `how`: "not_json" (a 200 cut off mid-JSON), "html_502" / "html_524" (a proxy's error
+        page), "reset" (the connection dropped before any answer) or "silence" (no answer
+        until the client gives up). The provider has accepted the request all the same.
+        """
+        self._gates.spoil(endpoint, how, times)
+
     async def send_callback(
         self, task_id: str, *, state: str | None = None, times: int = 1
     ) -> list[int]:
@@ -501,8 +572,8 @@ class ProviderFake(ABC, Generic[TaskT]):
     # ---- what each provider says its own way ----------------------------------------------
 
     @abstractmethod
-    def _endpoint_of(self, path: str) -> str | None:
-        """Return the hold/delay endpoint a request path belongs to, if any."""
+    def _endpoint_of(self, method: str, path: str) -> str | None:
+        """Return the hold/delay endpoint a request belongs to, if any."""
 
     @abstractmethod
     def _unavailable(self) -> Response:

@@ -581,7 +581,7 @@ class FakeKie(ProviderFake[KieTask]):
     def _take_failure(self, endpoint: str) -> Failure | None:
         return self._failures.take(endpoint)
 
-    def _endpoint_of(self, path: str) -> str | None:
+    def _endpoint_of(self, method: str, path: str) -> str | None:
         if path.startswith("/results/"):
             return "result"
         return _PATH_ENDPOINTS.get(path)

@@ -26,8 +26,12 @@ the work; ``seconds=0`` clears it. A held or delayed request whose client leaves
 killed) ends quietly; one still waiting when the server shuts down (the test leaves ``serve()``)
 or at ``aclose()`` is answered 503 (code 5001). ``send_callback(task_id, state=..., times=...)``
 posts a task's callback as if it had any ``task_status``, leaving the task alone: for duplicate,
-stale and out-of-order callbacks. Queries find tasks by ``task_id`` or ``external_task_id``; an
-unknown one is answered 404, code 1201, "task not found".
+stale and out-of-order callbacks. Queries find tasks by ``task_id`` or ``external_task_id``
+(tu-zi, with ``proxy_rules``, by ``task_id`` only); an unknown one is answered 404, code 1201,
+"task not found". The official fake also serves the list query ``GET .../image2video`` (and
+multi-image2video): ``?external_task_id=`` answers that one task (or 404/1201), else a page of
+the newest (``pageNum`` 1-1000, ``pageSize`` 1-500); tu-zi documents no such route.
+``spoil(endpoint, how)`` (see ``tests.fakes.common``) creates the task, then breaks the answer.
 """
 
 from __future__ import annotations
@@ -77,7 +81,9 @@ __all__ = [
     "KlingTask",
 ]
 
-ENDPOINTS = frozenset({"create", "query", "multi_create", "multi_query", "costs"})
+ENDPOINTS = frozenset(
+    {"create", "query", "lookup", "multi_create", "multi_query", "multi_lookup", "costs"}
+)
 HOLD_ENDPOINTS = ENDPOINTS | {"result"}
 MODELS = frozenset(
     {
@@ -452,6 +458,18 @@ class FakeKling(ProviderFake[KlingTask]):
                     partial(self._query, "multi-image2video"),
                     methods=["GET"],
                 ),
+                *(
+                    []
+                    if proxy_rules
+                    else [
+                        Route(p + I2V_PATH, partial(self._list, "image2video"), methods=["GET"]),
+                        Route(
+                            p + MULTI_PATH,
+                            partial(self._list, "multi-image2video"),
+                            methods=["GET"],
+                        ),
+                    ]
+                ),
                 Route(p + "/account/costs", self._costs, methods=["GET"]),
                 Route(p + "/results/{task_id}.mp4", self._serve_result, methods=["GET"]),
                 Route(p + "/files/{name:path}", self._serve_file, methods=["GET"]),
@@ -528,6 +546,34 @@ class FakeKling(ProviderFake[KlingTask]):
             return refusal.response()
         self._advance(task)
         return _envelope(self._task_data(task))
+
+    async def _list(self, kind: str, request: Request) -> Response:
+        """The official list query: by `external_task_id`, or a page of the newest tasks."""
+        endpoint = "lookup" if kind == "image2video" else "multi_lookup"
+        try:
+            self._authenticate(request)
+            self._take_failure(endpoint)
+            external_id = request.query_params.get("external_task_id")
+            if external_id is not None:
+                task = self._by_external_id(external_id)
+                if task is None or task.kind != kind:
+                    raise _RefusalError("task not found", status=404)
+                task.polls += 1
+                self._advance(task)
+                return _envelope(self._task_data(task))
+            page = _int_param(request, "pageNum", 1, 1, 1000)
+            size = _int_param(request, "pageSize", 30, 1, 500)
+        except _RefusalError as refusal:
+            return refusal.response()
+        mine = sorted(
+            (task for task in self.tasks.values() if task.kind == kind),
+            key=lambda task: task.created,
+            reverse=True,
+        )[(page - 1) * size : page * size]
+        for task in mine:
+            task.polls += 1
+            self._advance(task)
+        return _envelope([self._task_data(task) for task in mine])
 
     async def _costs(self, request: Request) -> Response:
         try:
@@ -632,16 +678,16 @@ class FakeKling(ProviderFake[KlingTask]):
         self._add_task(task, base)
         return task
 
-    def _endpoint_of(self, path: str) -> str | None:
+    def _endpoint_of(self, method: str, path: str) -> str | None:
         if not path.startswith(self.prefix):
             return None
         rest = path[len(self.prefix) :]
-        for base, create, query in (
-            (I2V_PATH, "create", "query"),
-            (MULTI_PATH, "multi_create", "multi_query"),
+        for base, create, query, lookup in (
+            (I2V_PATH, "create", "query", "lookup"),
+            (MULTI_PATH, "multi_create", "multi_query", "multi_lookup"),
         ):
             if rest == base:
-                return create
+                return create if method == "POST" else lookup
             if rest.startswith(base + "/"):
                 return query
         if rest == "/account/costs":
@@ -649,7 +695,10 @@ class FakeKling(ProviderFake[KlingTask]):
         return "result" if rest.startswith("/results/") else None
 
     def _find(self, kind: str, key: str) -> KlingTask | None:
-        task = self.tasks.get(key) or self._by_external_id(key)
+        task = self.tasks.get(key)
+        if task is None and not self.proxy_rules:
+            # The official path form takes either id; tu-zi documents only its own task_id.
+            task = self._by_external_id(key)
         return task if task is not None and task.kind == kind else None
 
     def _by_external_id(self, external_id: str) -> KlingTask | None:
@@ -739,6 +788,15 @@ async def _json_body(request: Request) -> Any:
         return json.loads(await request.body())
     except ValueError:
         raise _RefusalError("request body is not valid JSON", code=1200) from None
+
+
+def _int_param(request: Request, name: str, default: int, least: int, most: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not least <= int(value) <= most:
+        raise _RefusalError(f"{name} must be an integer from {least} to {most}")
+    return int(value)
 
 
 def _ms_param(request: Request, name: str) -> int:
