@@ -75,9 +75,10 @@ class Database:
 
     async def _configure(self) -> None:
         for pragma in (
+            # First: another process opening the file at the same time then waits, not fails.
+            "PRAGMA busy_timeout = 5000",
             "PRAGMA journal_mode = WAL",
             "PRAGMA synchronous = NORMAL",
-            "PRAGMA busy_timeout = 5000",
             "PRAGMA foreign_keys = ON",
         ):
             await self._conn.execute(pragma)
@@ -89,6 +90,10 @@ class Database:
             if number <= current:
                 continue
             async with self.transaction() as tx:
+                # Read again under the write lock: another process may have just applied it.
+                row = await tx.fetchone("PRAGMA user_version")
+                if row is not None and int(row[0]) >= number:
+                    continue
                 for statement in statements:
                     await tx.execute(statement)
                 await tx.execute(f"PRAGMA user_version = {number:d}")

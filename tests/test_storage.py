@@ -57,6 +57,18 @@ async def test_open_creates_folder_uses_wal_and_migrates(tmp_path: Path) -> None
     assert path.exists()
 
 
+async def test_opening_one_file_at_once_migrates_it_once(tmp_path: Path) -> None:
+    """Processes starting together on a new file: one applies each migration, none fails."""
+    path = tmp_path / "bot.sqlite3"
+
+    async def open_and_read() -> int:
+        async with Database.open(path) as db:
+            return await db.schema_version()
+
+    versions = await asyncio.gather(*(open_and_read() for _ in range(3)))
+    assert versions == [len(MIGRATIONS)] * 3
+
+
 async def test_draft_round_trip_and_prompt_filling(db: Database) -> None:
     drafts = DraftRepository(db)
     draft = await new_draft(drafts, prompt=None)
