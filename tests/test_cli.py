@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 
 from bot.cli import PlainReporter, save_video
 from tests.conftest import KIE_KEY, KLING_ACCESS, KLING_SECRET, TOKEN, TUZI_KEY, free_port, jpeg
+from tests.fakes.common import Breakage
 from tests.fakes.kie import FakeKie
 from tests.fakes.kling import FakeKling
 from tests.fakes.server import serve
@@ -258,6 +259,25 @@ async def test_a_refused_key_exits_1_and_says_so(fakes: Fakes) -> None:
     assert result.code == 1
     assert "kie.ai: the key was refused" in result.err
     assert not fakes.kie.tasks
+
+
+@pytest.mark.parametrize("how", ["not_json", "html_524", "reset"])
+async def test_a_create_accepted_then_answered_badly_is_not_sent_again(
+    fakes: Fakes, how: Breakage
+) -> None:
+    fakes.kie.spoil("createTask", how)
+    result = await cli(["generate", "photo.jpg", "a storm"], fakes.env, fakes.cwd)
+    # kie cannot be asked whether it took the task: say so, and never pay twice.
+    assert result.code == 1
+    assert "may have been created anyway" in result.err and "not paid for twice" in result.err
+    assert len(fakes.kie.creates()) == 1 and len(fakes.kie.tasks) == 1
+    fakes.kling.spoil("create", how)
+    args = ["generate", "photo.jpg", "a storm", "--model", KLING_16, "--out", "k.mp4"]
+    result = await cli(args, fakes.env, fakes.cwd)
+    # Kling is asked by our external_task_id: the task it made is the one saved.
+    assert result.code == 0, result.err
+    assert (fakes.cwd / "k.mp4").read_bytes() == fakes.kling.video
+    assert len(fakes.kling.creates()) == 1 and len(fakes.kling.tasks) == 1
 
 
 async def test_timeout_exits_1_and_names_the_task(fakes: Fakes) -> None:
