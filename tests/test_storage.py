@@ -246,6 +246,13 @@ async def test_limits_are_checked_inside_the_claim(db: Database) -> None:
     assert fourth is Refusal.DAILY_LIMIT
     other = await tasks.claim_draft((await new_draft(drafts, user=8)).id, "s", 8, limits)
     assert isinstance(other, Task)
+    # At once, too: limits checked apart from the claim would let all three through.
+    racing = [(await new_draft(drafts, user=9)).id for _ in range(3)]
+    results = await asyncio.gather(
+        *(tasks.claim_draft(draft_id, "s", 9, Limits(active=1)) for draft_id in racing)
+    )
+    assert sum(isinstance(r, Task) for r in results) == 1
+    assert results.count(Refusal.ACTIVE_LIMIT) == 2
 
 
 async def test_retry_copies_a_failed_task_once(db: Database) -> None:
