@@ -107,6 +107,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[Session]:
         """Run statements atomically; roll back if the block raises."""
         async with self._lock:
+            # IMMEDIATE: the write lock is taken before the first read, so another connection
+            # cannot write between what a transaction reads and what it writes.
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._session

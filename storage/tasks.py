@@ -150,6 +150,8 @@ class TaskRepository:
     ) -> Task | Refusal:
         """Turn an open draft into a task, once, within the user's limits."""
         now = time.time()
+        # Counted and claimed under one write lock (BEGIN IMMEDIATE): limits checked in a
+        # transaction of their own would let claims made at once all pass them.
         async with self._db.transaction() as tx:
             refusal = await self._over_limits(tx, user_id, limits, now)
             if refusal is not None:
