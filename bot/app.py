@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-import uvicorn
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
@@ -25,7 +24,7 @@ from bot.providers.catalogue import Catalogue
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
 from bot.services import Services
-from bot.web import WEBHOOK_PATH, WebServer, build_web_app, webhook_secret
+from bot.web import WEBHOOK_PATH, WebServer, build_web_app, server_config, webhook_secret
 from storage import (
     ChatRepository,
     Database,
@@ -197,14 +196,7 @@ class KlingBot:
         )
 
     async def _start_web(self, app: Any) -> None:
-        config = uvicorn.Config(
-            app,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-        )
+        config = server_config(app, self.settings.http_host, self.settings.http_port)
         self._server = server = WebServer(config)
         self._server_task = asyncio.create_task(server.serve(), name="web")
         self._stack.push_async_callback(self._stop_web)

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 from telegram import Bot, Update
 from telegram.ext import Application
 
@@ -141,6 +142,21 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
 
         routes.append(Route(WEBHOOK_PATH, webhook, methods=["POST"]))
     return Starlette(routes=routes)
+
+
+def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for the web app: its logs go to the root handler, masked like ours."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # uvicorn's own config would give its loggers handlers that print unmasked.
+        log_config=None,
+        log_level="warning",
+        # False would stop "uvicorn.access" propagating; its INFO lines are below the level.
+        access_log=True,
+        lifespan="off",
+    )
 
 
 class WebServer(uvicorn.Server):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -113,3 +114,53 @@ async def test_python_m_bot_serves_a_user_and_stops_on_sigterm(tmp_path: Path) -
         assert "kling-bot started" in logs
         assert TOKEN not in logs and KIE_KEY not in logs
         assert (tmp_path / "db" / "bot.sqlite3").exists()
+
+
+# A line printed by our handler: "2026-11-29 12:00:00,000 WARNING uvicorn.error: ...".
+OUR_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+
+
+async def test_web_app_errors_are_logged_only_through_our_masking_handler(tmp_path: Path) -> None:
+    telegram = FakeTelegram(token=TOKEN)
+    async with (
+        serve(telegram.app) as tg,
+        FakeKie(api_key=KIE_KEY) as kie,
+        serve(kie.app) as kie_url,
+    ):
+        port = free_port()
+        process = await run_bot(
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": tg,
+                "KIE_API_KEY": KIE_KEY,
+                "KIE_API_URL": kie_url,
+                "PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": str(port),
+            },
+            tmp_path,
+        )
+        try:
+            await telegram.wait_for_call("getUpdates", timeout=20)
+            async with httpx.AsyncClient() as client:
+                huge = await client.post(
+                    f"http://127.0.0.1:{port}/callbacks/kie/{'9' * 30}/{TOKEN}", content=b"{}"
+                )
+            # uvicorn itself refuses this one, and says so on its error logger.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /{TOKEN} HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".encode())
+            garbage = await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            await writer.wait_closed()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, raw = await asyncio.wait_for(process.communicate(), 30)
+            telegram.shutdown()
+    err = raw.decode()
+    assert process.returncode == 0, err
+    assert huge.status_code == 404 and garbage.startswith(b"HTTP/1.1 400")
+    assert "WARNING uvicorn.error: Invalid HTTP request received." in err
+    for line in err.splitlines():
+        assert OUR_LINE.match(line), line
+    assert TOKEN not in err and TOKEN.split(":")[1] not in err and KIE_KEY not in err
