@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.logs import configure_logging
+from bot.logs import RedactingFormatter, configure_logging
 from bot.providers.catalogue import Catalogue, all_model_ids
 
 
@@ -56,14 +57,23 @@ def configured(prog: str) -> Settings | None:
 
 
 def run_bot() -> int:
-    """Run the bot; exit status 2 when the configuration is incomplete."""
+    """Run the bot; exit status 2 when the configuration is incomplete or refused."""
     settings = configured("kling-bot")
     if settings is None:
         return 2
-    from bot.app import run
+    from bot.app import StartupError, run
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run(settings))
+    except StartupError as exc:
+        masked = RedactingFormatter("%(message)s", settings.secrets()).redact(str(exc))
+        print(f"kling-bot: {masked}", file=sys.stderr)
+        return 2
+    except Exception:
+        # Python's own report of a crash would print the traceback unmasked.
+        logging.getLogger("bot").critical("kling-bot stopped by an unexpected error", exc_info=True)
+        return 1
     return 0
 
 

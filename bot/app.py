@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 from telegram import Update
+from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot.commands import Commands, set_commands
@@ -24,7 +26,14 @@ from bot.providers.catalogue import Catalogue
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
 from bot.services import Services
-from bot.web import WEBHOOK_PATH, WebServer, build_web_app, server_config, webhook_secret
+from bot.web import (
+    WEBHOOK_PATH,
+    WebServer,
+    build_web_app,
+    listen,
+    server_config,
+    webhook_secret,
+)
 from storage import (
     ChatRepository,
     Database,
@@ -38,6 +47,26 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 # With callbacks on, safety-net polls come this many POLL_INTERVALs apart.
 CALLBACK_WAIT = 30
+
+
+class StartupError(Exception):
+    """The bot cannot start, for a reason one line explains (and that line holds no secret)."""
+
+
+def telegram_refusal(exc: BaseException, api_url: str) -> str | None:
+    """What a failed Bot API call at start-up means, or None if `exc` is something else."""
+    if isinstance(exc, InvalidToken):
+        # Its message quotes the whole token.
+        return (
+            f"the Bot API at {api_url} refused TELEGRAM_BOT_TOKEN; "
+            "set the token @BotFather gave you."
+        )
+    if isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):  # TimedOut too
+        return (
+            f"cannot reach the Bot API at {api_url} ({exc.message}); "
+            "check the network and TELEGRAM_API_URL."
+        )
+    return None
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
@@ -77,6 +106,7 @@ class KlingBot:
         self._provider_timeout = provider_timeout
         self._album_wait = album_wait
         self._stack = AsyncExitStack()
+        self._socket: socket.socket | None = None
         self._server: WebServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self.application: Application | None = None  # type: ignore[type-arg]
@@ -94,12 +124,24 @@ class KlingBot:
         """Open the database, build the services, resume tasks, start polling and the web app."""
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             await self.stop()
+            refusal = telegram_refusal(exc, self.settings.telegram_api_url)
+            if refusal is not None:
+                raise StartupError(refusal) from exc
             raise
 
     async def _start(self) -> None:
         settings, stack = self.settings, self._stack
+        # Taken first, so that a busy port stops the bot before it talks to anyone.
+        try:
+            self._socket = listen(settings.http_host, settings.http_port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {settings.http_host}:{settings.http_port} ({exc.strerror}); "
+                "set HTTP_HOST and HTTP_PORT to a free address."
+            ) from exc
+        stack.callback(self._socket.close)
         db = await stack.enter_async_context(Database.open(settings.database_path))
         providers = build_providers(settings, self._provider_transport, self._provider_timeout)
         for provider in providers.values():
@@ -179,11 +221,17 @@ class KlingBot:
         await submitter.recover()
         if settings.telegram_webhook:
             await self._start_web(build_web_app(self.services, application))
-            await application.bot.set_webhook(
-                f"{settings.public_url}{WEBHOOK_PATH}",
-                secret_token=webhook_secret(settings.token),
-                allowed_updates=ALLOWED_UPDATES,
-            )
+            url = f"{settings.public_url}{WEBHOOK_PATH}"
+            try:
+                await application.bot.set_webhook(
+                    url,
+                    secret_token=webhook_secret(settings.token),
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except BadRequest as exc:
+                raise StartupError(
+                    f"Telegram refused the webhook {url} ({exc.message}); check PUBLIC_URL."
+                ) from exc
         else:
             await self._start_web(build_web_app(self.services))
             assert application.updater is not None
@@ -198,7 +246,8 @@ class KlingBot:
     async def _start_web(self, app: Any) -> None:
         config = server_config(app, self.settings.http_host, self.settings.http_port)
         self._server = server = WebServer(config)
-        self._server_task = asyncio.create_task(server.serve(), name="web")
+        assert self._socket is not None
+        self._server_task = asyncio.create_task(server.serve([self._socket]), name="web")
         self._stack.push_async_callback(self._stop_web)
         while not server.started:
             if self._server_task.done():

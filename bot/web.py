@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import Iterator
 
@@ -142,6 +143,18 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
 
         routes.append(Route(WEBHOOK_PATH, webhook, methods=["POST"]))
     return Starlette(routes=routes)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` for the web app; OSError when it cannot be had."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def server_config(app: ASGIApp, host: str, port: int) -> uvicorn.Config:

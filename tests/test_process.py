@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -118,6 +119,53 @@ async def test_python_m_bot_serves_a_user_and_stops_on_sigterm(tmp_path: Path) -
 
 # A line printed by our handler: "2026-11-29 12:00:00,000 WARNING uvicorn.error: ...".
 OUR_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+
+
+def assert_one_line_without_secrets(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert TOKEN not in err and TOKEN.split(":")[1] not in err and KIE_KEY not in err
+    return lines[0]
+
+
+async def test_refused_token_exits_2_with_one_line_and_no_token(tmp_path: Path) -> None:
+    telegram = FakeTelegram(token="987654321:AAAnotherBotsTokenThatIsNotOurs_xyz")
+    async with serve(telegram.app) as tg:
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg, "KIE_API_KEY": KIE_KEY}
+        code, err = await finished({**env, "HTTP_PORT": "0"}, tmp_path)
+    assert code == 2
+    line = assert_one_line_without_secrets(err)
+    assert line == (
+        f"kling-bot: the Bot API at {tg} refused TELEGRAM_BOT_TOKEN; "
+        "set the token @BotFather gave you."
+    )
+    assert [call.method for call in telegram.calls] == ["getMe"]
+
+
+async def test_unreachable_bot_api_exits_2_with_one_line(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": closed, "KIE_API_KEY": KIE_KEY}
+    code, err = await finished({**env, "HTTP_PORT": "0"}, tmp_path)
+    assert code == 2
+    line = assert_one_line_without_secrets(err)
+    assert line.startswith(f"kling-bot: cannot reach the Bot API at {closed} (")
+    assert line.endswith("; check the network and TELEGRAM_API_URL.")
+
+
+async def test_busy_port_exits_2_before_calling_telegram(tmp_path: Path) -> None:
+    telegram = FakeTelegram(token=TOKEN)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with serve(telegram.app) as tg:
+            env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg, "KIE_API_KEY": KIE_KEY}
+            env |= {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port)}
+            code, err = await finished(env, tmp_path)
+    assert code == 2
+    line = assert_one_line_without_secrets(err)
+    assert line.startswith(f"kling-bot: cannot listen on 127.0.0.1:{port} (")
+    assert telegram.calls == []
 
 
 async def test_web_app_errors_are_logged_only_through_our_masking_handler(tmp_path: Path) -> None:
