@@ -168,6 +168,20 @@ async def test_busy_port_exits_2_before_calling_telegram(tmp_path: Path) -> None
     assert telegram.calls == []
 
 
+async def test_a_crash_at_start_is_reported_through_our_masking_handler(tmp_path: Path) -> None:
+    telegram = FakeTelegram(token=TOKEN)
+    async with serve(telegram.app) as tg:
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg, "KIE_API_KEY": KIE_KEY}
+        # A folder that cannot be made, named so that the error quotes a secret.
+        env |= {"HTTP_PORT": "0", "DATABASE_PATH": f"/dev/null/{TOKEN}/bot.sqlite3"}
+        code, err = await finished(env, tmp_path)
+    assert code == 1
+    assert OUR_LINE.match(err), err
+    assert "CRITICAL bot: kling-bot stopped by an unexpected error" in err
+    assert "Traceback" in err and "/dev/null/[redacted]" in err
+    assert TOKEN not in err and TOKEN.split(":")[1] not in err
+
+
 async def test_web_app_errors_are_logged_only_through_our_masking_handler(tmp_path: Path) -> None:
     telegram = FakeTelegram(token=TOKEN)
     async with (
