@@ -152,6 +152,7 @@ EN: dict[str, str] = {
     "private": "Sorry, this bot is private: it only works for the people its owner allowed.",
     "status.submitting": "⏳ Uploading your photo and starting the task…",
     "status.waiting": "⏳ Task #{id} is queued here: {backend} takes only so many new tasks at a time ({ahead} ahead of yours). It starts by itself.",
+    "status.adopted": "👍 Good news: task #{id} did start at the video service after all. I will send the video here as soon as it is ready; there is no need to try again.",
     "status.queued": "⏳ Task #{id} is queued at the provider. I will send the video when it is ready.",
     "status.running": "🎬 Task #{id} is generating… I will send the video when it is ready.",
     "status.succeeded": "📤 Task #{id} is ready, sending the video…",
@@ -167,8 +168,8 @@ EN: dict[str, str] = {
     "reason.busy": "the video service is busy. Please try again in a minute.",
     "reason.unavailable": "the video service is unavailable right now. Please try again later.",
     "reason.uncertain": (
-        "the video service did not answer in time, so the task may not have started. "
-        "Check /status in a few minutes before trying again."
+        "the video service's answer got lost (no answer in time, or a broken one), so the task "
+        "may not have started. Check /status in a few minutes before trying again."
     ),
     "reason.not_found": "the video service lost track of the task.",
     "reason.timeout": "it took longer than {minutes} minutes, so I stopped waiting.",
@@ -344,6 +345,7 @@ ZH: dict[str, str] = {
     "private": "抱歉，这是私人机器人，只对所有者允许的用户开放。",
     "status.submitting": "⏳ 正在上传照片并创建任务…",
     "status.waiting": "⏳ 任务 #{id} 正在本地排队：{backend} 限制了同时创建的任务数（前面还有 {ahead} 个）。轮到时会自动开始。",
+    "status.adopted": "👍 好消息：任务 #{id} 其实已经在视频服务开始了。视频一完成就会发到这里，无需重试。",
     "status.queued": "⏳ 任务 #{id} 正在排队，视频完成后我会发给你。",
     "status.running": "🎬 任务 #{id} 正在生成…视频完成后我会发给你。",
     "status.succeeded": "📤 任务 #{id} 已完成，正在发送视频…",
@@ -358,7 +360,7 @@ ZH: dict[str, str] = {
     "reason.generation_failed": "视频生成失败：{detail}",
     "reason.busy": "视频服务繁忙，请一分钟后再试。",
     "reason.unavailable": "视频服务暂时不可用，请稍后再试。",
-    "reason.uncertain": "视频服务没有及时响应，任务可能没有开始。请过几分钟查看 /status 后再重试。",
+    "reason.uncertain": "视频服务的响应丢失了（超时或响应不完整），任务可能没有开始。请过几分钟查看 /status 后再重试。",
     "reason.not_found": "视频服务找不到这个任务。",
     "reason.timeout": "生成超过了 {minutes} 分钟，已停止等待。",
     "reason.image_unreadable": "无法读取这张图片，请以照片形式重新发送。",

@@ -117,8 +117,12 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
         ):
             log.warning("task %s: callback names another provider task", task.id)
             return JSONResponse({"error": "task mismatch"}, status_code=400)
-        # The body is only a hint: the tracker re-reads the task from the provider.
-        await services.tracker.callback_arrived(task)
+        # The body is only a hint: the task is re-read from the provider before it counts.
+        if task.provider_task_id is None:
+            # The create's answer was lost (or is still on its way): the provider did start it.
+            await services.submitter.adopt(task, provider_task_id)
+        else:
+            await services.tracker.callback_arrived(task)
         return JSONResponse({"ok": True})
 
     routes = [
