@@ -14,11 +14,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KIE_KEY, KLING_ACCESS, KLING_SECRET, PHOTO, TOKEN, free_port
+from tests.conftest import (
+    KIE_KEY,
+    KLING_ACCESS,
+    KLING_SECRET,
+    PHOTO,
+    TOKEN,
+    TUZI_KEY,
+    free_port,
+)
 from tests.fakes.kie import FakeKie
 from tests.fakes.kling import FakeKling
 from tests.fakes.server import serve
 from tests.fakes.telegram import Call, FakeTelegram, FakeUser
+from tests.ledger import MONEY
 
 ROOT = Path(__file__).parents[1]
 BASE_ENV = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
@@ -31,6 +40,7 @@ class World:
     telegram: FakeTelegram
     kie: FakeKie
     kling: FakeKling
+    tuzi: FakeKling
     env: dict[str, str]
     cwd: Path
     user: FakeUser = field(default_factory=lambda: FakeUser(id=4242))
@@ -91,9 +101,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         kling = await stack.enter_async_context(
             FakeKling(access_key=KLING_ACCESS, secret_key=KLING_SECRET)
         )
+        tuzi = await stack.enter_async_context(
+            FakeKling(api_key=TUZI_KEY, prefix="/kling", proxy_rules=True)
+        )
         tg_url = await stack.enter_async_context(serve(telegram.app))
         kie_url = await stack.enter_async_context(serve(kie.app))
         kling_url = await stack.enter_async_context(serve(kling.app))
+        tuzi_url = await stack.enter_async_context(serve(tuzi.app))
+        port = free_port()
         env = {
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": tg_url,
@@ -103,12 +118,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "KLING_ACCESS_KEY": KLING_ACCESS,
             "KLING_SECRET_KEY": KLING_SECRET,
             "KLING_API_URL": kling_url,
+            "TUZI_API_KEY": TUZI_KEY,
+            "TUZI_API_URL": f"{tuzi_url}/kling",
             "DATABASE_PATH": str(tmp_path / "db" / "bot.sqlite3"),
             "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(free_port()),
+            "HTTP_PORT": str(port),
             "POLL_INTERVAL": "0.1",
         }
-        world = World(telegram, kie, kling, env, tmp_path)
+        world = World(telegram, kie, kling, tuzi, env, tmp_path)
         try:
             yield world
         finally:
@@ -116,6 +133,12 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             telegram.shutdown()
     logs = "\n".join(world.logs)
     assert TOKEN not in logs and KIE_KEY not in logs and KLING_SECRET not in logs
+    assert TUZI_KEY not in logs
+
+
+def with_callbacks(world: World) -> None:
+    """Let providers call the bot's web app back (PUBLIC_URL on loopback)."""
+    world.env["PUBLIC_URL"] = f"http://127.0.0.1:{world.env['HTTP_PORT']}"
 
 
 async def test_killed_after_the_draft_claim(world: World) -> None:
@@ -168,10 +191,71 @@ async def test_killed_after_a_kie_create_asks_before_paying_again(world: World) 
     await world.telegram.wait_for_call("sendVideo", timeout=10)
     await asyncio.sleep(0.5)
     assert len(world.kie.creates()) == 2 and len(world.videos()) == 1
+    # Two presses (Generate, then Retry after the honest notice), two paid creates.
+    MONEY.record(
+        "kie killed mid-create polling",
+        presses=2,
+        paid_creates=2,
+        undelivered=1,
+        identifiable=False,
+    )
 
 
-async def test_killed_after_a_kling_create_finds_the_task(world: World) -> None:
+async def test_killed_during_a_kie_create_its_callback_adopts_the_task(world: World) -> None:
+    with_callbacks(world)
+    await world.start()
+    held = world.kie.hold("createTask", after=True)  # kie took it; the answer is lost
+    photo = await world.generate()
+    await held.wait()
+    await world.kill()
+    held.release()
+    await world.start()
+    await world.telegram.wait_for_call(
+        "editMessageText", lambda c: "may not have started" in c.params["text"], timeout=10
+    )
+    (task,) = world.kie.tasks.values()
+    await world.kie.complete(task.task_id)  # kie calls our task's URL with its taskId
+    await world.telegram.wait_for_call(
+        "sendMessage", lambda c: "did start" in c.params["text"], timeout=10
+    )
+    video = (await world.telegram.wait_for_call("sendVideo", timeout=10))[0]
+    assert video.params["reply_parameters"]["message_id"] == photo["message_id"]
+    await asyncio.sleep(0.5)
+    assert len(world.kie.creates()) == 1 and len(world.videos()) == 1
+    MONEY.record(
+        "kie killed mid-create callbacks",
+        presses=1,
+        paid_creates=1,
+        undelivered=0,
+        identifiable=True,
+    )
+
+
+async def test_killed_during_a_tuzi_create_is_never_sent_again(world: World) -> None:
+    world.env["DEFAULT_MODEL"] = "tuzi:kling-v2-6"
+    await world.start()
+    held = world.tuzi.hold("create", after=True)
+    await world.generate()
+    await held.wait()
+    await world.kill()
+    held.release()
+    await world.start()
+    await world.telegram.wait_for_call(
+        "editMessageText", lambda c: "may not have started" in c.params["text"], timeout=10
+    )
+    await asyncio.sleep(0.5)
+    # tu-zi cannot be asked by our id: nothing is sent again without the user.
+    assert len(world.tuzi.creates()) == 1 and not world.videos()
+    MONEY.record(
+        "tuzi killed mid-create", presses=1, paid_creates=1, undelivered=1, identifiable=False
+    )
+
+
+@pytest.mark.parametrize("callbacks", [False, True], ids=["polling", "callbacks"])
+async def test_killed_after_a_kling_create_finds_the_task(world: World, callbacks: bool) -> None:
     world.env["DEFAULT_MODEL"] = "kling:kling-v2-6"
+    if callbacks:
+        with_callbacks(world)
     await world.start()
     held = world.kling.hold("create", after=True)
     await world.generate()
@@ -186,6 +270,13 @@ async def test_killed_after_a_kling_create_finds_the_task(world: World) -> None:
     await asyncio.sleep(0.5)
     # Found by external_task_id: the one paid task is the one delivered.
     assert len(world.kling.creates()) == 1 and len(world.videos()) == 1
+    MONEY.record(
+        f"kling killed mid-create {'callbacks' if callbacks else 'polling'}",
+        presses=1,
+        paid_creates=len(world.kling.creates()),
+        undelivered=1 - len(world.videos()),
+        identifiable=True,
+    )
 
 
 async def test_killed_after_completion_before_the_upload(world: World) -> None:
