@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from storage.models import TaskState
@@ -99,3 +100,24 @@ async def test_a_spoiled_create_answer_is_settled_not_repeated(
             assert [t.state for t in tasks] == [TaskState.DELIVERED]
         else:
             assert videos == 0 and [t.state for t in tasks] == [TaskState.FAILED]
+
+
+async def test_a_callback_naming_another_task_adopts_nothing(harness: Run) -> None:
+    async with harness(callbacks=True, poll_interval=60.0) as h:
+        h.kie.spoil("createTask", "not_json")
+        await generate(h, "the first kite")
+        lost = await h.wait_task(lambda t: t.state is TaskState.FAILED)
+        await generate(h, "the second kite")
+        other = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        # The lost task's own URL and secret, but kie's record of another task: its `param`
+        # names the other task's callback URL, so the bot must not take it as the lost one.
+        url = f"{h.settings.public_url}/callbacks/kie/{lost.id}/{lost.callback_secret}"
+        body = {"code": 200, "msg": "ok", "data": {"taskId": other.provider_task_id}}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(url, json=body)
+        assert answer.status_code == 200
+        still = await h.services.tasks.get(lost.id)
+        assert still.state is TaskState.FAILED and still.provider_task_id is None
+        assert not [
+            c for c in h.telegram.calls_of("sendMessage") if "did start" in c.params["text"]
+        ]
