@@ -356,7 +356,8 @@ NOTES = """## How the benchmark works
   does); each user taps Generate as soon as the draft arrives.
 - **Time scale ×K** plays real life K times faster: `POLL_INTERVAL` 10/K s, `TASK_TIMEOUT`
   1200/K s, the progress-edit interval, the task times, the naive tracker's 5 s, Telegram's
-  flood limit (30×K requests/s) and kie's create limit (20 per 10/K s) all scale together.
+  flood limit (30×K requests/s) and the bot's gate for kie's creates (20 per 11/K s, inside kie's
+  20 per 10/K s) all scale together.
   Poll counts, Telegram calls and CPU per task do not depend on K; detection delays are shown
   in real-life seconds (× K). Latencies in milliseconds are measured as they are, which is
   only fair while the bot has CPU to spare: the row "bot CPU while serving" shows it (the bot
