@@ -8,7 +8,13 @@ import secrets
 
 from telegram import BotCommand, BotCommandScopeChat, CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.callback_data import (
     SettingsAction,
@@ -74,6 +80,9 @@ class Commands:
         application.add_handler(CallbackQueryHandler(self.page_button, pattern=r"^l:"))
         application.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^s:"))
         application.add_handler(CallbackQueryHandler(self.unknown_button))
+        # In groups a command may be meant for another bot: only private chats are answered.
+        unknown = filters.COMMAND & filters.ChatType.PRIVATE
+        application.add_handler(MessageHandler(unknown, self.unknown_command))
 
     # Commands
 
@@ -307,3 +316,7 @@ class Commands:
         query = update.callback_query
         if query is not None:
             await answer(query, t(await self.s.language(query.from_user), "answer.unknown"))
+
+    async def unknown_command(self, update: Update, context: Context) -> None:
+        """A command the bot does not have: point to /help."""
+        await reply(update, t(await self.s.language(update.effective_user), "unknown_command"))

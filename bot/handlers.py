@@ -31,7 +31,7 @@ from bot.drafting import (
     model_for_album,
     refusal_text,
 )
-from bot.engine.images import ImageError, fetch_image, too_small
+from bot.engine.images import LONGEST, SMALLEST, ImageError, check_file, size_problem
 from bot.providers.catalogue import ModelSpec
 from bot.render import camera_menu, draft_keyboard, draft_text, model_menu, status_text
 from bot.replies import Context, answer, edit, edit_markup, reply, send_reply
@@ -45,16 +45,19 @@ log = logging.getLogger(__name__)
 GETFILE_LIMIT = 20 * 1024 * 1024
 # Telegram sends an album as separate messages within a moment of each other.
 ALBUM_WAIT = 1.5
-_INTAKE_TEXTS = {"image_too_small": "too_small", "image_fetch": "fetch_failed"}
-_NOT_IMAGES = (
-    filters.Document.ALL
-    | filters.Sticker.ALL
-    | filters.VIDEO
-    | filters.ANIMATION
-    | filters.VOICE
-    | filters.AUDIO
-    | filters.VIDEO_NOTE
-)
+# What to tell for each reason an image is refused (anything else: "not_image").
+_INTAKE_TEXTS = {
+    "image_too_small": "too_small",
+    "image_shape": "bad_shape",
+    "image_too_large": "image_too_large",
+    "image_animated": "animation",
+    "image_fetch": "fetch_failed",
+}
+# A GIF is an image to Telegram's filters (image/gif), but no still photo.
+_ANIMATIONS = filters.ANIMATION | filters.Document.GIF
+# Every message the other handlers leave, of any kind Telegram has or will have, bar commands
+# (the commands' own handlers come later) and service messages (someone joined, a pin).
+_ANYTHING_ELSE = ~filters.COMMAND & ~filters.StatusUpdate.ALL
 
 
 def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOptions:
@@ -65,6 +68,12 @@ def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOpti
     if caption.cfg_scale is not None:
         update["cfg_scale"] = caption.cfg_scale
     return options.model_copy(update=update) if update else options
+
+
+def refusal(lang: str, reason: str) -> str:
+    """What to tell a user whose image was refused for `reason` (an `ImageError` reason)."""
+    key = _INTAKE_TEXTS.get(reason, "not_image")
+    return t(lang, key, smallest=SMALLEST, longest=LONGEST)
 
 
 class Handlers:
@@ -79,9 +88,10 @@ class Handlers:
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         """Attach the guard, the message handlers and the draft buttons."""
         application.add_handler(TypeHandler(Update, self.guard), group=-1)
+        application.add_handler(MessageHandler(_ANIMATIONS, self.animation))
         application.add_handler(MessageHandler(filters.PHOTO | filters.Document.IMAGE, self.image))
-        application.add_handler(MessageHandler(_NOT_IMAGES, self.not_image))
         application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.text))
+        application.add_handler(MessageHandler(_ANYTHING_ELSE, self.not_image))
         application.add_handler(CallbackQueryHandler(self.button, pattern=r"^d:"))
         application.add_error_handler(self.error)
 
@@ -112,8 +122,9 @@ class Handlers:
         lang = await self.s.language(user)
         if message.photo:
             largest = message.photo[-1]
-            if too_small(largest.width, largest.height):
-                await reply(update, t(lang, "too_small"))
+            problem = size_problem(largest.width, largest.height)
+            if problem is not None:
+                await reply(update, refusal(lang, problem))
                 return
             file_id = largest.file_id
         else:
@@ -122,9 +133,9 @@ class Handlers:
                 await reply(update, t(lang, "file_too_big"))
                 return
             try:
-                await fetch_image(context.bot, message.document.file_id)
+                await check_file(context.bot, message.document.file_id)
             except ImageError as exc:
-                await reply(update, t(lang, _INTAKE_TEXTS.get(exc.reason, "not_image")))
+                await reply(update, refusal(lang, exc.reason))
                 return
             file_id = message.document.file_id
         caption = parse_caption(message.caption or "")
@@ -206,8 +217,12 @@ class Handlers:
             await asyncio.gather(*self._albums.values(), return_exceptions=True)
 
     async def not_image(self, update: Update, context: Context) -> None:
-        """Files, stickers, videos, voice: explain what the bot needs."""
+        """Files, stickers, videos, voice, locations, polls…: explain what the bot needs."""
         await reply(update, t(await self.s.language(update.effective_user), "not_image"))
+
+    async def animation(self, update: Update, context: Context) -> None:
+        """GIFs, sent as animations or as files: explain that a still photo is needed."""
+        await reply(update, t(await self.s.language(update.effective_user), "animation"))
 
     async def text(self, update: Update, context: Context) -> None:
         """Text fills the prompt of a photo sent without one; otherwise explain."""

@@ -10,6 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callback_data import Action, DraftButton, TaskAction, TaskButton
 from bot.drafting import image_uses
+from bot.engine.images import LONGEST, SMALLEST
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import Catalogue, ModelSpec
 from bot.texts import t
@@ -178,7 +179,7 @@ def reason_text(task: Task, task_timeout: float) -> str:
     key = f"reason.{task.error or 'provider_error'}"
     minutes = max(1, round(task_timeout / 60))
     try:
-        return t(lang, key, detail=detail, minutes=minutes)
+        return t(lang, key, detail=detail, minutes=minutes, smallest=SMALLEST, longest=LONGEST)
     except KeyError:
         return t(lang, "reason.provider_error", detail=detail)
 
@@ -201,7 +202,16 @@ def status_text(task: Task, catalogue: Catalogue, task_timeout: float) -> str:
 
 
 # Failures a second try cannot mend: the photo itself, or a model no longer offered.
-_NO_RETRY = frozenset({"image_unreadable", "unknown_model", "image_too_small"})
+_NO_RETRY = frozenset(
+    {
+        "image_unreadable",
+        "unknown_model",
+        "image_too_small",
+        "image_shape",
+        "image_too_large",
+        "image_animated",
+    }
+)
 
 
 def status_keyboard(task: Task) -> InlineKeyboardMarkup | None:

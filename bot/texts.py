@@ -96,10 +96,23 @@ EN: dict[str, str] = {
     "need_photo": (
         "Send me a photo with a caption describing the motion, and I will turn it into a video."
     ),
-    "not_image": ("That file is not an image I can use. Please send a JPEG, PNG or WebP photo."),
-    "too_small": "This image is too small to animate. Please send one at least 300 px on its shorter side.",
+    "not_image": (
+        "That is not an image I can use. Please send a photo (JPEG, PNG or WebP) with a caption "
+        "describing the motion."
+    ),
+    "animation": (
+        "That is a GIF or another animation, not an image I can use. Please send a still photo "
+        "(JPEG, PNG or WebP)."
+    ),
+    "too_small": "This image is too small to animate. Please send one at least {smallest} px on its shorter side.",
+    "bad_shape": "This image is too long and narrow to animate: I can use shapes up to {longest}:1. Please crop it and send it again.",
+    "image_too_large": "This image has too many pixels for me to handle. Please send it as a photo rather than as a file, or send a smaller version.",
     "fetch_failed": "I could not fetch that file from Telegram. Please send it again.",
-    "reason.image_too_small": "the image is too small (under 100 px on a side).",
+    "unknown_command": "I do not know that command. /help shows what I can do.",
+    "reason.image_too_small": "the image is too small (under {smallest} px on a side).",
+    "reason.image_shape": "the image is too long and narrow (more than {longest}:1).",
+    "reason.image_too_large": "the image has too many pixels to handle. Please send it as a photo rather than as a file.",
+    "reason.image_animated": "the file is an animation, not a still photo.",
     "file_too_big": "That file is too big for me to fetch (over 20 MB). Please send a smaller image.",
     "prompt_too_long": (
         "Your prompt has {length} characters, but {model} accepts at most {limit}. "
@@ -292,10 +305,17 @@ ZH: dict[str, str] = {
         "（例如 <i>海浪涌来，镜头缓缓推进</i>）。"
     ),
     "need_photo": "请发送一张照片，并在图片说明里描述想要的动作，我会把它变成视频。",
-    "not_image": "这个文件不是可用的图片。请发送 JPEG、PNG 或 WebP 格式的照片。",
-    "too_small": "这张图片太小了，无法生成视频。请发送短边至少 300 像素的图片。",
+    "not_image": "这不是我能使用的图片。请发送一张照片（JPEG、PNG 或 WebP），并在图片说明里描述想要的动作。",
+    "animation": "这是 GIF 或其他动图，不是我能使用的图片。请发送一张静态照片（JPEG、PNG 或 WebP）。",
+    "too_small": "这张图片太小了，无法生成视频。请发送短边至少 {smallest} 像素的图片。",
+    "bad_shape": "这张图片太细长了，无法生成视频：我最多能处理 {longest}:1 的比例。请裁剪后重新发送。",
+    "image_too_large": "这张图片的像素太多，我无法处理。请以照片（而不是文件）形式发送，或发送更小的版本。",
     "fetch_failed": "无法从 Telegram 获取这个文件，请重新发送。",
-    "reason.image_too_small": "图片太小（某一边不足 100 像素）。",
+    "unknown_command": "我不认识这个命令。/help 可以查看我能做什么。",
+    "reason.image_too_small": "图片太小（某一边不足 {smallest} 像素）。",
+    "reason.image_shape": "图片太细长（超过 {longest}:1）。",
+    "reason.image_too_large": "图片的像素太多，无法处理。请以照片（而不是文件）形式发送。",
+    "reason.image_animated": "文件是动图，不是静态照片。",
     "file_too_big": "这个文件太大了（超过 20 MB），我无法获取。请发送更小的图片。",
     "prompt_too_long": (
         "你的提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。请缩短提示词、用 ✂️ 按钮截短，或换一个模型。"

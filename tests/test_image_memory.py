@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import struct
 import subprocess
@@ -11,9 +12,16 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
+
+from storage.models import TaskState
+from tests.conftest import Harness, button, jpeg
+from tests.fakes.telegram import FakeUser
+
+Run = Callable[..., Any]
 
 GROWTH_LIMIT_MB = 50
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,3 +184,47 @@ def test_each_file_stays_under_50_mb_and_gets_its_answer(
     wanted = expected if expected.startswith("image ") else f"refused: {expected}"
     assert outcome == wanted, f"{name}: {outcome} (peak RSS growth {growth:.1f} MB)"
     assert growth < GROWTH_LIMIT_MB, f"{name}: peak RSS grew by {growth:.1f} MB"
+
+
+async def test_odd_files_are_refused_kindly_at_intake(
+    harness: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    wide, bomb = plain("RGB", 20000, 120)(), black_png(30000, 30000)
+    async with harness() as h:
+        li = FakeUser(id=4004, first_name="Li", language_code="zh-hans")
+        answers = {
+            "too long and narrow": h.telegram.send_document(h.user, wide, "w.png", "image/png"),
+            "太细长": h.telegram.send_document(li, wide, "w.png", "image/png", caption="动"),
+            "too many pixels": h.telegram.send_document(h.user, bomb, "b.png", "image/png"),
+            "像素太多": h.telegram.send_document(li, bomb, "b.png", "image/png"),
+            "shapes up to": h.telegram.send_photo(
+                h.user, jpeg(2100, 200), "a strip", width=2100, height=200
+            ),
+        }
+        for expected, message in answers.items():
+            assert expected in (await h.reply_to(message)).params["text"]
+        assert h.kie.requests == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_odd_image_found_at_submit_fails_the_task_kindly(
+    harness: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with harness() as h:
+        # A photo whose sizes said nothing odd: only its bytes, fetched at submit, are.
+        await generate_with(h, plain("RGB", 20000, 120)())
+        task = await h.wait_task(lambda t: t.state is TaskState.FAILED)
+        assert task.error == "image_shape"
+        status = await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "too long and narrow" in c.params["text"]
+        )
+        assert "reply_markup" not in status[-1].params  # a Retry could not mend it
+        assert h.kie.creates() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def generate_with(h: Harness, image: bytes) -> None:
+    """Send `image` as a photo Telegram measured at 1280x720, and tap Generate."""
+    photo = h.telegram.send_photo(h.user, image, "it moves", width=1280, height=720)
+    draft = await h.draft_for(photo)
+    h.telegram.tap(h.user, draft, button(draft, "Generate"))
