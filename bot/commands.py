@@ -42,7 +42,7 @@ from bot.screens import (
 from bot.services import Services
 from bot.texts import LANGUAGES, t
 from storage import Refusal
-from storage.models import GenerationOptions, Task
+from storage.models import GenerationOptions, Task, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,10 @@ class Commands:
         if lang is None:
             return
         stats = await self.s.tasks.stats()
-        text = stats_text(lang, stats, self.s.catalogue, self.s.settings.task_timeout)
-        await reply(update, text)
+        # Being sent now, or left undelivered because Telegram refused even a link.
+        sending = await self.s.tasks.in_states(TaskState.DELIVERING)
+        timeout = self.s.settings.task_timeout
+        await reply(update, stats_text(lang, stats, self.s.catalogue, timeout, sending[-10:]))
 
     async def _admin_language(self, update: Update) -> str | None:
         user = update.effective_user

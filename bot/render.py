@@ -18,6 +18,8 @@ from storage.models import Draft, GenerationOptions, ImageUse, Task, TaskState
 
 PROMPT_PREVIEW = 600
 LIST_PROMPT_PREVIEW = 60
+# A video being sent this long was not sent: Telegram refused it, and even a link to it.
+UNDELIVERED_AFTER = 600.0
 
 _ICONS = {
     TaskState.SUBMITTING: "⏳",
@@ -275,13 +277,16 @@ def task_list(lang: str, tasks: list[Task], catalogue: Catalogue, now: float | N
     lines = [t(lang, "list.header"), ""]
     for task in tasks:
         spec = catalogue.get(task.options.model)
+        state = task.state.value
+        if task.state is TaskState.DELIVERING and now - task.updated_at > UNDELIVERED_AFTER:
+            state = "undelivered"
         lines.append(
             t(
                 lang,
                 "list.item",
-                icon=_ICONS[task.state],
+                icon="⚠️" if state == "undelivered" else _ICONS[task.state],
                 id=task.id,
-                state=t(lang, f"state.{task.state.value}"),
+                state=t(lang, f"state.{state}"),
                 model=html.escape(catalogue.label(task.options.model)),
                 duration=task.options.duration,
                 sound=_sound(lang, spec, task.options),

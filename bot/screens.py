@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -16,12 +17,15 @@ from bot.callback_data import (
     page_button,
 )
 from bot.providers.catalogue import Catalogue
-from bot.render import age, reason_text, task_list
+from bot.render import age, excerpt, reason_text, task_list
 from bot.texts import LANGUAGES, t
 from storage import Stats
 from storage.models import GenerationOptions, Task, TaskState
 
 PAGE_SIZE = 5
+# A message holds 4096 characters; each backend's line of /balance gets its share of that.
+MESSAGE_LIMIT = 4096
+BALANCE_DETAIL = 600
 
 
 def pages(total: int) -> int:
@@ -171,11 +175,16 @@ def settings_models(lang: str, current: str, catalogue: Catalogue) -> InlineKeyb
 def balance_text(lang: str, lines: list[tuple[str, str | None, str | None]]) -> str:
     """/balance: (backend, balance, error) per backend."""
     out = [t(lang, "balance.title")]
+    # Provider text is theirs to make as long (or as full of < & >) as they like.
+    share = min(BALANCE_DETAIL, (MESSAGE_LIMIT - 100) // max(1, len(lines)) - 60)
     for backend, text, error in lines:
+        name = html.escape(excerpt(backend, 40))
         if error is None:
-            out.append(t(lang, "balance.line", backend=backend, text=html.escape(text or "")))
+            detail = html.escape(excerpt(text or "", share))
+            out.append(t(lang, "balance.line", backend=name, text=detail))
         else:
-            out.append(t(lang, "balance.error", backend=backend, error=html.escape(error)))
+            detail = html.escape(excerpt(error, share))
+            out.append(t(lang, "balance.error", backend=name, error=detail))
     return "\n".join(out)
 
 
@@ -185,8 +194,14 @@ def _counts(lang: str, counts: dict[str, int]) -> str:
     return ", ".join(f"{html.escape(key)} {value}" for key, value in counts.items())
 
 
-def stats_text(lang: str, stats: Stats, catalogue: Catalogue, task_timeout: float) -> str:
-    """/stats: tasks by state, model and day, and the latest failures."""
+def stats_text(
+    lang: str,
+    stats: Stats,
+    catalogue: Catalogue,
+    task_timeout: float,
+    undelivered: Sequence[Task] = (),
+) -> str:
+    """/stats: tasks by state, model and day, the latest failures, and videos not yet sent."""
     states = {t(lang, f"state.{TaskState(k).value}"): v for k, v in stats.by_state.items()}
     models = {catalogue.label(k): v for k, v in stats.by_model.items()}
     lines = [
@@ -213,4 +228,10 @@ def stats_text(lang: str, stats: Stats, catalogue: Catalogue, task_timeout: floa
         )
     if not stats.recent_failures:
         lines.append(t(lang, "stats.none"))
+    if undelivered:
+        lines += ["", t(lang, "stats.undelivered")]
+        for task in undelivered:
+            model = html.escape(catalogue.label(task.options.model))
+            since = age(lang, now - task.updated_at)
+            lines.append(t(lang, "stats.undelivered_item", id=task.id, model=model, age=since))
     return "\n".join(lines)

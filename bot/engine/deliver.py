@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import os
 import shutil
@@ -87,30 +88,28 @@ class Deliverer:
         await self._finish(claimed)
 
     async def recover(self, task: Task) -> None:
-        """Finish a delivery cut off by a restart, without ever sending a second video."""
+        """Finish a delivery cut off (or refused) before, without ever sending a second video."""
         if task.sending_at is None:
             await self._finish(task)  # nothing had gone to Telegram yet
-            return
-        assert task.result_url is not None
-        await self._messenger.notify(
-            task, t(task.lang, "video.resent_link", id=task.id, url=task.result_url)
-        )
-        await self._done(task)
+        elif await self._link(task, "video.resent_link", id=task.id):
+            await self._done(task)
 
     async def _finish(self, task: Task) -> None:
-        await self._send(task)
-        await self._done(task)
+        # A task whose user got nothing stays `delivering`: the next start tries again.
+        if await self._send(task):
+            await self._done(task)
 
     async def _done(self, task: Task) -> None:
         done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
         if done is not None:
             await self._messenger.show(done)
 
-    async def _send(self, task: Task) -> None:
+    async def _send(self, task: Task) -> bool:
+        """Send the video, or a link to it; False if the user surely got neither."""
         assert task.result_url is not None
         if await self._messenger.chats.is_blocked(task.chat_id):
             log.info("task %s: chat %s blocks the bot; video not sent", task.id, task.chat_id)
-            return
+            return True
         fd, name = tempfile.mkstemp(prefix=f"kling-bot-{task.id}-", suffix=".mp4")
         os.close(fd)
         path = Path(name)
@@ -119,13 +118,11 @@ class Deliverer:
                 await self._download(task.result_url, path)
             except VideoTooLarge as exc:
                 size = round(exc.size / 1024 / 1024)
-                await self._link(task, "video.too_big", size=size)
-                return
+                return await self._link(task, "video.too_big", size=size)
             except (httpx.HTTPError, OSError) as exc:
                 log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
-                await self._link(task, "video.link")
-                return
-            await self._upload(task, path)
+                return await self._link(task, "video.link")
+            return await self._upload(task, path)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)
@@ -152,14 +149,14 @@ class Deliverer:
             raise VideoTooLarge(size)
         shutil.copyfile(source, path)
 
-    async def _upload(self, task: Task, path: Path) -> None:
+    async def _upload(self, task: Task, path: Path) -> bool:
         bot = self._messenger.bot
         try:
             # The chat action is also a cheap probe: no upload to a chat that blocked us.
             await bot.send_chat_action(task.chat_id, ChatAction.UPLOAD_VIDEO)
         except Forbidden:
             await self._messenger.blocked(task.chat_id)
-            return
+            return True
         except TelegramError as exc:
             log.info("task %s: chat action failed: %s", task.id, exc)
         await self._tasks.mark_sending(task.id)
@@ -172,7 +169,8 @@ class Deliverer:
         except (BadRequest, TelegramError) as exc:
             # Whether a timed-out upload arrived is unknown; a link is never a second video.
             log.warning("task %s: sendVideo failed (%s); sending a link", task.id, exc)
-            await self._link(task, "video.link")
+            return await self._link(task, "video.link")
+        return True
 
     async def _send_file(self, task: Task, path: Path) -> None:
         await self._uploader.send_video(
@@ -184,12 +182,25 @@ class Deliverer:
             filename=f"kling-{task.id}.mp4",
         )
 
-    async def _link(self, task: Task, key: str, **values: object) -> None:
+    async def _link(self, task: Task, key: str, **values: object) -> bool:
+        """Send the video's link in the notice `key`; False if the user surely did not get it."""
         url = task.result_url or ""
         if not url.startswith(("http://", "https://")):  # a local file is no use to the user
-            await self._messenger.notify(task, t(task.lang, "video.unavailable", id=task.id))
-            return
-        await self._messenger.notify(task, t(task.lang, key, url=url, **values))
+            unavailable = t(task.lang, "video.unavailable", id=task.id)
+            return await self._notice(task, unavailable, unavailable)
+        # The provider's URL may hold & < >: escaped for HTML, as it is in plain text.
+        text = t(task.lang, key, url=html.escape(url), **values)
+        return await self._notice(task, text, t(task.lang, key, url=url, **values))
+
+    async def _notice(self, task: Task, text: str, plain: str) -> bool:
+        """Send a notice, in plain text if its HTML is refused; False if neither arrived."""
+        for body, as_plain in ((text, False), (plain, True)):
+            if await self._messenger.notify(task, body, plain=as_plain) is not None:
+                return True
+            if await self._messenger.chats.is_blocked(task.chat_id):
+                return True  # the user turned the bot away: as with a video, nothing more to do
+        log.warning("task %s: its notice was refused twice; the task stays undelivered", task.id)
+        return False
 
     async def _upload_action(self, chat_id: int) -> None:
         # Telegram shows a chat action for five seconds; renew it until cancelled.

@@ -96,16 +96,21 @@ class Messenger:
             log.warning("task %s: status edit failed: %s", task.id, exc)
 
     async def notify(
-        self, task: Task, text: str, markup: InlineKeyboardMarkup | None = None
+        self,
+        task: Task,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+        *,
+        plain: bool = False,
     ) -> Message | None:
-        """Send `text` as a reply to the task's photo; None if Telegram refused."""
+        """Send `text` (HTML, or `plain` text) as a reply to the task's photo; None if refused."""
         if await self.chats.is_blocked(task.chat_id):
             return None
         try:
             return await self.bot.send_message(
                 task.chat_id,
                 text,
-                parse_mode=ParseMode.HTML,
+                parse_mode=None if plain else ParseMode.HTML,
                 reply_markup=markup,
                 link_preview_options=NO_PREVIEW,
                 reply_parameters=ReplyParameters(

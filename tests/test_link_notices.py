@@ -1,0 +1,128 @@
+"""A video is marked delivered only when its user got it, or a link to it that arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.render import task_list
+from storage.models import Task, TaskState
+from tests.conftest import Harness, generate
+from tests.fakes.telegram import FakeUser
+
+Run = Callable[..., Any]
+
+# What a signed CDN link can hold; unescaped, "<x>" is a tag Telegram refuses to parse.
+ODD_QUERY = "?sig=a<x>b&expires=1\"2'3"
+
+
+async def finished_at(h: Harness, url_of: Callable[[str], str]) -> Task:
+    """Generate a video and let kie finish it at the URL `url_of(its own URL)`, unseen yet."""
+    await generate(h)
+    task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+    assert task.provider_task_id is not None
+    await h.kie.complete(task.provider_task_id)
+    kie_task = h.kie.tasks[task.provider_task_id]
+    assert kie_task.result_url is not None
+    kie_task.result_url = url_of(kie_task.result_url)
+    return task
+
+
+async def check_now(h: Harness, task: Task) -> None:
+    """Have the bot look at the task now rather than at its next poll, a minute away."""
+    current = await h.services.tasks.get(task.id)
+    assert current is not None and await h.services.tracker.wake(current)
+
+
+def gone(url: str) -> str:
+    """A URL on kie's host that answers 404: the download fails, so the link is sent."""
+    return url.rsplit("/", 1)[0] + "/gone.mp4" + ODD_QUERY
+
+
+def notices(h: Harness) -> list[Any]:
+    return [c for c in h.telegram.calls_of("sendMessage") if "download" in c.params["text"]]
+
+
+async def test_a_link_with_html_characters_reaches_the_user(harness: Run) -> None:
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, gone)
+        await check_now(h, task)
+        done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        (notice,) = notices(h)  # taken at the first try, as HTML
+        assert notice.ok and notice.params["parse_mode"] == "HTML"
+        shown = h.message(notice)["text"]  # as Telegram shows it, entities parsed
+        assert done.result_url is not None and done.result_url in shown
+        assert done.result_url.endswith(ODD_QUERY)
+
+
+async def test_html_refused_falls_back_to_plain_text(harness: Run) -> None:
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, gone)
+        h.telegram.fail_next("sendMessage", description="Bad Request: can't parse entities")
+        await check_now(h, task)
+        done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        refused, plain = notices(h)
+        assert not refused.ok and refused.params["parse_mode"] == "HTML"
+        assert plain.ok and "parse_mode" not in plain.params
+        assert done.result_url is not None and done.result_url in plain.params["text"]
+
+
+async def test_a_notice_refused_twice_keeps_the_task_undelivered_until_a_restart(
+    harness: Run,
+) -> None:
+    admin = FakeUser(id=9000, first_name="Root")
+    async with harness(poll_interval=60.0, admin_user_ids=str(admin.id)) as h:
+        task = await finished_at(h, gone)
+        h.telegram.fail_next("sendMessage", times=2)
+        await check_now(h, task)
+        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+        await asyncio.sleep(0.2)
+        held = await h.services.tasks.get(task.id)
+        assert held is not None
+        assert held.state is TaskState.DELIVERING and held.delivered_at is None
+        # /status and /stats show it as not sent, to its user and to the admins.
+        status = h.telegram.send_text(h.user, "/status")
+        assert f"#{task.id} · sending" in (await h.reply_to(status)).params["text"]
+        late = held.model_copy(update={"updated_at": time.time() - 3600})
+        assert "not delivered yet" in task_list("en", [late], h.services.catalogue)
+        stats = h.telegram.send_text(admin, "/stats")
+        text = (await h.reply_to(stats)).params["text"]
+        assert "not delivered yet" in text and f"#{task.id} ·" in text
+        await h.restart()
+        done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        assert done.delivered_at is not None
+        assert len([c for c in notices(h) if c.ok]) == 1
+        assert h.telegram.calls_of("sendVideo") == []
+
+
+async def test_a_refused_upload_and_refused_links_never_make_a_second_video(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, lambda url: url + ODD_QUERY)  # it downloads
+        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
+        h.telegram.fail_next("sendMessage", times=2)
+        await check_now(h, task)
+        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+        await asyncio.sleep(0.2)
+        held = await h.services.tasks.get(task.id)
+        assert held is not None
+        assert held.state is TaskState.DELIVERING and held.sending_at is not None
+        await h.restart()
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        (link,) = [c for c in notices(h) if c.ok]
+        assert "restarted while sending" in link.params["text"]
+        assert not [c for c in h.telegram.calls_of("sendVideo") if c.ok]
+
+
+async def test_balance_stays_one_message_whatever_a_provider_answers(harness: Run) -> None:
+    admin = FakeUser(id=9000, first_name="Root")
+    async with harness(backends=("kie", "kling"), admin_user_ids=str(admin.id)) as h:
+        h.kie.fail_next("credit", code=500, msg="<b>upstream & " + "error " * 2000)
+        balance = h.telegram.send_text(admin, "/balance")
+        reply = await h.reply_to(balance)
+        shown = h.message(reply)["text"]
+        assert "kie.ai" in shown and "<b>upstream &" in shown and len(shown) < 4096
+        assert "42 of 100 left" in shown
