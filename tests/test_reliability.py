@@ -276,8 +276,12 @@ async def test_lost_kling_create_answer_is_found_by_external_id(harness: Run) ->
         await h.telegram.wait_for_call("sendVideo", timeout=8)
         held.release()
         assert len(h.kling.tasks) == 1 and len(h.kling.creates()) == 1
-        lookups = [r for r in h.kling.requests if r.method == "GET" and "/kb" in r.path]
-        assert lookups  # looked up by our external_task_id
+        lookups = [
+            r
+            for r in h.kling.requests
+            if r.method == "GET" and r.query.get("external_task_id", "").startswith("kb")
+        ]
+        assert lookups  # looked up by our external_task_id, the documented query form
 
 
 async def test_kling_create_that_never_arrived_is_sent_again_once(harness: Run) -> None:
