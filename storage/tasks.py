@@ -222,12 +222,7 @@ class TaskRepository:
     async def revive(self, task_id: int, result_url: str) -> Task | None:
         """A task failed for taking too long that succeeded after all: deliver it."""
         now = time.time()
-        async with self._db.transaction() as tx:
-            if await tx.execute(_REVIVE, (result_url, now, now, now, task_id)) != 1:
-                return None
-            row = await tx.fetchone(_GET, (task_id,))
-        assert row is not None
-        return Task.from_row(row)
+        return await self._update_one(_REVIVE, (result_url, now, now, now, task_id), task_id)
 
     async def give_up_create(self, task_id: int, now: float) -> Task | None:
         """Fail a task whose create's outcome is unknown, unless it was adopted meanwhile."""
@@ -239,6 +234,7 @@ class TaskRepository:
         return await self._update_one(_ADOPT, params, task_id)
 
     async def _update_one(self, sql: str, params: tuple[Any, ...], task_id: int) -> Task | None:
+        """Run an UPDATE of one task and return the task as it is now; None if nothing changed."""
         async with self._db.transaction() as tx:
             if await tx.execute(sql, params) != 1:
                 return None
@@ -264,13 +260,8 @@ class TaskRepository:
             f"UPDATE tasks SET state = ?, {assignments + ', ' if fields else ''}updated_at = ? "
             f"WHERE id = ? AND state IN ({', '.join('?' * len(earlier))})"
         )
-        params = [state.value, *fields.values(), time.time(), task_id, *earlier]
-        async with self._db.transaction() as tx:
-            if await tx.execute(sql, params) != 1:
-                return None
-            row = await tx.fetchone(_GET, (task_id,))
-        assert row is not None
-        return Task.from_row(row)
+        params = (state.value, *fields.values(), time.time(), task_id, *earlier)
+        return await self._update_one(sql, params, task_id)
 
     async def for_user(self, user_id: int, limit: int = 10, offset: int = 0) -> list[Task]:
         """The user's tasks, newest first."""
