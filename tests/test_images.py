@@ -194,3 +194,11 @@ def test_resizing_in_bands_matches_resizing_at_once() -> None:
         assert banded.size == (round(700 * scale), round(900 * scale))
         pairs = zip(banded.tobytes(), whole.tobytes(), strict=True)
         assert max(abs(a - b) for a, b in pairs) <= 2  # no seams between the bands
+
+
+def test_only_a_jpeg_is_passed_on_bigger_than_a_canvas() -> None:
+    big = prepare_image(encoded(2400, 2400, "PNG"))  # decoded again whole by whoever takes it
+    assert big.mime_type == "image/jpeg" and (big.width, big.height) == (1920, 1920)
+    assert prepare_image(encoded(2400, 1500, "PNG")).mime_type == "image/png"  # 3.6 MP
+    photo = encoded(2400, 2400)
+    assert prepare_image(photo).data == photo

@@ -252,7 +252,10 @@ def prepare_image(
         image = _open(data)
         width, height = image.size
         mime, suffix = _FORMATS.get(image.format or "", ("", ""))
-        if mime in accepted and len(data) <= MAX_BYTES and _fits(width, height):
+        # What is passed on is decoded again (by the preview backend, say): a JPEG can be
+        # decoded small, other formats only whole, so those are passed on up to a canvas.
+        small = _is_jpeg(image) or width * height <= CANVAS_PIXELS
+        if mime in accepted and len(data) <= MAX_BYTES and _fits(width, height) and small:
             if _decode(image, 0) in _QUARTER_TURNS:  # decoded only to prove the file whole
                 width, height = height, width
             return ImageFile(
