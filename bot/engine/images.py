@@ -156,10 +156,8 @@ def _jpeg_scale(image: Image.Image, pixels: int, fixed: int) -> int:
 
 
 def _decode(image: Image.Image, pixels: int) -> Image.Transpose | None:
-    """Decode the image in place with at least `pixels` (fewer only to stay in budget).
-
-    Returns the turn that its EXIF orientation asks for, done later on fewer pixels.
-    """
+    """Decode the image with at least `pixels` (fewer only to stay in budget); its EXIF turn."""
+    # The turn is left to the caller, to be done once the image is scaled down.
     fixed = _coefficient_bytes(image)
     if _is_jpeg(image):
         scale = _jpeg_scale(image, pixels, fixed)
