@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from bot.config import Settings
-from bot.engine.images import SMALLEST, ImageError, prepare_image
+from bot.engine.images import LONGEST, SMALLEST, ImageError, prepare_image
 from bot.engine.tracker import next_delay
 from bot.logs import RedactingFormatter, configure_logging
 from bot.providers.base import (
@@ -72,6 +72,9 @@ REASONS = {
 IMAGE_REASONS = {
     "image_unreadable": "is not a JPEG, PNG or WebP image that can be read",
     "image_too_small": f"is too small (under {SMALLEST} px on a side)",
+    "image_shape": f"is too long and narrow (more than {LONGEST}:1)",
+    "image_too_large": "has too many pixels to decode safely",
+    "image_animated": "is an animation (GIF), not a still image",
 }
 # (flag, ModelSpec attribute that must be truthy for a model to take it)
 FEATURES = (

@@ -306,6 +306,7 @@ async def test_bad_arguments_exit_2_before_any_request(fakes: Fakes) -> None:
         (["photo.jpg", "go", "--duration", "7"], "--duration 7"),
         (["missing.jpg", "go"], "cannot read the image missing.jpg"),
         (["broken.jpg", "go"], "the image broken.jpg is not a JPEG, PNG or WebP image"),
+        (["strip.png", "go"], "the image strip.png is too long and narrow (more than 10:1)"),
         (["photo.jpg", "go", "--model", "kie:nope"], f"(unknown model); choose one of: {KIE_26}"),
         (["photo.jpg", "go", "--model", "tuzi:kling-v1-6"], "its backend is not configured"),
         (["photo.jpg", "go", "--model", KLING_16, "--dynamic-mask", "m.png:1,1"], "2 to 77 points"),
@@ -314,6 +315,7 @@ async def test_bad_arguments_exit_2_before_any_request(fakes: Fakes) -> None:
         (["photo.jpg", "go", "--model", KLING_16, "--static-mask", "square.png"], "image's shape"),
     ]
     (fakes.cwd / "square.png").write_bytes(png(400, 400))
+    (fakes.cwd / "strip.png").write_bytes(png(20000, 120))
     results = await asyncio.gather(
         *(cli(["generate", *args], fakes.env, fakes.cwd) for args, _ in cases)
     )
