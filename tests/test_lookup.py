@@ -78,6 +78,7 @@ async def test_official_lookup_finds_or_proves_absence(
         (NO_ROUTE, NOT_FOUND),  # no query form: a path-form miss proves nothing
         (envelope([task("t9", "someone-else")]), NOT_FOUND),  # the filter was ignored
         (envelope(task("t9", "someone-else")), NOT_FOUND),  # another task's answer
+        (envelope([task("t9", None)]), NOT_FOUND),  # a list item that names no external id
     ],
 )
 async def test_official_lookup_that_cannot_tell_says_so(

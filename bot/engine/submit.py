@@ -319,7 +319,7 @@ class Submitter:
 
     async def _give_up(self, task: Task, exc: ProviderError) -> None:
         """Fail a task whose create failed; an unsure one only while nothing adopted it."""
-        if exc.reason != "uncertain":
+        if not isinstance(exc, UncertainCreateError):
             await self._fail(task, exc.reason, exc.message)
             return
         # A callback may have adopted the task meanwhile: only a still-unsure task fails.

@@ -345,11 +345,12 @@ def _lookup_answer(body: Mapping[str, Any], response: httpx.Response, external_i
     code = body.get("code")
     if code == 0:
         data = body.get("data")
-        candidates = data if isinstance(data, list) else [data] if data else []
-        if not candidates:
+        if not data:
             return _ABSENT
-        for item in candidates:
-            if isinstance(item, dict) and _external_id_of(item) in (external_id, None):
+        # One task may leave out its external id; in a list only an exact match is ours.
+        accepted = (external_id,) if isinstance(data, list) else (external_id, None)
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict) and _external_id_of(item) in accepted:
                 task_id = item.get("task_id")
                 if isinstance(task_id, str) and task_id:
                     return task_id
