@@ -136,6 +136,20 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     assert TUZI_KEY not in logs
 
 
+async def kill_during_the_create(
+    world: World, fake: FakeKie | FakeKling, endpoint: str
+) -> dict[str, Any]:
+    """Start the bot, tap Generate, and SIGKILL it while the provider, having taken the
+    create (it is paid for), holds the answer; return the photo message."""
+    await world.start()
+    held = fake.hold(endpoint, after=True)
+    photo = await world.generate()
+    await held.wait()
+    await world.kill()
+    held.release()
+    return photo
+
+
 def with_callbacks(world: World) -> None:
     """Let providers call the bot's web app back (PUBLIC_URL on loopback)."""
     world.env["PUBLIC_URL"] = f"http://127.0.0.1:{world.env['HTTP_PORT']}"
@@ -172,12 +186,7 @@ async def test_killed_after_the_upload(world: World) -> None:
 
 
 async def test_killed_after_a_kie_create_asks_before_paying_again(world: World) -> None:
-    await world.start()
-    held = world.kie.hold("createTask", after=True)  # kie took it; the answer is lost
-    await world.generate()
-    await held.wait()
-    await world.kill()
-    held.release()
+    await kill_during_the_create(world, world.kie, "createTask")
     world.kie.finish_after = 0.2
     await world.start()
     notice = await world.telegram.wait_for_call(
@@ -203,12 +212,7 @@ async def test_killed_after_a_kie_create_asks_before_paying_again(world: World) 
 
 async def test_killed_during_a_kie_create_its_callback_adopts_the_task(world: World) -> None:
     with_callbacks(world)
-    await world.start()
-    held = world.kie.hold("createTask", after=True)  # kie took it; the answer is lost
-    photo = await world.generate()
-    await held.wait()
-    await world.kill()
-    held.release()
+    photo = await kill_during_the_create(world, world.kie, "createTask")
     await world.start()
     await world.telegram.wait_for_call(
         "editMessageText", lambda c: "may not have started" in c.params["text"], timeout=10
@@ -233,12 +237,7 @@ async def test_killed_during_a_kie_create_its_callback_adopts_the_task(world: Wo
 
 async def test_killed_during_a_tuzi_create_is_never_sent_again(world: World) -> None:
     world.env["DEFAULT_MODEL"] = "tuzi:kling-v2-6"
-    await world.start()
-    held = world.tuzi.hold("create", after=True)
-    await world.generate()
-    await held.wait()
-    await world.kill()
-    held.release()
+    await kill_during_the_create(world, world.tuzi, "create")
     await world.start()
     await world.telegram.wait_for_call(
         "editMessageText", lambda c: "may not have started" in c.params["text"], timeout=10
@@ -256,12 +255,7 @@ async def test_killed_after_a_kling_create_finds_the_task(world: World, callback
     world.env["DEFAULT_MODEL"] = "kling:kling-v2-6"
     if callbacks:
         with_callbacks(world)
-    await world.start()
-    held = world.kling.hold("create", after=True)
-    await world.generate()
-    await held.wait()
-    await world.kill()
-    held.release()
+    await kill_during_the_create(world, world.kling, "create")
     (task,) = world.kling.tasks.values()
     await world.start()
     await asyncio.sleep(0.5)
