@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.logs import RedactingFormatter, configure_logging
-from bot.providers.catalogue import Catalogue, all_model_ids
+from bot.providers.registry import all_model_ids
 
 
 def load_settings() -> Settings | list[str]:
@@ -24,7 +24,7 @@ def load_settings() -> Settings | list[str]:
         ]
     problems = settings.problems()
     if not problems and settings.default_model:
-        offered = Catalogue(settings.configured_backends())
+        offered = settings.catalogue()
         if offered.get(settings.default_model) is None:
             known = ", ".join(spec.id for spec in offered.models)
             hint = "" if settings.default_model in all_model_ids() else " (unknown model)"

@@ -22,7 +22,7 @@ from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
 from bot.engine.upload import VideoUploader
 from bot.handlers import ALBUM_WAIT, Handlers
-from bot.providers.catalogue import Catalogue
+from bot.providers.backend import BuildContext
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
 from bot.services import Services
@@ -143,7 +143,10 @@ class KlingBot:
             ) from exc
         stack.callback(self._socket.close)
         db = await stack.enter_async_context(Database.open(settings.database_path))
-        providers = build_providers(settings, self._provider_transport, self._provider_timeout)
+        context = BuildContext(
+            settings.data_directory, self._provider_transport, self._provider_timeout
+        )
+        providers = build_providers(settings, context)
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
         downloads = httpx.AsyncClient(
@@ -152,7 +155,7 @@ class KlingBot:
             headers={"User-Agent": USER_AGENT},
         )
         stack.push_async_callback(downloads.aclose)
-        catalogue = Catalogue(settings.configured_backends())
+        catalogue = settings.catalogue()
         application = build_application(settings)
         self.application = application
         tasks = TaskRepository(db)
@@ -164,7 +167,11 @@ class KlingBot:
             settings.telegram_api_url, settings.token, downloads, application.bot.rate_limiter
         )
         deliverer = Deliverer(
-            tasks, messenger, downloads, uploader, local_roots=(settings.preview_directory,)
+            tasks,
+            messenger,
+            downloads,
+            uploader,
+            local_roots=tuple(root for p in providers.values() for root in p.local_roots),
         )
         # With callbacks on, polls are a safety net for lost callbacks, this far apart.
         callback_wait = (

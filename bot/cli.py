@@ -30,6 +30,7 @@ from bot.config import Settings
 from bot.engine.images import LONGEST, SMALLEST, ImageError, prepare_image
 from bot.engine.tracker import next_delay
 from bot.logs import RedactingFormatter, configure_logging
+from bot.providers.backend import BuildContext
 from bot.providers.base import (
     MAX_DYNAMIC_MASKS,
     MAX_TRAJECTORY_POINTS,
@@ -41,11 +42,11 @@ from bot.providers.base import (
     VideoRequest,
 )
 from bot.providers.camera import PRESETS
-from bot.providers.catalogue import BACKEND_NAMES, Catalogue, ModelSpec, all_model_ids
+from bot.providers.catalogue import Catalogue, ModelSpec
 from bot.providers.errors import ProviderError
 from bot.providers.http import USER_AGENT
 from bot.providers.paid import UncertainCreateError, create_once
-from bot.providers.registry import build_providers
+from bot.providers.registry import BACKEND_NAMES, all_model_ids, build_providers
 from bot.providers.retry import with_retries
 
 PROG = "kling-bot"
@@ -159,7 +160,7 @@ def offered_ids(catalogue: Catalogue) -> str:
 
 def choose_model(settings: Settings, requested: str | None) -> ModelSpec:
     """The requested model, else DEFAULT_MODEL, else the first; UsageError if not offered."""
-    catalogue = Catalogue(settings.configured_backends())
+    catalogue = settings.catalogue()
     if not catalogue.models:
         backends = ", ".join(settings.configured_backends())
         raise UsageError(f"the configured backends ({backends}) offer no models")
@@ -657,7 +658,7 @@ class Job:
 
 async def generate(job: Job) -> int:
     """Create the task, wait for it and save the video; print the file's path."""
-    providers = build_providers(job.settings)
+    providers = build_providers(job.settings, BuildContext(job.settings.data_directory))
     provider = providers[job.spec.backend]
     reporter = make_reporter()
     try:
@@ -698,7 +699,7 @@ def run_generate(args: argparse.Namespace, masker: Masker) -> int:
     options = GenerateOptions.from_args(args)
     settings = load_settings(masker, need_bot=False)
     spec = choose_model(settings, options.model)
-    problems = option_problems(spec, Catalogue(settings.configured_backends()), options)
+    problems = option_problems(spec, settings.catalogue(), options)
     if problems:
         raise UsageError(*problems)
     output = output_of(options.out)
@@ -778,14 +779,15 @@ async def check_public_url(client: httpx.AsyncClient, settings: Settings) -> Row
 
 def models_row(settings: Settings) -> Row:
     """How many models are offered and which one new drafts use."""
-    catalogue = Catalogue(settings.configured_backends())
+    catalogue = settings.catalogue()
     default = catalogue.default(settings.default_model).id
     return Row("Models", True, f"{len(catalogue.models)} offered; new drafts use {default}")
 
 
 async def run_checks(settings: Settings) -> list[Row]:
     """Every check, run at once."""
-    providers = build_providers(settings, timeout=CHECK_TIMEOUT)
+    context = BuildContext(settings.data_directory, timeout=CHECK_TIMEOUT)
+    providers = build_providers(settings, context)
     headers = {"User-Agent": USER_AGENT}
     try:
         async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, headers=headers) as client:

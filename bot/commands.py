@@ -27,7 +27,6 @@ from bot.callback_data import (
 )
 from bot.drafting import fit_options, limits, next_mode, refusal_text
 from bot.handlers import Handlers
-from bot.providers.catalogue import BACKEND_NAMES
 from bot.providers.errors import ProviderError
 from bot.replies import Context, answer, edit, edit_markup, reply
 from bot.screens import (
@@ -146,7 +145,7 @@ class Commands:
         )
         lines: list[tuple[str, str | None, str | None]] = []
         for name, result in zip(names, results, strict=True):
-            label = BACKEND_NAMES.get(name, name)
+            label = self.s.catalogue.title(name)
             if isinstance(result, str):
                 lines.append((label, result, None))
             elif isinstance(result, ProviderError):

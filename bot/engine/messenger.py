@@ -9,7 +9,7 @@ from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, Rep
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot.providers.catalogue import BACKEND_NAMES, Catalogue
+from bot.providers.catalogue import Catalogue
 from bot.render import status_keyboard, status_text, summary
 from bot.texts import t
 from storage.chats import ChatRepository
@@ -59,7 +59,7 @@ class Messenger:
 
     async def show_waiting(self, task: Task, ahead: int) -> None:
         """Say that the task waits in the local queue for the backend's rate limit."""
-        backend = BACKEND_NAMES.get(task.backend, task.backend)
+        backend = self.catalogue.title(task.backend)
         head = t(task.lang, "status.waiting", id=task.id, backend=backend, ahead=ahead)
         await self._status(task, f"{head}\n\n{summary(task, self.catalogue, 300)}", None)
 

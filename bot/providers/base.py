@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -148,6 +149,11 @@ class Provider(ABC):
     can_find: ClassVar[bool] = False
     # Whether the backend calls the task's callback_url when it ends.
     sends_callbacks: bool = True
+
+    @property
+    def local_roots(self) -> tuple[Path, ...]:
+        """Folders holding this backend's `file://` results (only the local preview has any)."""
+        return ()
 
     @abstractmethod
     async def prepare(self, request: VideoRequest) -> PreparedTask:

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from bot.providers.backend import Backend, BuildContext, SettingsSection, Url
 from bot.providers.base import (
     ImageFile,
     PreparedTask,
@@ -20,6 +22,7 @@ from bot.providers.base import (
     ProviderTask,
     VideoRequest,
 )
+from bot.providers.catalogue import ModelSpec
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
@@ -292,3 +295,69 @@ def _field(data: Any, name: str, call: str) -> str:
 
 def _suffix(mime_type: str) -> str:
     return {"image/png": ".png", "image/webp": ".webp"}.get(mime_type, ".jpg")
+
+
+class KieSettings(SettingsSection):
+    """KIE_API_KEY enables kie.ai; the hosts and the webhook key are optional."""
+
+    kie_api_key: SecretStr | None = None
+    kie_api_url: Url = "https://api.kie.ai"
+    kie_upload_url: Url = "https://kieai.redpandaai.co"
+    kie_webhook_hmac_key: SecretStr | None = None
+
+
+# The models' input fields and limits: shared/docs/providers.md, section A.
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        backend="kie",
+        name="kling-2.6/image-to-video",
+        label="Kling 2.6",
+        code="k26",
+        prompt_max=1000,
+        sound=True,
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v2-5-turbo-image-to-video-pro",
+        label="Kling 2.5 Turbo Pro",
+        code="k25tp",
+        prompt_max=2500,
+        negative_prompt_max=2496,
+        cfg_scale=True,
+        end_frame=True,
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v2-1-pro",
+        label="Kling 2.1 Pro",
+        code="k21p",
+        prompt_max=5000,
+        negative_prompt_max=500,
+        cfg_scale=True,
+        end_frame=True,
+    ),
+)
+
+
+def _build(settings: KieSettings, context: BuildContext) -> Provider:
+    assert settings.kie_api_key is not None
+    hmac_key = settings.kie_webhook_hmac_key
+    return KieProvider(
+        settings.kie_api_key.get_secret_value(),
+        api_url=settings.kie_api_url,
+        upload_url=settings.kie_upload_url,
+        hmac_key=hmac_key.get_secret_value() if hmac_key is not None else None,
+        transport=context.transport,
+        timeout=context.timeout,
+    )
+
+
+BACKEND = Backend(
+    name="kie",
+    title="kie.ai",
+    settings=KieSettings,
+    models=MODELS,
+    build=_build,
+    enabled=lambda settings: settings.kie_api_key is not None,
+    hint="KIE_API_KEY (kie.ai)",
+)

@@ -20,10 +20,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
-from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from PIL import Image, ImageOps
+from pydantic import Field
 
+from bot.providers.backend import Backend, BuildContext, SettingsSection
 from bot.providers.base import (
     CameraMove,
     PreparedTask,
@@ -32,6 +32,7 @@ from bot.providers.base import (
     ProviderTask,
     VideoRequest,
 )
+from bot.providers.catalogue import ModelSpec
 from bot.providers.errors import (
     CallbackRejectedError,
     InvalidRequestError,
@@ -165,6 +166,10 @@ def _encode(
     fps: int,
     stop: threading.Event | None,
 ) -> None:
+    # PyAV loads only when a preview is rendered: the bot without the preview never pays for it.
+    import av
+    from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+
     width, height = size
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=fps, options=_X264)
@@ -247,6 +252,11 @@ class PreviewProvider(Provider):
         self._errors: dict[str, str] = {}
         self._stop = threading.Event()
         self._swept_at = -math.inf
+
+    @property
+    def local_roots(self) -> tuple[Path, ...]:
+        """Its `file://` results live here: the deliverer reads only below this folder."""
+        return (self._directory,)
 
     def output_directory(self) -> Path:
         """The folder the videos are written to."""
@@ -366,3 +376,36 @@ class PreviewProvider(Provider):
         renders = list(self._renders.values())
         if renders:
             await asyncio.gather(*renders, return_exceptions=True)
+
+
+class PreviewSettings(SettingsSection):
+    """PREVIEW_BACKEND: true offers the free preview beside paid models, false never."""
+
+    # None: on exactly when no paid backend is configured.
+    preview_backend: bool | None = Field(default=None)
+
+
+MODEL = ModelSpec(
+    backend="preview",
+    name="zoom",
+    label="Free preview",
+    code="pv",
+    prompt_max=5000,
+    camera=True,
+)
+
+
+def _build(settings: PreviewSettings, context: BuildContext) -> Provider:
+    return PreviewProvider(context.data_directory / "preview")
+
+
+BACKEND = Backend(
+    name="preview",
+    title="no AI",
+    settings=PreviewSettings,
+    models=(MODEL,),
+    build=_build,
+    enabled=lambda settings: settings.preview_backend,
+    paid=False,
+    hint="PREVIEW_BACKEND=true for the free preview",
+)

@@ -1,76 +1,56 @@
-"""Build the configured backends by name."""
+"""Every backend the bot knows, as their modules declare them, and what derives from that."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
 
-import httpx
-
-from bot.config import Settings
+from bot.providers import kie, kling, preview, tuzi
+from bot.providers.backend import Backend, BuildContext, SettingsSection
 from bot.providers.base import Provider
-from bot.providers.kie import KieProvider
-from bot.providers.kling import official_kling
-from bot.providers.tuzi import tuzi
+from bot.providers.catalogue import Catalogue, ModelSpec
+
+# In the order their models are offered; adding a backend is one module and one line here.
+BACKENDS: tuple[Backend[Any], ...] = (kie.BACKEND, kling.BACKEND, tuzi.BACKEND, preview.BACKEND)
+BY_NAME: dict[str, Backend[Any]] = {backend.name: backend for backend in BACKENDS}
+
+CATALOGUE: tuple[ModelSpec, ...] = tuple(spec for b in BACKENDS for spec in b.models)
+BACKEND_NAMES: dict[str, str] = {backend.name: backend.title for backend in BACKENDS}
 
 
-def _secret(value: object) -> str | None:
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter else None
+def all_model_ids() -> list[str]:
+    """Every model id the bot knows, offered or not."""
+    return [spec.id for spec in CATALOGUE]
 
 
-Transport = httpx.AsyncBaseTransport | None
-Timeout = httpx.Timeout | None
+def configured_backends(settings: SettingsSection) -> list[str]:
+    """The backends offered: the paid ones whose credentials are set, then the free ones
+    that are switched on (or, left unset, on exactly when no paid backend is)."""
+    paid = [b.name for b in BACKENDS if b.paid and b.enabled(settings)]
+    free = []
+    for backend in BACKENDS:
+        if not backend.paid:
+            switch = backend.enabled(settings)
+            if switch if switch is not None else not paid:
+                free.append(backend.name)
+    return [*paid, *free]
 
 
-def _kie(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
-    key = _secret(settings.kie_api_key)
-    assert key is not None
-    return KieProvider(
-        key,
-        api_url=settings.kie_api_url,
-        upload_url=settings.kie_upload_url,
-        hmac_key=_secret(settings.kie_webhook_hmac_key),
-        transport=transport,
-        timeout=timeout,
-    )
+def catalogue_of(backends: Iterable[str]) -> Catalogue:
+    """The models of these backends, in their order."""
+    chosen = [BY_NAME[name] for name in backends]
+    return Catalogue((spec for b in chosen for spec in b.models), BACKEND_NAMES)
 
 
-def _kling(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
-    return official_kling(
-        settings.kling_api_url,
-        access_key=_secret(settings.kling_access_key),
-        secret_key=_secret(settings.kling_secret_key),
-        api_key=_secret(settings.kling_api_key),
-        transport=transport,
-        timeout=timeout,
-    )
+def problems(settings: SettingsSection) -> list[str]:
+    """What the backends' settings have wrong, and a line when none is configured."""
+    found = [line for backend in BACKENDS for line in backend.problems(settings)]
+    if not found and not configured_backends(settings):
+        *most, last = [b.hint for b in BACKENDS if b.hint]
+        found.append(f"Configure a video backend: set {', '.join(most)}, or {last}.")
+    return found
 
 
-def _tuzi(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
-    key = _secret(settings.tuzi_api_key)
-    assert key is not None
-    return tuzi(settings.tuzi_api_url, key, transport, timeout)
-
-
-def _preview(settings: Settings, transport: Transport, timeout: Timeout) -> Provider:
-    from bot.providers.preview import PreviewProvider  # PyAV loads only when it is used
-
-    return PreviewProvider(settings.preview_directory)
-
-
-FACTORIES: dict[str, Callable[[Settings, Transport, Timeout], Provider]] = {
-    "kie": _kie,
-    "kling": _kling,
-    "tuzi": _tuzi,
-    "preview": _preview,
-}
-
-
-def build_providers(
-    settings: Settings, transport: Transport = None, timeout: Timeout = None
-) -> dict[str, Provider]:
+def build_providers(settings: SettingsSection, context: BuildContext) -> dict[str, Provider]:
     """One provider per configured backend, keyed by backend name."""
-    return {
-        name: FACTORIES[name](settings, transport, timeout)
-        for name in settings.configured_backends()
-    }
+    return {name: BY_NAME[name].build(settings, context) for name in configured_backends(settings)}
