@@ -177,6 +177,15 @@ EN: dict[str, str] = {
     "status.summary": "{model} · {duration} s{sound}\n<i>{prompt}</i>",
     "reason.auth": "the video service refused the bot's key. The bot's owner has been told.",
     "reason.no_credits": "the video service account has no credits left. No credits were used.",
+    "reason.key_limit": (
+        "the bot's key for the video service has reached the spending limit its owner set. "
+        "No credits were used. The bot's owner has been told."
+    ),
+    "reason.blocked": (
+        "the video service's firewall (Cloudflare) turned away the bot's server; the bot's key "
+        "was not the problem. No credits were used. The bot's owner should check the server's "
+        "IP address and User-Agent."
+    ),
     "reason.invalid_request": "the video service rejected the request ({detail}).",
     "reason.moderation": "the prompt or the image was rejected by content moderation.",
     "reason.generation_failed": "the video could not be generated: {detail}",
@@ -380,6 +389,8 @@ ZH: dict[str, str] = {
     "status.summary": "{model} · {duration} 秒{sound}\n<i>{prompt}</i>",
     "reason.auth": "视频服务拒绝了机器人的密钥，请联系机器人管理员。",
     "reason.no_credits": "视频服务账户余额不足，本次未扣费。",
+    "reason.key_limit": "机器人在视频服务的密钥已达到所有者设定的消费上限，本次未扣费，已通知机器人管理员。",
+    "reason.blocked": "视频服务的防火墙（Cloudflare）拒绝了机器人的服务器，并非密钥问题，本次未扣费。请机器人管理员检查服务器的 IP 地址和 User-Agent。",
     "reason.invalid_request": "视频服务拒绝了请求（{detail}）。",
     "reason.moderation": "提示词或图片未通过内容审核。",
     "reason.generation_failed": "视频生成失败：{detail}",

@@ -27,6 +27,7 @@ from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
     ContentRejectedError,
+    FirewallBlockedError,
     InsufficientCreditsError,
     InvalidRequestError,
     RateLimitError,
@@ -369,3 +370,15 @@ async def test_balance_reads_the_resource_packs_from_the_fake() -> None:
     assert "42 of 100 left" in text
     (costs,) = [r for r in fake.requests if r.path == "/account/costs"]
     assert int(costs.query["end_time"]) > int(costs.query["start_time"]) > 10**12
+
+
+async def test_cloudflare_error_1010_is_a_firewall_block_on_kling_too() -> None:
+    provider, _ = kling(lambda req: httpx.Response(403, text="Error Code: 1010"))
+    with pytest.raises(FirewallBlockedError) as caught:
+        await provider.create(request())
+    await provider.aclose()
+    assert caught.value.reason == "blocked" and caught.value.started_nothing
+    provider, _ = kling(lambda req: httpx.Response(403, text="<html>403 Forbidden</html>"))
+    with pytest.raises(AuthenticationError):
+        await provider.create(request())
+    await provider.aclose()

@@ -43,6 +43,20 @@ class InsufficientCreditsError(ProviderError):
     started_nothing = True
 
 
+class KeyLimitError(InsufficientCreditsError):
+    """A kie sub-key used up the spending limit its owner set (code 433; providers.md D)."""
+
+    reason = "key_limit"
+
+
+class FirewallBlockedError(ProviderError):
+    """A firewall in front of the provider refused this server; the key was never checked."""
+
+    reason = "blocked"
+    # Cloudflare answers before the request reaches the provider (providers.md D).
+    started_nothing = True
+
+
 class InvalidRequestError(ProviderError):
     """The provider rejected the request's parameters."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import httpx
 from bot import __version__
 from bot.providers.errors import (
     AuthenticationError,
+    FirewallBlockedError,
     InvalidRequestError,
     NotFoundError,
     ProviderConnectionError,
@@ -63,6 +65,8 @@ async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Respo
 
 # Statuses that say the request was not seen through: it may still have been acted on.
 _UNFINISHED = frozenset({408, 499})
+# Cloudflare's refusal of the client itself (providers.md D): a firewall block, not a bad key.
+_CLOUDFLARE_1010 = re.compile(r"error\s+code:?\s*1010\b", re.IGNORECASE)
 
 
 def status_error(response: httpx.Response, message: str | None = None) -> ProviderError:
@@ -77,6 +81,12 @@ def status_error(response: httpx.Response, message: str | None = None) -> Provid
         return ServiceUnavailableError(text, code=status)
     if status == 429:
         return RateLimitError(text, code=status, retry_after=retry_after(response))
+    if status == 403 and _CLOUDFLARE_1010.search(response.text):
+        return FirewallBlockedError(
+            "HTTP 403, Cloudflare error code 1010: a firewall block, not a key problem; "
+            "check the server's IP address and User-Agent",
+            code=status,
+        )
     if status in (401, 403):
         return AuthenticationError(text, code=status)
     if status == 404:

@@ -20,6 +20,8 @@ killed) ends quietly; one still waiting when the server shuts down (the test lea
 or at ``aclose()`` is answered 503. ``send_callback(task_id, state=..., times=...)`` posts a
 task's callback as if it were in any state, leaving the task alone: for duplicate, stale and
 out-of-order callbacks. The hold, delay and callback plumbing lives in ``tests.fakes.common``.
+``firewall_block(*endpoints, times=None)`` answers as Cloudflare does when it bans a client
+(providers.md D): HTTP 403 with the plain text ``error code: 1010``, before any key is checked.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from urllib.parse import quote
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.fakes.common import (
     DEFAULT_VIDEO,
@@ -74,6 +77,7 @@ UNAUTHORIZED_MSG = "You do not have access permissions"
 NOT_ACCESSIBLE_MSG = "image url not accessible"
 DEFAULT_FAIL_CODE = "500"
 DEFAULT_FAIL_MSG = "content moderation failed"
+FIREWALL_BODY = "error code: 1010"
 _PATH_ENDPOINTS = {
     CREATE_PATH: "createTask",
     "/api/v1/jobs/recordInfo": "recordInfo",
@@ -193,6 +197,25 @@ def _parse_multipart(body: bytes, content_type: str) -> dict[str, _Part]:
     return parts
 
 
+class _Firewall:
+    """ASGI middleware: Cloudflare's ban of a client, for the endpoints a test blocks."""
+
+    def __init__(self, app: ASGIApp, fake: FakeKie) -> None:
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = (
+            self.fake._endpoint_of(scope["method"], scope["path"])
+            if scope["type"] == "http"
+            else None
+        )
+        if endpoint is not None and self.fake._firewall_takes(endpoint):
+            await PlainTextResponse(FIREWALL_BODY, status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _envelope(code: int, msg: str, data: Any = None, *, status: int = 200) -> JSONResponse:
     return JSONResponse({"code": code, "msg": msg, "data": data}, status_code=status)
 
@@ -224,6 +247,8 @@ class FakeKie(ProviderFake[KieTask]):
         self._mimes: dict[str, str] = {}
         self._url_files: dict[str, str] = {}
         self._counter = itertools.count(1)
+        # endpoint -> requests still to block (None: all of them)
+        self._firewall: dict[str, int | None] = {}
         self.app = Starlette(
             routes=[
                 Route(CREATE_PATH, self._create_task, methods=["POST"]),
@@ -234,10 +259,19 @@ class FakeKie(ProviderFake[KieTask]):
                 Route("/files/{path:path}", self._serve_file, methods=["GET"]),
                 Route("/results/{task_id}.mp4", self._serve_result, methods=["GET"]),
             ],
-            middleware=[Middleware(Recorder, fake=self)],
+            middleware=[Middleware(Recorder, fake=self), Middleware(_Firewall, fake=self)],
         )
 
     # ---- knobs and inspection -------------------------------------------------------------
+
+    def firewall_block(self, *endpoints: str, times: int | None = None) -> None:
+        """Refuse the next `times` calls (None: all) of `endpoints` (none: every one) as banned."""
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1")
+        for endpoint in endpoints or sorted(HOLD_ENDPOINTS):
+            if endpoint not in HOLD_ENDPOINTS:
+                raise ValueError(f"endpoint must be one of {sorted(HOLD_ENDPOINTS)}")
+            self._firewall[endpoint] = times
 
     def fail_next(
         self,
@@ -577,6 +611,18 @@ class FakeKie(ProviderFake[KieTask]):
 
     def _authorized(self, request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.api_key}"
+
+    def _firewall_takes(self, endpoint: str) -> bool:
+        if endpoint not in self._firewall:
+            return False
+        left = self._firewall[endpoint]
+        if left is None:
+            return True
+        if left <= 1:
+            del self._firewall[endpoint]
+        else:
+            self._firewall[endpoint] = left - 1
+        return True
 
     def _take_failure(self, endpoint: str) -> Failure | None:
         return self._failures.take(endpoint)

@@ -1,0 +1,74 @@
+"""Errors as the providers have them: a sub-key's limit, a firewall block."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.providers import kie
+from bot.providers.errors import (
+    FirewallBlockedError,
+    InsufficientCreditsError,
+    KeyLimitError,
+)
+from bot.texts import EN, ZH
+from storage.models import TaskState
+from tests.conftest import generate
+from tests.fakes.telegram import FakeUser
+
+Run = Callable[..., Any]
+ADMIN = FakeUser(id=9000, first_name="Root")
+
+
+def test_the_new_reasons_are_refusals_told_in_both_languages() -> None:
+    limit = KeyLimitError("sub-key limit reached", code=433)
+    blocked = FirewallBlockedError("error code: 1010", code=403)
+    # A key limit is a kind of "no credits": whatever handles running dry handles it too.
+    assert isinstance(limit, InsufficientCreditsError)
+    assert (limit.reason, blocked.reason) == ("key_limit", "blocked")
+    for error in (limit, blocked):
+        assert error.started_nothing and not error.retryable
+        assert EN[f"reason.{error.reason}"] and ZH[f"reason.{error.reason}"]
+    assert "spending limit" in EN["reason.key_limit"] and "消费上限" in ZH["reason.key_limit"]
+    assert "Cloudflare" in EN["reason.blocked"] and "Cloudflare" in ZH["reason.blocked"]
+
+
+async def test_a_sub_key_at_its_limit_is_explained(
+    harness: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kie.py's table is another change's to edit; until it names KeyLimitError, lend it here.
+    monkeypatch.setitem(kie._ERRORS, 433, KeyLimitError)
+    async with harness() as h:
+        h.kie.fail_next("createTask", code=433, msg="The sub-key has exceeded its limit")
+        await generate(h)
+        failed = await h.wait_task(lambda t: t.state is TaskState.FAILED)
+        assert failed.error == "key_limit" and failed.next_poll_at is None
+        edits = await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "spending limit" in c.params["text"]
+        )
+        assert "No credits were used" in edits[0].params["text"]
+        assert len(h.kie.creates()) == 1 and not h.kie.tasks
+
+
+async def test_a_cloudflare_block_is_a_firewall_not_a_bad_key(harness: Run) -> None:
+    async with harness(admin_user_ids=str(ADMIN.id)) as h:
+        h.kie.firewall_block("createTask", times=1)
+        await generate(h)
+        failed = await h.wait_task(lambda t: t.state is TaskState.FAILED)
+        assert failed.error == "blocked"
+        edits = await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "firewall" in c.params["text"]
+        )
+        text = edits[0].params["text"]
+        assert "Cloudflare" in text and "No credits were used" in text
+        assert "refused the bot's key" not in text and "answered with an error" not in text
+        # Cloudflare answered before kie saw the request: nothing to pay, nothing to repeat.
+        assert len(h.kie.creates()) == 1 and not h.kie.tasks
+
+        h.kie.firewall_block("credit")
+        balance = h.telegram.send_text(ADMIN, "/balance")
+        shown = h.message(await h.reply_to(balance))["text"]
+        assert "kie.ai" in shown and "blocked" in shown and "firewall" in shown
+        assert "auth" not in shown
