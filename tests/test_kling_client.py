@@ -372,6 +372,46 @@ async def test_balance_reads_the_resource_packs_from_the_fake() -> None:
     assert int(costs.query["end_time"]) > int(costs.query["start_time"]) > 10**12
 
 
+def pack(name: str, status: str, start: float, end: float, left: float = 7) -> dict[str, Any]:
+    """A resource pack in force from `start` to `end` days from now."""
+    now = time.time() * 1000
+    day = 86_400_000
+    return {
+        "resource_pack_name": name,
+        "resource_pack_type": "decreasing_total",
+        "total_quantity": 10.0,
+        "remaining_quantity": float(left),
+        "effective_time": int(now + start * day),
+        "invalid_time": int(now + end * day),
+        "status": status,
+    }
+
+
+async def test_balance_counts_only_the_packs_in_force() -> None:
+    packs = [
+        pack("expired", "expired", -60, -30),
+        pack("used up", "runOut", -5, 20, left=0),
+        pack("not yet", "toBeOnline", 3, 30),
+        pack("lapsed", "online", -30, -0.01),
+        pack("early", "online", 0.01, 30),
+        pack("current", "online", -1, 30, left=7.5),
+        pack("undated", "online", -1, 30) | {"effective_time": None, "invalid_time": None},
+    ]
+    answers = [{"code": 0, "msg": "", "resource_pack_subscribe_infos": packs}]
+
+    def costs(req: httpx.Request) -> httpx.Response:
+        assert req.url.path == "/account/costs"
+        return ok(answers.pop(0))
+
+    provider, _ = kling(costs)
+    assert await provider.balance() == "current: 7.5 of 10 left; undated: 7 of 10 left"
+    answers.append({"code": 0, "msg": "", "resource_pack_subscribe_infos": packs[:5]})
+    assert await provider.balance() == "no resource packs in force"
+    answers.append({"code": 0, "msg": "", "resource_pack_subscribe_infos": []})
+    assert await provider.balance() == "no resource packs in force"
+    await provider.aclose()
+
+
 async def test_cloudflare_error_1010_is_a_firewall_block_on_kling_too() -> None:
     provider, _ = kling(lambda req: httpx.Response(403, text="Error Code: 1010"))
     with pytest.raises(FirewallBlockedError) as caught:

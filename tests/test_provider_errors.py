@@ -1,4 +1,4 @@
-"""Errors as the providers have them: a sub-key's limit, a firewall block."""
+"""Errors as the providers have them: a sub-key's limit, a firewall block, packs in force."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.providers.errors import (
 from bot.texts import EN, ZH
 from storage.models import TaskState
 from tests.conftest import generate
+from tests.fakes.kling import resource_pack
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
@@ -72,3 +73,26 @@ async def test_a_cloudflare_block_is_a_firewall_not_a_bad_key(harness: Run) -> N
         shown = h.message(await h.reply_to(balance))["text"]
         assert "kie.ai" in shown and "blocked" in shown and "firewall" in shown
         assert "auth" not in shown
+
+
+async def test_balance_lists_only_the_kling_packs_in_force(harness: Run) -> None:
+    async with harness(backends=("kling",), admin_user_ids=str(ADMIN.id)) as h:
+        assert h.kling is not None
+        h.kling.packs = [
+            resource_pack("Old pack", "expired", remaining=5, from_days=-60, to_days=-30),
+            resource_pack("Spent pack", "runOut", remaining=0),
+            resource_pack("Next pack", "toBeOnline", remaining=100, from_days=2, to_days=40),
+            # Its status has not caught up with its end yet.
+            resource_pack("Lapsed pack", "online", remaining=9, from_days=-40, to_days=-1),
+            resource_pack("Video pack", "online", remaining=42, total=100),
+        ]
+        first = h.telegram.send_text(ADMIN, "/balance")
+        shown = h.message(await h.reply_to(first))["text"]
+        assert "Video pack: 42 of 100 left" in shown
+        for gone in ("Old pack", "Spent pack", "Next pack", "Lapsed pack"):
+            assert gone not in shown
+
+        h.kling.packs = h.kling.packs[:4]
+        second = h.telegram.send_text(ADMIN, "/balance")
+        shown = h.message(await h.reply_to(second))["text"]
+        assert "no resource packs in force" in shown and "pack:" not in shown

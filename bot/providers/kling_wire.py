@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 
@@ -297,24 +297,22 @@ class OfficialShapeProvider(Provider):
         )
 
     async def balance(self) -> str:
-        """Remaining quantity of the account's resource packs over the last 90 days."""
+        """Remaining quantity of the resource packs in force, among those of the last 90 days."""
         now_ms = int(time.time() * 1000)
         data = await self.costs(now_ms - 90 * 24 * 3600 * 1000, now_ms)
         packs = data.get("resource_pack_subscribe_infos") if isinstance(data, dict) else None
-        if not isinstance(packs, list) or not packs:
-            return "no resource packs"
         parts = []
-        for pack in packs:
-            if not isinstance(pack, dict):
+        for pack in packs if isinstance(packs, list) else []:
+            if not isinstance(pack, dict) or not _in_force(pack, now_ms):
                 continue
             name = pack.get("resource_pack_name", "pack")
             left, total = pack.get("remaining_quantity"), pack.get("total_quantity")
             parts.append(
                 f"{name}: {left:g} of {total:g} left"
-                if isinstance(left, int | float) and isinstance(total, int | float)
+                if _is_number(left) and _is_number(total)
                 else f"{name}: ?"
             )
-        return "; ".join(parts) or "no resource packs"
+        return "; ".join(parts) or "no resource packs in force"
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
         """The task id of a callback, flat or enveloped (Kling does not sign callbacks)."""
@@ -363,6 +361,23 @@ def _lookup_answer(body: Mapping[str, Any], response: httpx.Response, external_i
     if error.retryable:
         raise error
     return _UNKNOWN
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _in_force(pack: Mapping[str, Any], now_ms: int) -> bool:
+    """Whether a resource pack can pay for a task now: online, and now within its span."""
+    # Kling's account-usage reference (klingai.com/document-api/api/assets/account-usage, beyond
+    # providers.md B) gives status toBeOnline, online, expired or runOut and the span in ms; a
+    # status may lag behind its span, so both must agree.
+    if pack.get("status") != "online":
+        return False
+    start, end = pack.get("effective_time"), pack.get("invalid_time")
+    if _is_number(start) and now_ms < start:
+        return False
+    return not (_is_number(end) and now_ms >= end)
 
 
 def _external_id_of(task: Mapping[str, Any]) -> str | None:

@@ -32,6 +32,8 @@ stale and out-of-order callbacks. Queries find tasks by ``task_id`` or ``externa
 multi-image2video): ``?external_task_id=`` answers that one task (or 404/1201), else a page of
 the newest (``pageNum`` 1-1000, ``pageSize`` 1-500); tu-zi documents no such route.
 ``spoil(endpoint, how)`` (see ``tests.fakes.common``) creates the task, then breaks the answer.
+``/account/costs`` answers one pack in force holding ``remaining_quantity`` of
+``total_quantity``, or the ``packs`` a test sets (make them with ``resource_pack()``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ __all__ = [
     "Hold",
     "KlingRequest",
     "KlingTask",
+    "resource_pack",
 ]
 
 ENDPOINTS = frozenset(
@@ -165,6 +168,31 @@ def _http_status(code: int) -> int:
     if 5000 <= code <= 5002:
         return 500
     return 400
+
+
+def resource_pack(
+    name: str,
+    status: str = "online",
+    *,
+    remaining: float = 42.0,
+    total: float = 100.0,
+    from_days: float = -1.0,
+    to_days: float = 30.0,
+) -> dict[str, Any]:
+    """A pack as /account/costs lists it, spanning from_days..to_days from now."""
+    # Kling's account-usage reference names the statuses toBeOnline, online, expired and runOut.
+    now = ms(time.time())
+    return {
+        "resource_pack_name": name,
+        "resource_pack_id": f"fake-pack-{name.lower().replace(' ', '-')}",
+        "resource_pack_type": "decreasing_total",
+        "total_quantity": total,
+        "remaining_quantity": remaining,
+        "purchase_time": now + int(min(from_days, -1.0) * 86_400_000),
+        "effective_time": now + int(from_days * 86_400_000),
+        "invalid_time": now + int(to_days * 86_400_000),
+        "status": status,
+    }
 
 
 def _envelope(
@@ -443,6 +471,7 @@ class FakeKling(ProviderFake[KlingTask]):
         self.max_running: int | None = None
         self.total_quantity: float = 100.0
         self.remaining_quantity: float = 42.0
+        self.packs: list[dict[str, Any]] | None = None
         p = prefix
         self.app = Starlette(
             routes=[
@@ -585,19 +614,14 @@ class FakeKling(ProviderFake[KlingTask]):
                 raise _RefusalError("start_time must not be after end_time")
         except _RefusalError as refusal:
             return refusal.response()
-        now = ms(time.time())
-        pack = {
-            "resource_pack_name": "Video pack",
-            "resource_pack_id": "fake-pack-0001",
-            "resource_pack_type": "decreasing_total",
-            "total_quantity": self.total_quantity,
-            "remaining_quantity": self.remaining_quantity,
-            "purchase_time": now - 86_400_000,
-            "effective_time": now - 86_400_000,
-            "invalid_time": now + 30 * 86_400_000,
-            "status": "online",
-        }
-        return _envelope({"code": 0, "msg": "", "resource_pack_subscribe_infos": [pack]})
+        packs = self.packs
+        if packs is None:
+            packs = [
+                resource_pack(
+                    "Video pack", remaining=self.remaining_quantity, total=self.total_quantity
+                )
+            ]
+        return _envelope({"code": 0, "msg": "", "resource_pack_subscribe_infos": packs})
 
     async def _serve_file(self, request: Request) -> Response:
         name = request.path_params["name"]
