@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -42,7 +42,14 @@ from bot.providers.base import (
     VideoRequest,
 )
 from bot.providers.camera import PRESETS
-from bot.providers.catalogue import Catalogue, ModelSpec
+from bot.providers.catalogue import (
+    CAMERA,
+    END_FRAME,
+    MOTION_BRUSH,
+    SOUND,
+    Catalogue,
+    ModelSpec,
+)
 from bot.providers.errors import ProviderError
 from bot.providers.http import USER_AGENT
 from bot.providers.paid import UncertainCreateError, create_once
@@ -69,6 +76,8 @@ REASONS = {
     "busy": "the provider is busy (rate limit); try again later",
     "unavailable": "the provider is unavailable",
     "uncertain": "no clear answer: the task may or may not have started",
+    "key_limit": "the key has reached the spending limit set for it (a kie sub-key's own limit)",
+    "blocked": "the provider's firewall refused this server",
 }
 IMAGE_REASONS = {
     "image_unreadable": "is not a JPEG, PNG or WebP image that can be read",
@@ -232,6 +241,40 @@ class GenerateOptions:
         """Whether a static or dynamic mask was given."""
         return self.static_mask is not None or bool(self.dynamic_masks)
 
+    @property
+    def features(self) -> list[str]:
+        """The capability-map features the options use."""
+        used = [END_FRAME] if self.tail is not None else []
+        used += [CAMERA] if self.camera is not None else []
+        used += [MOTION_BRUSH] if self.motion_brush else []
+        return used + ([SOUND] if self.sound else [])
+
+    @property
+    def camera_type(self) -> str | None:
+        """The type of the chosen camera move (`simple` or a preset)."""
+        return PRESETS[self.camera].type if self.camera in PRESETS else None
+
+
+def with_defaults(spec: ModelSpec, options: GenerateOptions) -> tuple[GenerateOptions, list[str]]:
+    """The options with a mode and length the model's map accepts where none was given.
+
+    A feature that needs another mode or length than the default gets it, said on stderr;
+    what was given stays as given (and is refused if the map refuses it).
+    """
+    durations = (options.duration,) if options.duration is not None else spec.durations
+    modes: tuple[str | None, ...] = (options.mode,) if options.mode else spec.modes or (None,)
+    for duration in durations:
+        for mode in modes:
+            if spec.refusal(mode, duration, options.features, options.camera_type) is None:
+                notes = []
+                if options.mode is None and spec.modes and mode != spec.modes[0]:
+                    notes.append(f"--mode {mode}: {spec.label} needs it for these options")
+                if options.duration is None and duration != spec.durations[0]:
+                    notes.append(f"--duration {duration}: {spec.label} needs it for these options")
+                chosen = replace(options, mode=mode, duration=duration)
+                return chosen, notes
+    return options, []
+
 
 def mask_arg(text: str) -> MaskArg:
     """Parse `PNG:x1,y1;x2,y2;...` (argparse type)."""
@@ -315,6 +358,13 @@ def option_problems(spec: ModelSpec, catalogue: Catalogue, options: GenerateOpti
         found.append("--tail, --camera and the motion brush (masks) cannot be combined")
     if len(options.dynamic_masks) > MAX_DYNAMIC_MASKS:
         found.append(f"{len(options.dynamic_masks)} dynamic masks; at most {MAX_DYNAMIC_MASKS}")
+    if not found:
+        fitted, _ = with_defaults(spec, options)
+        mode = (fitted.mode or spec.modes[0]) if spec.modes else None
+        duration = fitted.duration or spec.durations[0]
+        refused = spec.refusal(mode, duration, fitted.features, fitted.camera_type)
+        if refused is not None:
+            found.append(f"{spec.id}: {refused}")
     return found
 
 
@@ -398,7 +448,7 @@ def build_request(
             prompt=options.prompt,
             image=image,
             duration=options.duration or spec.durations[0],
-            mode=options.mode if spec.modes else None,
+            mode=(options.mode or spec.modes[0]) if spec.modes else None,
             sound=bool(options.sound) if spec.sound else None,
             negative_prompt=options.negative,
             cfg_scale=options.cfg,
@@ -702,6 +752,9 @@ def run_generate(args: argparse.Namespace, masker: Masker) -> int:
     problems = option_problems(spec, settings.catalogue(), options)
     if problems:
         raise UsageError(*problems)
+    options, notes = with_defaults(spec, options)
+    for note in notes:
+        print(f"{PROG}: {note}", file=sys.stderr)
     output = output_of(options.out)
     configure_logging(settings.secrets(), level=logging.WARNING)
     return asyncio.run(generate(Job(settings, spec, options, output)))

@@ -305,7 +305,7 @@ class Commands:
             )
         if pressed.action is SettingsAction.SOUND and spec.sound:
             return options.model_copy(update={"sound": not options.sound})
-        if pressed.action is SettingsAction.MODE and (mode := next_mode(spec, options.mode)):
+        if pressed.action is SettingsAction.MODE and (mode := next_mode(spec.modes, options.mode)):
             return options.model_copy(update={"mode": mode})
         if pressed.action is SettingsAction.MODEL and pressed.argument is not None:
             chosen = self.s.catalogue.by_code(pressed.argument)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.callback_data import Action, DraftButton
 from bot.config import Settings
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.camera import PRESETS
-from bot.providers.catalogue import Catalogue, ModelSpec
+from bot.providers.catalogue import CAMERA, END_FRAME, SOUND, Catalogue, ModelSpec
 from bot.texts import t
 from storage import Limits, Refusal
 from storage.models import Draft, GenerationOptions, ImageUse
@@ -17,7 +19,7 @@ CFG_STEPS = (0.3, 0.5, 0.7, 0.9)
 def image_uses(spec: ModelSpec, count: int) -> list[ImageUse]:
     """What `count` photos can be used for with this model, the most natural first."""
     uses = []
-    if count == 2 and spec.end_frame:
+    if count == 2 and spec.end_frame is not None:
         uses.append(ImageUse.END_FRAME)
     if count >= 2 and spec.multi_image:
         uses.append(ImageUse.REFERENCES)
@@ -25,22 +27,69 @@ def image_uses(spec: ModelSpec, count: int) -> list[ImageUse]:
     return uses
 
 
-def fit_options(spec: ModelSpec, options: GenerationOptions, count: int = 1) -> GenerationOptions:
-    """`options` moved to `spec`'s model and `count` photos, dropping what does not apply.
+def features(options: GenerationOptions) -> list[str]:
+    """The features the options use, the one a user chooses most deliberately first."""
+    used = []
+    if options.images is ImageUse.END_FRAME:
+        used.append(END_FRAME)
+    if options.camera:
+        used.append(CAMERA)
+    if options.sound:
+        used.append(SOUND)
+    return used
 
-    The negative prompt and cfg_scale are kept (the user typed them) and only sent to
-    models that take them.
+
+def _without(options: GenerationOptions, feature: str) -> GenerationOptions:
+    """The options with one feature turned off."""
+    if feature == END_FRAME:
+        return options.model_copy(update={"images": ImageUse.SINGLE})
+    if feature == CAMERA:
+        return options.model_copy(update={"camera": None})
+    return options.model_copy(update={"sound": False})
+
+
+def _camera_type(options: GenerationOptions) -> str | None:
+    move = PRESETS.get(options.camera) if options.camera else None
+    return move.type if move is not None else None
+
+
+def _settings(spec: ModelSpec) -> list[tuple[str | None, int]]:
+    modes: tuple[str | None, ...] = spec.modes or (None,)
+    return [(mode, duration) for mode in modes for duration in spec.durations]
+
+
+def usable_settings(
+    spec: ModelSpec, options: GenerationOptions, used: list[str]
+) -> list[tuple[str | None, int]]:
+    """The (mode, length) pairs in which all of `used` work together on this model."""
+    camera = _camera_type(options) if CAMERA in used else None
+    return [
+        (mode, duration)
+        for mode, duration in _settings(spec)
+        if spec.refusal(mode, duration, used, camera) is None
+    ]
+
+
+def fit_options(
+    spec: ModelSpec, options: GenerationOptions, count: int = 1, first: str | None = None
+) -> GenerationOptions:
+    """`options` moved to `spec`'s model and `count` photos, as the model's map accepts them.
+
+    A feature that needs another mode or length switches them, keeping the length before the
+    mode; one that cannot work with those chosen before it is turned off. `first` (the
+    feature the user just turned on) goes before the others. The negative prompt and
+    cfg_scale are kept (the user typed them) and only sent to models that take them.
     """
     uses = image_uses(spec, count)
     images = options.images if options.images in uses else uses[0]
-    camera = options.camera if spec.camera and images is ImageUse.SINGLE else None
-    return options.model_copy(
+    camera = options.camera if spec.camera is not None and images is ImageUse.SINGLE else None
+    fitted = options.model_copy(
         update={
             "model": spec.id,
             "duration": options.duration
             if options.duration in spec.durations
             else spec.durations[0],
-            "sound": options.sound and spec.sound,
+            "sound": options.sound and spec.sound is not None,
             "mode": (options.mode if options.mode in spec.modes else spec.modes[0])
             if spec.modes
             else None,
@@ -48,6 +97,24 @@ def fit_options(spec: ModelSpec, options: GenerationOptions, count: int = 1) -> 
             "camera": camera if camera in PRESETS else None,
         }
     )
+    order = features(fitted)
+    if first in order:
+        order = [first, *(feature for feature in order if feature != first)]
+    kept: list[str] = []
+    for feature in order:
+        usable = usable_settings(spec, fitted, [*kept, feature])
+        if not usable:
+            fitted = _without(fitted, feature)
+            continue
+        kept.append(feature)
+        if (fitted.mode, fitted.duration) not in usable:
+            # Keep the length if a mode allows it, else the mode, else the first that works.
+            mode, duration = next(
+                (pair for pair in usable if pair[1] == fitted.duration),
+                next((pair for pair in usable if pair[0] == fitted.mode), usable[0]),
+            )
+            fitted = fitted.model_copy(update={"mode": mode, "duration": duration})
+    return fitted
 
 
 def model_for_album(catalogue: Catalogue, current: ModelSpec, count: int) -> ModelSpec:
@@ -90,12 +157,42 @@ def draft_problem(draft: Draft, spec: ModelSpec) -> str | None:
     return None
 
 
-def next_mode(spec: ModelSpec, current: str | None) -> str | None:
-    """The mode after `current` among the model's modes."""
-    if len(spec.modes) < 2:
+def next_mode(modes: tuple[str, ...], current: str | None) -> str | None:
+    """The mode after `current` among `modes`; None when there is no other."""
+    if len(modes) < 2:
         return None
-    index = spec.modes.index(current) if current in spec.modes else -1
-    return spec.modes[(index + 1) % len(spec.modes)]
+    index = modes.index(current) if current in modes else -1
+    return modes[(index + 1) % len(modes)]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the draft keyboard offers: only choices the model's map accepts as they stand."""
+
+    durations: tuple[int, ...]
+    modes: tuple[str, ...]
+    sound: bool
+    cameras: tuple[str, ...]
+
+
+def offer(spec: ModelSpec, options: GenerationOptions) -> Offer:
+    """The lengths, modes, sound toggle and camera moves the draft can switch to now."""
+    used = features(options)
+    usable = usable_settings(spec, options, used)
+    durations = tuple(d for d in spec.durations if (options.mode, d) in usable)
+    modes = tuple(m for m in spec.modes if (m, options.duration) in usable)
+    sound = spec.sound is not None and (
+        options.sound or bool(usable_settings(spec, options, [*used, SOUND]))
+    )
+    cameras: tuple[str, ...] = ()
+    if spec.camera is not None and options.images is ImageUse.SINGLE:
+        others = [feature for feature in used if feature != CAMERA]
+        cameras = tuple(
+            name
+            for name in PRESETS
+            if usable_settings(spec, options.model_copy(update={"camera": name}), [*others, CAMERA])
+        )
+    return Offer(durations, modes, sound, cameras)
 
 
 def apply_button(
@@ -103,34 +200,38 @@ def apply_button(
 ) -> GenerationOptions | None:
     """The options after an option button, or None if the button does not apply here."""
     options, action, argument = draft.options, pressed.action, pressed.argument
+    count = draft.image_count
+    offered = offer(spec, options)
     if action is Action.DURATION and argument is not None:
-        seconds = int(argument)
-        return (
-            options.model_copy(update={"duration": seconds}) if seconds in spec.durations else None
-        )
-    if action is Action.SOUND and spec.sound:
-        return options.model_copy(update={"sound": not options.sound})
-    if action is Action.MODE and (mode := next_mode(spec, options.mode)) is not None:
+        seconds = int(argument) if argument.isdigit() else 0
+        if seconds not in offered.durations:
+            return None
+        return options.model_copy(update={"duration": seconds})
+    if action is Action.SOUND and offered.sound:
+        if options.sound:
+            return options.model_copy(update={"sound": False})
+        return fit_options(spec, options.model_copy(update={"sound": True}), count, SOUND)
+    if action is Action.MODE and (mode := next_mode(offered.modes, options.mode)) is not None:
         return options.model_copy(update={"mode": mode})
     if action is Action.CFG and spec.cfg_scale:
         return options.model_copy(update={"cfg_scale": next_cfg(options.cfg_scale)})
     if action is Action.IMAGES:
-        uses = image_uses(spec, draft.image_count)
+        uses = image_uses(spec, count)
         if len(uses) < 2:
             return None
         index = uses.index(options.images) if options.images in uses else -1
         following = options.model_copy(update={"images": uses[(index + 1) % len(uses)]})
-        return fit_options(spec, following, draft.image_count)
+        return fit_options(spec, following, count, END_FRAME)
     if action is Action.CAMERA and argument is not None:
-        if not spec.camera or options.images is not ImageUse.SINGLE:
-            return None
         if argument == "0":
-            return options.model_copy(update={"camera": None})
+            return options.model_copy(update={"camera": None}) if offered.cameras else None
         name = CAMERA_CODES.get(argument)
-        return options.model_copy(update={"camera": name}) if name else None
+        if name not in offered.cameras:
+            return None
+        return fit_options(spec, options.model_copy(update={"camera": name}), count, CAMERA)
     if action is Action.MODEL and argument is not None:
         chosen = catalogue.by_code(argument)
-        return fit_options(chosen, options, draft.image_count) if chosen else None
+        return fit_options(chosen, options, count) if chosen else None
     return None
 
 

@@ -285,7 +285,7 @@ class Handlers:
             await self._edit_markup(draft, model_menu(draft, self.s.catalogue))
         elif pressed.action is Action.CAMERA_MENU and spec.camera:
             await answer(query)
-            await self._edit_markup(draft, camera_menu(draft))
+            await self._edit_markup(draft, camera_menu(draft, spec))
         elif pressed.action is Action.BACK:
             await answer(query)
             await self._edit_markup(draft, draft_keyboard(draft, self.s.catalogue))

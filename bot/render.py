@@ -9,12 +9,12 @@ from collections.abc import Callable
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callback_data import Action, DraftButton, TaskAction, TaskButton
-from bot.drafting import image_uses
+from bot.drafting import features, image_uses, offer
 from bot.engine.images import LONGEST, SMALLEST
 from bot.providers.camera import CODES as CAMERA_CODES
-from bot.providers.catalogue import Catalogue, ModelSpec
+from bot.providers.catalogue import CAMERA, END_FRAME, Catalogue, ModelSpec
 from bot.texts import t
-from storage.models import Draft, GenerationOptions, ImageUse, Task, TaskState
+from storage.models import Draft, GenerationOptions, Task, TaskState
 
 PROMPT_PREVIEW = 600
 LIST_PROMPT_PREVIEW = 60
@@ -79,10 +79,45 @@ def draft_text(draft: Draft, catalogue: Catalogue) -> str:
         lines.append(t(lang, key, count=draft.image_count))
     if options.camera:
         lines.append(t(lang, "draft.camera", camera=t(lang, f"camera.{options.camera}")))
+    if spec is not None:
+        lines += _constraints(lang, spec, options)
     if spec is not None and spec.backend == "preview":
         lines += ["", t(lang, "draft.preview_note")]
     lines += ["", t(lang, "draft.hint")]
     return "\n".join(lines)
+
+
+def _constraints(lang: str, spec: ModelSpec, options: GenerationOptions) -> list[str]:
+    """Plain words for what the model's map decided: the modes or lengths a feature needs,
+    and the features it switched off."""
+    lines = []
+    used = features(options)
+    for feature in used:
+        where = spec.where(feature)
+        if where is None:
+            continue
+        needs = []
+        if where.modes is not None and set(spec.modes) - where.modes:
+            modes = " / ".join(t(lang, f"mode.{mode}") for mode in sorted(where.modes))
+            needs.append(t(lang, "needs.mode", mode=modes))
+        if where.durations is not None and set(spec.durations) - where.durations:
+            seconds = " / ".join(str(d) for d in sorted(where.durations))
+            needs.append(t(lang, "needs.duration", seconds=seconds))
+        name = t(lang, f"feature.{feature}")
+        if needs:
+            lines.append(
+                t(lang, "draft.needs", feature=name, model=spec.label, needs=" ".join(needs))
+            )
+        excluded = set(where.without)
+        if feature == END_FRAME:
+            excluded.add(CAMERA)  # the camera row is gone: say why
+        for other in sorted(excluded - set(used)):
+            if spec.where(other) is not None:
+                other_name = t(lang, f"feature.{other}")
+                lines.append(
+                    t(lang, "draft.excludes", feature=name, other=other_name, model=spec.label)
+                )
+    return lines
 
 
 def _button_maker(draft: Draft) -> Callable[..., InlineKeyboardButton]:
@@ -98,7 +133,8 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
     lang, options = draft.lang, draft.options
     spec = catalogue.get(options.model)
     button = _button_maker(draft)
-    durations = spec.durations if spec else (options.duration,)
+    offered = offer(spec, options) if spec else None
+    durations = offered.durations if offered else (options.duration,)
     rows = [
         [
             button(
@@ -111,10 +147,10 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
         ]
     ]
     toggles = []
-    if spec and spec.sound:
+    if offered and offered.sound:
         key = "btn.sound_on" if options.sound else "btn.sound_off"
         toggles.append(button(t(lang, key), Action.SOUND))
-    if spec and len(spec.modes) > 1 and options.mode:
+    if offered and len(offered.modes) > 1 and options.mode:
         mode = t(lang, f"mode.{options.mode}")
         toggles.append(button(t(lang, "btn.mode", mode=mode), Action.MODE))
     if spec and spec.cfg_scale:
@@ -124,7 +160,7 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
         rows.append(toggles)
     if spec and len(image_uses(spec, draft.image_count)) > 1:
         rows.append([button(t(lang, f"btn.images.{options.images.value}"), Action.IMAGES)])
-    if spec and spec.camera and options.images is ImageUse.SINGLE:
+    if offered and offered.cameras:
         camera = t(lang, f"camera.{options.camera or 'none'}")
         rows.append([button(t(lang, "btn.camera", camera=camera), Action.CAMERA_MENU)])
     if len(catalogue.models) > 1:
@@ -158,13 +194,15 @@ def model_menu(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def camera_menu(draft: Draft) -> InlineKeyboardMarkup:
-    """The camera presets two by two, no move, and Back."""
+def camera_menu(draft: Draft, spec: ModelSpec) -> InlineKeyboardMarkup:
+    """The camera moves the model takes two by two, no move, and Back."""
     button = _button_maker(draft)
     lang, current = draft.lang, draft.options.camera
+    offered = offer(spec, draft.options).cameras
     presets = [
         button(("✅ " if name == current else "") + t(lang, f"camera.{name}"), Action.CAMERA, code)
         for code, name in CAMERA_CODES.items()
+        if name in offered
     ]
     rows = [presets[i : i + 2] for i in range(0, len(presets), 2)]
     rows.append(

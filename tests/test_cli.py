@@ -45,6 +45,7 @@ TAIL = jpeg(1280, 720, "orange")
 KIE_26 = "kie:kling-2.6/image-to-video"
 KIE_21 = "kie:kling/v2-1-pro"
 KLING_16 = "kling:kling-v1-6"
+KLING_10 = "kling:kling-v1"  # camera moves (std 5 s) and the motion brush (5 s)
 
 
 @dataclass
@@ -183,17 +184,22 @@ async def test_generate_with_kie_saves_the_video_under_a_default_name(fakes: Fak
 
 
 @pytest.mark.parametrize(
-    ("flags", "expected"),
+    ("model", "flags", "expected"),
     [
         (
+            KLING_16,
             ["--tail", "tail.jpg", "--mode", "pro", "--negative", "blur", "--cfg", "0.3"],
             {"image_tail": b64(TAIL), "mode": "pro", "negative_prompt": "blur", "cfg_scale": 0.3},
         ),
+        # No --mode given: an end frame on Kling 2.1 needs pro, so pro is chosen (and said).
+        ("kling:kling-v2-1", ["--tail", "tail.jpg"], {"image_tail": b64(TAIL), "mode": "pro"}),
         (
+            KLING_10,
             ["--camera", "zoom_in"],
-            {"camera_control": {"type": "simple", "config": {"zoom": -5}}},
+            {"camera_control": {"type": "simple", "config": {"zoom": -5}}, "mode": "std"},
         ),
         (
+            KLING_10,
             [
                 "--static-mask",
                 "still.png",
@@ -218,16 +224,16 @@ async def test_generate_with_kie_saves_the_video_under_a_default_name(fakes: Fak
             },
         ),
     ],
-    ids=["end-frame", "camera", "motion-brush"],
+    ids=["end-frame", "end-frame-needs-pro", "camera", "motion-brush"],
 )
 async def test_generate_with_kling_options_reaches_the_create_body(
-    fakes: Fakes, flags: list[str], expected: dict[str, object]
+    fakes: Fakes, model: str, flags: list[str], expected: dict[str, object]
 ) -> None:
     (fakes.cwd / "still.png").write_bytes(png())
     (fakes.cwd / "move.png").write_bytes(png())
     out = fakes.cwd / "videos" / "cat.mp4"
     out.parent.mkdir()
-    args = ["generate", "photo.jpg", "a slow turn", "--model", KLING_16, "--out", str(out)]
+    args = ["generate", "photo.jpg", "a slow turn", "--model", model, "--out", str(out)]
     result = await cli([*args, *flags], fakes.env, fakes.cwd)
     assert result.code == 0, result.err
     assert result.out.strip() == str(out)
@@ -235,7 +241,9 @@ async def test_generate_with_kling_options_reaches_the_create_body(
     (create,) = fakes.kling.creates()
     body = create.json
     assert isinstance(body, dict)
-    assert body["model_name"] == "kling-v1-6" and body["image"] == b64(PHOTO)
+    assert body["model_name"] == model.split(":")[1] and body["image"] == b64(PHOTO)
+    if model == "kling:kling-v2-1":
+        assert "--mode pro: Kling 2.1 needs it" in result.err
     assert body["external_task_id"].startswith("cli-") and "callback_url" not in body
     for key, value in expected.items():
         assert body[key] == value, key
@@ -298,9 +306,9 @@ async def test_bad_arguments_exit_2_before_any_request(fakes: Fakes) -> None:
         (["photo.jpg", "go", "--model", KIE_21, "--sound"], f"{KIE_21} does not take --sound"),
         (["photo.jpg", "go", "--model", KIE_26, "--tail", "tail.jpg"], "does not take --tail"),
         (["photo.jpg", "go", "--model", KIE_26, "--camera", "zoom_in"], "models that do: kling:"),
-        (["photo.jpg", "go", "--model", KLING_16, *masks], "7 dynamic masks; at most 6"),
+        (["photo.jpg", "go", "--model", KLING_10, *masks], "7 dynamic masks; at most 6"),
         (
-            ["photo.jpg", "go", "--model", KLING_16, "--tail", "tail.jpg", "--camera", "pan_left"],
+            ["photo.jpg", "go", "--model", KLING_10, "--tail", "tail.jpg", "--camera", "pan_left"],
             "cannot be combined",
         ),
         (["photo.jpg", "go", "--duration", "7"], "--duration 7"),
@@ -311,8 +319,25 @@ async def test_bad_arguments_exit_2_before_any_request(fakes: Fakes) -> None:
         (["photo.jpg", "go", "--model", "tuzi:kling-v1-6"], "its backend is not configured"),
         (["photo.jpg", "go", "--model", KLING_16, "--dynamic-mask", "m.png:1,1"], "2 to 77 points"),
         (["photo.jpg", "go", "--cfg", "1.5"], "not a number from 0 to 1"),
+        (
+            [
+                "photo.jpg",
+                "go",
+                "--model",
+                "kling:kling-v2-1",
+                "--tail",
+                "tail.jpg",
+                "--mode",
+                "std",
+            ],
+            "Kling 2.1 has an end frame only in pro mode",
+        ),
+        (
+            ["photo.jpg", "go", "--model", KLING_10, "--camera", "zoom_in", "--duration", "10"],
+            "Kling 1.0 has camera moves only in std mode at 5 s",
+        ),
         (["photo.jpg", "go", "--out", "nowhere/v.mp4"], "does not exist"),
-        (["photo.jpg", "go", "--model", KLING_16, "--static-mask", "square.png"], "image's shape"),
+        (["photo.jpg", "go", "--model", KLING_10, "--static-mask", "square.png"], "image's shape"),
     ]
     (fakes.cwd / "square.png").write_bytes(png(400, 400))
     (fakes.cwd / "strip.png").write_bytes(png(20000, 120))

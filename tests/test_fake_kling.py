@@ -430,15 +430,16 @@ async def test_valid_variants_are_accepted(kling: Kling) -> None:
     hosted = f"{kling.url}/files/masks/brush.png"
     assert (await kling.http.get(hosted)).content == PNG
     trajectory = [{"x": 0, "y": 0}, {"x": 10, "y": 20}]
+    six = [{"mask": hosted, "trajectories": trajectory}] * 6
     good = [
         {"image": PNG_B64},  # model_name defaults to kling-v1
         i2v(model_name="kling-v1-6", cfg_scale=0, duration="5", negative_prompt=""),
         i2v(model_name="kling-v2-6", sound="off", mode="pro", aspect_ratio="9:16"),
-        i2v(camera_control={"type": "simple", "config": {"zoom": -10, "pan": 0}}),
-        i2v(camera_control={"type": "left_turn_forward", "config": None}),
-        i2v(image_tail=PNG_B64, prompt=None, callback_url="https://example.com/cb"),
-        i2v(image=hosted, static_mask=hosted),
-        i2v(dynamic_masks=[{"mask": hosted, "trajectories": trajectory}] * 6),
+        i2v(model_name="kling-v1", camera_control={"type": "simple", "config": {"zoom": -10}}),
+        i2v(model_name="kling-v1", camera_control={"type": "left_turn_forward", "config": None}),
+        i2v(image_tail=PNG_B64, mode="pro", prompt=None, callback_url="https://example.com/cb"),
+        i2v(model_name="kling-v1", image=hosted, static_mask=hosted),
+        i2v(model_name="kling-v1", dynamic_masks=six),
     ]
     for payload in good:
         response = await kling.create(payload)
@@ -456,8 +457,11 @@ async def test_proxy_rules_under_prefix(tuzi: Kling) -> None:
     assert tuzi.url.endswith("/kling")
     ok = await tuzi.create(tuzi_body())
     assert ok.status_code == 200 and ok.json()["data"]["task_status"] == "submitted"
-    for extra in ({"duration": "10"}, {"model_name": "kling-v2-1", "cfg_scale": 0.7}):
+    for extra in ({"duration": "10"}, {"model_name": "kling-v1-6", "cfg_scale": 0.7}):
         assert (await tuzi.create(tuzi_body(**extra))).status_code == 200, extra
+    # A proxy forwards to Kling, whose v2.x models take no cfg_scale (providers.md, D).
+    v2_with_cfg = tuzi_body(model_name="kling-v2-1", cfg_scale=0.7)
+    assert_refused(await tuzi.create(v2_with_cfg), 1201, 400, "cfg_scale is not supported")
     for name in ("model_name", "mode", "prompt", "aspect_ratio", "duration", "cfg_scale", "image"):
         without = {k: v for k, v in tuzi_body().items() if k != name}
         assert_refused(await tuzi.create(without), 1201, 400, f"{name} is required")
@@ -754,3 +758,66 @@ async def test_send_callback_any_state_leaves_the_task_alone(
 
     with pytest.raises(ValueError, match="no callback_url"):
         await kling.fake.send_callback(await new_task(kling))
+
+
+TAIL = {"image_tail": PNG_B64}
+SIMPLE = {"camera_control": {"type": "simple", "config": {"zoom": 5}}}
+PRESET = {"camera_control": {"type": "forward_up"}}
+BRUSH = {"static_mask": PNG_B64}
+
+
+@pytest.mark.parametrize(
+    ("model", "mode", "duration", "extra"),
+    [
+        # What the official capability map refuses (providers.md, section D).
+        ("kling-v1-6", "std", "5", SIMPLE),  # no camera moves on 1.6
+        ("kling-v1-6", "pro", "5", BRUSH),  # no motion brush on 1.6
+        ("kling-v1", "pro", "5", SIMPLE),  # camera: std 5 s only
+        ("kling-v1", "std", "10", SIMPLE),
+        ("kling-v1", "std", "10", TAIL),  # end frame: 5 s only
+        ("kling-v1", "pro", "10", BRUSH),  # motion brush: 5 s only
+        ("kling-v1-5", "std", "5", SIMPLE),  # camera: pro 5 s, simple only
+        ("kling-v1-5", "pro", "10", SIMPLE),
+        ("kling-v1-5", "pro", "5", PRESET),
+        ("kling-v1-5", "std", "5", TAIL),  # end frame: pro only
+        ("kling-v1-5", "std", "5", BRUSH),  # motion brush: pro 5 s only
+        ("kling-v1-6", "std", "5", TAIL),
+        ("kling-v2-1", "std", "5", TAIL),
+        ("kling-v2-5-turbo", "std", "10", TAIL),
+        ("kling-v2-6", "std", "5", TAIL),
+        ("kling-v2-6", "std", "5", {"sound": "on"}),  # sound on needs pro
+        ("kling-v2-6", "pro", "5", {**TAIL, "sound": "on"}),  # end frame, then no sound
+        ("kling-v2-master", "std", "5", TAIL),
+        ("kling-v2-1", "pro", "5", {"cfg_scale": 0.5}),  # no v2.x takes cfg_scale
+    ],
+)
+async def test_the_capability_map_refuses_with_1201(
+    kling: Kling, model: str, mode: str, duration: str, extra: dict[str, Any]
+) -> None:
+    body = i2v(model_name=model, mode=mode, duration=duration, **extra)
+    assert_refused(await kling.create(body), 1201, 400, "not supported")
+    assert not kling.fake.tasks
+
+
+@pytest.mark.parametrize(
+    ("model", "mode", "duration", "extra"),
+    [
+        ("kling-v1", "std", "5", SIMPLE),
+        ("kling-v1", "std", "5", PRESET),
+        ("kling-v1", "pro", "5", TAIL),
+        ("kling-v1", "std", "5", BRUSH),
+        ("kling-v1-5", "pro", "5", SIMPLE),
+        ("kling-v1-5", "pro", "10", TAIL),
+        ("kling-v1-5", "pro", "5", BRUSH),
+        ("kling-v2-1", "pro", "10", TAIL),
+        ("kling-v2-6", "pro", "10", {"sound": "on"}),
+        ("kling-v2-6", "std", "5", {"sound": "off"}),
+        ("kling-v2-6", "pro", "5", {**TAIL, "sound": "off"}),
+    ],
+)
+async def test_the_capability_map_accepts(
+    kling: Kling, model: str, mode: str, duration: str, extra: dict[str, Any]
+) -> None:
+    body = i2v(model_name=model, mode=mode, duration=duration, **extra)
+    response = await kling.create(body)
+    assert response.status_code == 200, response.text

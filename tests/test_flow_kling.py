@@ -96,13 +96,16 @@ async def test_two_photo_album_is_start_and_end_frame(harness: Run) -> None:
         assert h.kling is not None
         draft = await album(h, [PHOTO, end], "day turns into night")
         assert "the first starts the video, the second ends it" in draft["text"]
-        assert "Kling 2.5 Turbo" in draft["text"]  # 2.6 has no end frame: switched
+        # Kling 2.6 takes an end frame in pro only, and then no sound: the draft says so.
+        assert "Kling 2.6 makes an end frame only in pro mode" in draft["text"]
+        assert "cannot combine an end frame with sound" in draft["text"]
         assert "🖼 Photos: start → end" in buttons(draft)
-        assert not any("Camera" in label for label in buttons(draft))
+        assert not any("Camera" in label or "Sound" in label for label in buttons(draft))
+        assert not any("Mode" in label for label in buttons(draft))  # std would be refused
         h.telegram.tap(h.user, draft, button(draft, "Generate"))
         await h.wait_task(lambda t: t.state is TaskState.QUEUED)
         body = h.kling.creates()[0].json
-        assert body["model_name"] == "kling-v2-5-turbo"
+        assert (body["model_name"], body["mode"], body["sound"]) == ("kling-v2-6", "pro", "off")
         assert body["image"] == b64(PHOTO) and body["image_tail"] == b64(end)
 
 
@@ -144,30 +147,33 @@ async def test_three_photo_album_goes_to_multi_image(harness: Run) -> None:
         assert task.provider_task_id.startswith("multi:")
 
 
-async def test_camera_preset_on_kling_16(harness: Run) -> None:
+async def test_camera_move_on_kling_15_switches_to_pro(harness: Run) -> None:
     async with harness(backends=("kling",), poll_interval=60.0) as h:
         assert h.kling is not None
         photo = h.telegram.send_photo(h.user, PHOTO, "a quiet street at dawn")
         draft = await h.draft_for(photo)
         h.telegram.tap(h.user, draft, button(draft, "Kling 2.6"))
         await h.telegram.wait_for_call("editMessageReplyMarkup")
-        h.telegram.tap(h.user, h.current(draft), button(h.current(draft), "Kling 1.6"))
-        await h.telegram.wait_for_call("editMessageText", lambda c: "Kling 1.6" in c.params["text"])
+        h.telegram.tap(h.user, h.current(draft), button(h.current(draft), "Kling 1.5"))
+        await h.telegram.wait_for_call("editMessageText", lambda c: "Kling 1.5" in c.params["text"])
         draft = h.current(draft)
+        assert "⚙️ Mode: standard" in buttons(draft)
         h.telegram.tap(h.user, draft, button(draft, "Camera"))
         await h.telegram.wait_for_call("editMessageReplyMarkup", count=2)
         menu = h.current(draft)
-        assert {"Zoom in", "Pan left", "Tilt up", "Forward and up", "✅ No camera move"} <= set(
-            buttons(menu)
-        )
+        # Kling 1.5 takes only `simple` moves: no preset paths such as "Forward and up".
+        assert {"Zoom in", "Pan left", "Tilt up", "✅ No camera move"} <= set(buttons(menu))
+        assert "Forward and up" not in buttons(menu)
         h.telegram.tap(h.user, menu, button(menu, "Zoom in"))
         await h.telegram.wait_for_call("editMessageText", lambda c: "Zoom in" in c.params["text"])
         draft = h.current(draft)
         assert "🎥 Camera: Zoom in ▾" in buttons(draft)
+        assert "Kling 1.5 makes camera moves only in pro mode at 5 s" in draft["text"]
+        assert "10s" not in buttons(draft)  # 10 s would be refused with a camera move
         h.telegram.tap(h.user, draft, button(draft, "Generate"))
         await h.wait_task(lambda t: t.state is TaskState.QUEUED)
         body = h.kling.creates()[0].json
-        assert body["model_name"] == "kling-v1-6"
+        assert (body["model_name"], body["mode"], body["duration"]) == ("kling-v1-5", "pro", "5")
         assert body["camera_control"] == {"type": "simple", "config": {"zoom": -5}}
         assert "image_tail" not in body
 

@@ -119,12 +119,7 @@ async def test_create_v21_pro_uses_image_url_negative_prompt_and_cfg_scale() -> 
         (402, InsufficientCreditsError),
         (422, InvalidRequestError),
         (429, RateLimitError),
-        pytest.param(
-            433,
-            KeyLimitError,
-            # providers.md D: a sub-key's own limit. Drop the mark once kie.py's _ERRORS says so.
-            marks=pytest.mark.xfail(strict=True, reason="kie.py still maps 433 to no_credits"),
-        ),
+        (433, KeyLimitError),  # providers.md D: a sub-key's own limit
         (455, ServiceUnavailableError),
         (500, ServiceUnavailableError),
         (501, GenerationFailedError),

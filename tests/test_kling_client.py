@@ -311,8 +311,11 @@ async def test_error_codes_map_to_errors(code: int, status: int, expected: type[
 async def test_tuzi_sends_every_required_field_under_its_root() -> None:
     transport, seen = recorder(created)
     provider = tuzi("https://api.tu-zi.test/kling", "tz-key", transport)
-    await provider.create(request(model="kling-v2-1", callback_url="https://me/cb"))
+    await provider.create(request(model="kling-v1-6", callback_url="https://me/cb"))
+    await provider.create(request(model="kling-v2-1", external_id="kb8"))
     await provider.aclose()
+    # No v2.x model takes cfg_scale, though tu-zi's doc marks it required (providers.md, D).
+    assert "cfg_scale" not in json.loads(seen[1].content)
     req = seen[0]
     assert str(req.url) == "https://api.tu-zi.test/kling/v1/videos/image2video"
     assert req.headers["authorization"] == "Bearer tz-key"
@@ -352,7 +355,9 @@ async def test_motion_brush_is_accepted_by_the_strict_fake() -> None:
         provider = official_kling(url, api_key="k" * 40)
         points = tuple(TrajectoryPoint(x=10 * n, y=5 * n) for n in range(5))
         masks = tuple(DynamicMask(mask=END, trajectories=points) for _ in range(6))
-        task_id = await provider.create(request(static_mask=END, dynamic_masks=masks))
+        # The motion brush: Kling 1.0 at 5 s (providers.md, D).
+        brush = request(model="kling-v1", static_mask=END, dynamic_masks=masks)
+        task_id = await provider.create(brush)
         await provider.aclose()
     body = fake.tasks[task_id].body
     assert len(body["dynamic_masks"]) == 6

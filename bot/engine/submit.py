@@ -18,7 +18,7 @@ from bot.engine.messenger import Messenger
 from bot.engine.tracker import Tracker
 from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
 from bot.providers.camera import PRESETS
-from bot.providers.catalogue import Catalogue, ModelSpec
+from bot.providers.catalogue import Catalogue, ModelSpec, request_refusal
 from bot.providers.errors import NotFoundError, ProviderError
 from bot.providers.paid import CREATE_ATTEMPTS, UncertainCreateError, create_once, settle
 from bot.providers.retry import with_retries
@@ -185,6 +185,11 @@ class Submitter:
             request = build_request(task, spec, images, callback_url)
         except ValidationError as exc:
             await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
+            return None
+        refused = request_refusal(spec, request)
+        if refused is not None:
+            # The keyboard offers only what the map accepts; a stale draft is refused free.
+            await self._fail(task, "invalid_request", refused)
             return None
         try:
             # Uploads and encoding cost nothing: retry them even after a timeout.

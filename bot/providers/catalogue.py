@@ -5,10 +5,39 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from bot.providers.base import VideoRequest
+
+# The features a request may use, by the names the capability map and the drafts use.
+SOUND = "sound"
+END_FRAME = "end_frame"
+CAMERA = "camera"
+MOTION_BRUSH = "motion_brush"
+# End frame, motion brush and camera control cannot be combined (providers.md, section D).
+EXCLUSIVE = frozenset({END_FRAME, CAMERA, MOTION_BRUSH})
+
+
+@dataclass(frozen=True)
+class Where:
+    """The modes and lengths in which a feature works; None: all the model has."""
+
+    modes: frozenset[str] | None = None
+    durations: frozenset[int] | None = None
+    # Features it cannot be combined with on this model, besides the exclusive three.
+    without: frozenset[str] = frozenset()
+
+    def allows(self, mode: str | None, duration: int) -> bool:
+        """Whether the feature works in this mode and length."""
+        return (self.modes is None or mode in self.modes) and (
+            self.durations is None or duration in self.durations
+        )
+
+
+ANYWHERE = Where()
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of one backend and the options it has."""
+    """One model of one backend: its options and the capability map of its features."""
 
     backend: str
     name: str
@@ -16,19 +45,92 @@ class ModelSpec:
     code: str
     prompt_max: int
     durations: tuple[int, ...] = (5, 10)
-    sound: bool = False
     negative_prompt_max: int = 0
     cfg_scale: bool = False
-    end_frame: bool = False
     modes: tuple[str, ...] = ()
-    camera: bool = False
-    motion_brush: bool = False
+    # Where each feature works; None: the model does not have it.
+    sound: Where | None = None
+    end_frame: Where | None = None
+    camera: Where | None = None
+    motion_brush: Where | None = None
+    # Camera move types the model takes; None: all of them.
+    camera_types: frozenset[str] | None = None
     multi_image: bool = False
 
     @property
     def id(self) -> str:
         """The model id used in configuration: `<backend>:<provider model>`."""
         return f"{self.backend}:{self.name}"
+
+    def where(self, feature: str) -> Where | None:
+        """Where a feature works on this model; None if the model does not have it."""
+        found: Where | None = getattr(self, feature)
+        return found
+
+    def refusal(
+        self, mode: str | None, duration: int, features: Iterable[str], camera_type: str | None
+    ) -> str | None:
+        """Why the provider would refuse these choices, in plain English; None if it would not."""
+        used = sorted(set(features))
+        if duration not in self.durations:
+            return f"{self.label} makes {_alternatives(self.durations)} s videos, not {duration} s"
+        if self.modes and mode not in self.modes:
+            return f"{self.label} takes the modes {', '.join(self.modes)}, not {mode}"
+        exclusive = [feature for feature in used if feature in EXCLUSIVE]
+        if len(exclusive) > 1:
+            return f"{' and '.join(_NAMES[f] for f in exclusive)} cannot be combined"
+        for feature in used:
+            where = self.where(feature)
+            if where is None:
+                return f"{self.label} has no {_NAMES[feature]}"
+            if not where.allows(mode, duration):
+                return f"{self.label} has {_NAMES[feature]} only {_describe(where)}"
+            clash = sorted(where.without & set(used))
+            if clash:
+                return f"{self.label} has no {_NAMES[clash[0]]} with {_NAMES[feature]}"
+        kinds = self.camera_types
+        if camera_type is not None and kinds is not None and camera_type not in kinds:
+            return f"{self.label} takes only {', '.join(sorted(kinds))} camera moves"
+        return None
+
+
+def request_refusal(spec: ModelSpec, request: VideoRequest) -> str | None:
+    """Why the provider would refuse this request by the model's map; None if it would not."""
+    used = []
+    if request.tail_image is not None:
+        used.append(END_FRAME)
+    if request.camera is not None:
+        used.append(CAMERA)
+    if request.static_mask is not None or request.dynamic_masks:
+        used.append(MOTION_BRUSH)
+    if request.sound:
+        used.append(SOUND)
+    # A model with modes that is sent none makes it in its first (the API's default, std).
+    mode = (request.mode or spec.modes[0]) if spec.modes else None
+    camera = request.camera.type if request.camera is not None else None
+    return spec.refusal(mode, request.duration, used, camera)
+
+
+_NAMES = {
+    SOUND: "sound",
+    END_FRAME: "an end frame",
+    CAMERA: "camera moves",
+    MOTION_BRUSH: "the motion brush",
+}
+
+
+def _alternatives(values: Iterable[object]) -> str:
+    items = [str(value) for value in values]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _describe(where: Where) -> str:
+    parts = []
+    if where.modes is not None:
+        parts.append(f"in {_alternatives(sorted(where.modes))} mode")
+    if where.durations is not None:
+        parts.append(f"at {_alternatives(sorted(where.durations))} s")
+    return " ".join(parts)
 
 
 class Catalogue:

@@ -22,13 +22,14 @@ from bot.providers.base import (
     ProviderTask,
     VideoRequest,
 )
-from bot.providers.catalogue import ModelSpec
+from bot.providers.catalogue import ANYWHERE, ModelSpec
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
     GenerationFailedError,
     InsufficientCreditsError,
     InvalidRequestError,
+    KeyLimitError,
     NotFoundError,
     ProviderError,
     RateLimitError,
@@ -58,7 +59,7 @@ _ERRORS: dict[int, type[ProviderError]] = {
     404: NotFoundError,
     422: InvalidRequestError,
     429: RateLimitError,
-    433: InsufficientCreditsError,  # a sub-key used up its own limit
+    433: KeyLimitError,  # a sub-key used up its own limit (providers.md D)
     455: ServiceUnavailableError,
     500: ServiceUnavailableError,
     501: GenerationFailedError,
@@ -314,7 +315,7 @@ MODELS: tuple[ModelSpec, ...] = (
         label="Kling 2.6",
         code="k26",
         prompt_max=1000,
-        sound=True,
+        sound=ANYWHERE,
     ),
     ModelSpec(
         backend="kie",
@@ -324,7 +325,7 @@ MODELS: tuple[ModelSpec, ...] = (
         prompt_max=2500,
         negative_prompt_max=2496,
         cfg_scale=True,
-        end_frame=True,
+        end_frame=ANYWHERE,
     ),
     ModelSpec(
         backend="kie",
@@ -334,7 +335,7 @@ MODELS: tuple[ModelSpec, ...] = (
         prompt_max=5000,
         negative_prompt_max=500,
         cfg_scale=True,
-        end_frame=True,
+        end_frame=ANYWHERE,
     ),
 )
 

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-from bot.providers.catalogue import ModelSpec
+from bot.providers.catalogue import SOUND, ModelSpec, Where
 
 _OFFICIAL_PROMPT = 2500
 _STD_PRO = ("std", "pro")
+_PRO = frozenset({"pro"})
+_FIVE = frozenset({5})
 
-# (name, label, code, options) of the official model list; kling-v2* take no cfg_scale.
+# The official capability map (image-to-video), by model, mode and length: what is not listed
+# is refused with code 1201 (shared/docs/providers.md, section D). No v2.x takes cfg_scale.
 _OFFICIAL: tuple[tuple[str, str, str, dict[str, object]], ...] = (
-    ("kling-v2-6", "Kling 2.6", "26", {"sound": True, "modes": _STD_PRO}),
-    ("kling-v2-5-turbo", "Kling 2.5 Turbo", "25t", {"modes": _STD_PRO, "end_frame": True}),
-    ("kling-v2-1", "Kling 2.1", "21", {"modes": _STD_PRO, "end_frame": True}),
+    (
+        "kling-v2-6",
+        "Kling 2.6",
+        "26",
+        {
+            "modes": _STD_PRO,
+            # Sound on needs pro (std is silent); an end frame needs pro, and then no sound.
+            "sound": Where(modes=_PRO),
+            "end_frame": Where(modes=_PRO, without=frozenset({SOUND})),
+        },
+    ),
+    ("kling-v2-5-turbo", "Kling 2.5 Turbo", "25t", {"modes": _STD_PRO, "end_frame": Where(_PRO)}),
+    ("kling-v2-1", "Kling 2.1", "21", {"modes": _STD_PRO, "end_frame": Where(_PRO)}),
     ("kling-v2-1-master", "Kling 2.1 Master", "21m", {}),
     ("kling-v2-master", "Kling 2.0 Master", "2m", {}),
     (
         "kling-v1-6",
         "Kling 1.6",
         "16",
-        {
-            "modes": _STD_PRO,
-            "cfg_scale": True,
-            "end_frame": True,
-            "camera": True,
-            "motion_brush": True,
-            "multi_image": True,
-        },
+        {"modes": _STD_PRO, "cfg_scale": True, "end_frame": Where(_PRO), "multi_image": True},
     ),
     (
         "kling-v1-5",
@@ -34,9 +40,10 @@ _OFFICIAL: tuple[tuple[str, str, str, dict[str, object]], ...] = (
         {
             "modes": _STD_PRO,
             "cfg_scale": True,
-            "end_frame": True,
-            "camera": True,
-            "motion_brush": True,
+            "end_frame": Where(_PRO),
+            "camera": Where(_PRO, _FIVE),
+            "camera_types": frozenset({"simple"}),
+            "motion_brush": Where(_PRO, _FIVE),
         },
     ),
     (
@@ -46,12 +53,15 @@ _OFFICIAL: tuple[tuple[str, str, str, dict[str, object]], ...] = (
         {
             "modes": _STD_PRO,
             "cfg_scale": True,
-            "end_frame": True,
-            "camera": True,
-            "motion_brush": True,
+            "end_frame": Where(durations=_FIVE),
+            "camera": Where(frozenset({"std"}), _FIVE),
+            "motion_brush": Where(durations=_FIVE),
         },
     ),
 )
+
+# The official models that take cfg_scale (tu-zi's doc marks it required for every request).
+CFG_SCALE_MODELS = frozenset(name for name, _, _, options in _OFFICIAL if options.get("cfg_scale"))
 
 
 def official_models(

@@ -33,6 +33,7 @@ from bot.providers.errors import (
 )
 from bot.providers.http import json_body, new_client, retry_after, send, status_error
 from bot.providers.kling_auth import Auth
+from bot.providers.kling_models import CFG_SCALE_MODELS
 
 SINGLE = "image2video"
 MULTI = "multi-image2video"
@@ -150,6 +151,11 @@ class OfficialShapeProvider(Provider):
         """The body of `POST /v1/videos/image2video`."""
         body = self._common(request)
         body["image"] = encode_image(request.image)
+        if request.cfg_scale is not None:
+            body["cfg_scale"] = request.cfg_scale
+        elif self._flavour.all_fields and request.model in CFG_SCALE_MODELS:
+            # Required by tu-zi's doc where the model takes it; no v2.x does (providers.md, D).
+            body["cfg_scale"] = 0.5
         if request.tail_image is not None:
             body["image_tail"] = encode_image(request.tail_image)
         if request.sound is not None:
@@ -190,14 +196,11 @@ class OfficialShapeProvider(Provider):
             body["mode"] = request.mode
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
-        if request.cfg_scale is not None:
-            body["cfg_scale"] = request.cfg_scale
         if request.callback_url and flavour.callbacks:
             body["callback_url"] = request.callback_url
         if flavour.all_fields:
             body.setdefault("mode", "std")
             body.setdefault("negative_prompt", "")
-            body.setdefault("cfg_scale", 0.5)
             body["aspect_ratio"] = request.aspect_ratio
         return body
 

@@ -32,7 +32,7 @@ from bot.providers.base import (
     ProviderTask,
     VideoRequest,
 )
-from bot.providers.catalogue import ModelSpec
+from bot.providers.catalogue import ANYWHERE, ModelSpec
 from bot.providers.errors import (
     CallbackRejectedError,
     InvalidRequestError,
@@ -391,7 +391,7 @@ MODEL = ModelSpec(
     label="Free preview",
     code="pv",
     prompt_max=5000,
-    camera=True,
+    camera=ANYWHERE,
 )
 
 

@@ -362,9 +362,67 @@ def _single_feature(body: dict[str, Any], ctx: _Context) -> None:
 
 
 def _cfg_scale_model(body: dict[str, Any], ctx: _Context) -> None:
+    # No v2.x model takes cfg_scale, through a proxy neither (providers.md, section D).
     model = _model_of(body)
-    if "cfg_scale" in body and model.startswith("kling-v2") and not ctx.proxy_rules:
+    if "cfg_scale" in body and model.startswith("kling-v2"):
         raise _RefusalError(f"cfg_scale is not supported by {model}")
+
+
+# The official capability map, written here from providers.md section D on its own (not from
+# the bot's catalogue), so that a wrong map in the bot fails a test: feature -> model ->
+# (modes, durations) it works in, None meaning any.
+_Cell = tuple[frozenset[str] | None, frozenset[int] | None]
+_PRO_ONLY: _Cell = (frozenset({"pro"}), None)
+_CAPABILITIES: dict[str, dict[str, _Cell]] = {
+    "end frame (image_tail)": {
+        "kling-v1": (None, frozenset({5})),
+        "kling-v1-5": _PRO_ONLY,
+        "kling-v1-6": _PRO_ONLY,
+        "kling-v2-1": _PRO_ONLY,
+        "kling-v2-5-turbo": _PRO_ONLY,
+        "kling-v2-6": _PRO_ONLY,
+    },
+    "motion brush (static_mask, dynamic_masks)": {
+        "kling-v1": (None, frozenset({5})),
+        "kling-v1-5": (frozenset({"pro"}), frozenset({5})),
+    },
+    "camera_control": {
+        "kling-v1": (frozenset({"std"}), frozenset({5})),
+        "kling-v1-5": (frozenset({"pro"}), frozenset({5})),
+    },
+    'sound "on"': {"kling-v2-6": _PRO_ONLY},
+}
+
+
+def _capability_map(body: dict[str, Any], ctx: _Context) -> None:
+    model, mode = _model_of(body), body.get("mode", "std")
+    try:
+        duration = int(body.get("duration", 5))
+    except (TypeError, ValueError):
+        return  # the field check refuses it
+    used = {
+        "end frame (image_tail)": "image_tail" in body,
+        "motion brush (static_mask, dynamic_masks)": "static_mask" in body
+        or "dynamic_masks" in body,
+        "camera_control": "camera_control" in body,
+        'sound "on"': body.get("sound") == "on",
+    }
+    for feature, on in used.items():
+        if not on:
+            continue
+        cell = _CAPABILITIES[feature].get(model)
+        if cell is None:
+            raise _RefusalError(f"{feature} is not supported by {model}")
+        modes, durations = cell
+        if (modes is not None and mode not in modes) or (
+            durations is not None and duration not in durations
+        ):
+            raise _RefusalError(f"{feature} is not supported by {model} in {mode} {duration}s")
+    camera = body.get("camera_control")
+    if model == "kling-v1-5" and isinstance(camera, dict) and camera.get("type") != "simple":
+        raise _RefusalError(f"camera_control type {camera.get('type')} is not supported by {model}")
+    if model == "kling-v2-6" and used["end frame (image_tail)"] and used['sound "on"']:
+        raise _RefusalError("sound is not supported with image_tail")
 
 
 def _sound_model(body: dict[str, Any], ctx: _Context) -> None:
@@ -415,6 +473,9 @@ class _Schema:
         if unknown:
             raise _RefusalError(f"unknown parameter(s): {', '.join(unknown)}")
         required = self.required + (self.proxy_required if ctx.proxy_rules else ())
+        if _model_of(present).startswith("kling-v2"):
+            # tu-zi marks cfg_scale required, but no v2.x model takes it (providers.md, D).
+            required = tuple(name for name in required if name != "cfg_scale")
         for name in required:
             if name not in present or (present[name] == "" and name != "negative_prompt"):
                 raise _RefusalError(f"{name} is required")
@@ -427,7 +488,10 @@ class _Schema:
 
 _SCHEMAS = {
     "image2video": _Schema(
-        _I2V_FIELDS, ("image",), PROXY_REQUIRED, (_single_feature, _cfg_scale_model, _sound_model)
+        _I2V_FIELDS,
+        ("image",),
+        PROXY_REQUIRED,
+        (_single_feature, _cfg_scale_model, _sound_model, _capability_map),
     ),
     "multi-image2video": _Schema(_MULTI_FIELDS, ("image_list", "prompt"), (), ()),
 }
