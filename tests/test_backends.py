@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.logs import RedactingFormatter
-from bot.providers.registry import BACKENDS, CATALOGUE, catalogue_of
+from bot.providers.registry import BACKENDS, CATALOGUE, catalogue_of, model_table
 
 
 def settings(**values: object) -> Settings:
@@ -71,3 +73,9 @@ def test_urls_lose_their_trailing_slash() -> None:
     loaded = settings(kie_api_url="https://kie.test/", tuzi_api_url="https://t.test/kling/")
     assert (loaded.kie_api_url, loaded.tuzi_api_url) == ("https://kie.test", "https://t.test/kling")
     assert isinstance(settings(kie_api_key="k").kie_api_key, SecretStr)
+
+
+def test_the_readme_model_table_is_the_catalogue() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- models -->\n", 1)[1].split("\n<!-- /models -->", 1)[0]
+    assert shown == model_table(), "update README.md from bot.providers.registry.model_table()"

@@ -8,7 +8,7 @@ from typing import Any
 from bot.providers import kie, kling, preview, tuzi
 from bot.providers.backend import Backend, BuildContext, SettingsSection
 from bot.providers.base import Provider
-from bot.providers.catalogue import Catalogue, ModelSpec
+from bot.providers.catalogue import Catalogue, ModelSpec, Where
 
 # In the order their models are offered; adding a backend is one module and one line here.
 BACKENDS: tuple[Backend[Any], ...] = (kie.BACKEND, kling.BACKEND, tuzi.BACKEND, preview.BACKEND)
@@ -54,3 +54,52 @@ def problems(settings: SettingsSection) -> list[str]:
 def build_providers(settings: SettingsSection, context: BuildContext) -> dict[str, Provider]:
     """One provider per configured backend, keyed by backend name."""
     return {name: BY_NAME[name].build(settings, context) for name in configured_backends(settings)}
+
+
+def _where(where: Where | None, kinds: frozenset[str] | None = None) -> str:
+    """A capability-map cell for people: –, yes, or where it works."""
+    if where is None:
+        return "–"
+    limits = []
+    if where.modes is not None:
+        limits.append("/".join(sorted(where.modes)))
+    if where.durations is not None:
+        limits.append("/".join(str(d) for d in sorted(where.durations)) + " s")
+    text = " ".join(limits) + " only" if limits else "yes"
+    if kinds is not None:
+        text = f"{'/'.join(sorted(kinds))} moves, {text}"
+    if where.without:
+        text += ", no " + "/".join(sorted(where.without))
+    return text
+
+
+def model_table() -> str:
+    """The README's model table, made from the catalogue (tu-zi offers the official list)."""
+    rows = [
+        "| model id | prompt / negative | lengths | modes | sound | end frame | camera | "
+        "motion brush | cfg_scale | reference images |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for spec in CATALOGUE:
+        if spec.backend == "tuzi":
+            continue
+        negative = str(spec.negative_prompt_max) if spec.negative_prompt_max else "–"
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{spec.id}`",
+                    f"{spec.prompt_max} / {negative}",
+                    ", ".join(f"{d} s" for d in spec.durations),
+                    ", ".join(spec.modes) or "–",
+                    _where(spec.sound),
+                    _where(spec.end_frame),
+                    _where(spec.camera, spec.camera_types),
+                    _where(spec.motion_brush),
+                    "yes" if spec.cfg_scale else "–",
+                    "2–4" if spec.multi_image else "–",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(rows)
