@@ -251,6 +251,19 @@ async def test_webp_is_converted_for_kling(harness: Run) -> None:
         assert sent[:2] == b"\xff\xd8"  # JPEG, which Kling takes
 
 
+async def test_webp_is_converted_for_kie(harness: Run) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (800, 800), "teal").save(out, "WEBP")
+    async with harness(poll_interval=60.0) as h:
+        doc = h.telegram.send_document(h.user, out.getvalue(), "x.webp", "image/webp", "it spins")
+        draft = await h.draft_for(doc)
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        (uploaded,) = h.kie.uploads.values()
+        assert uploaded[:2] == b"\xff\xd8"  # kling-2.6 on kie takes JPEG and PNG only
+        assert len(h.kie.creates()) == 1
+
+
 async def test_every_backend_at_once_labels_models_by_backend(harness: Run) -> None:
     async with harness(backends=("kie", "kling", "tuzi"), poll_interval=60.0) as h:
         photo = h.telegram.send_photo(h.user, PHOTO, "fireflies at dusk")

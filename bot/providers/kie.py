@@ -170,6 +170,9 @@ class KieProvider(Provider):
     """The kie.ai backend."""
 
     name = "kie"
+    # kie's pages for kling-2.6, v2-5-turbo-pro and v3-turbo list JPEG and PNG only
+    # (providers.md, section D): every image goes as one of those, WebP converted.
+    image_types = ("image/jpeg", "image/png")
     # kie drops (429) what exceeds 20 new tasks per 10 s by its own clock; counting them per
     # 11 s leaves room for ±0.5 s of jitter between our sending and its arrival.
     create_rate = (20, 11.0)

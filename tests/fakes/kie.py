@@ -118,6 +118,8 @@ class _ModelSpec:
     negative_max: int | None
     cfg_scale: bool
     tail_image: bool
+    # The model's page lists image/jpeg and image/png only (providers.md, section D).
+    jpeg_png_only: bool = False
 
 
 _MODELS: dict[str, _ModelSpec] = {
@@ -129,6 +131,7 @@ _MODELS: dict[str, _ModelSpec] = {
         negative_max=None,
         cfg_scale=False,
         tail_image=False,
+        jpeg_png_only=True,
     ),
     "kling/v2-1-pro": _ModelSpec(
         prompt_max=5000,
@@ -147,8 +150,12 @@ _MODELS: dict[str, _ModelSpec] = {
         negative_max=2496,
         cfg_scale=True,
         tail_image=True,
+        jpeg_png_only=True,
     ),
 }
+
+
+_JPEG_PNG_MAGIC = (b"\xff\xd8", b"\x89PNG\r\n\x1a\n")
 
 
 class _RejectedError(Exception):
@@ -483,12 +490,12 @@ class FakeKie(ProviderFake[KieTask]):
                 raise _RejectedError("input.image_urls is required")
             if len(urls) != 1:
                 raise _RejectedError("input.image_urls must contain exactly one url")
-            self._check_image(urls[0])
+            self._check_image(urls[0], spec)
         else:
             url = input_.get("image_url")
             if not isinstance(url, str) or not url:
                 raise _RejectedError("input.image_url is required")
-            self._check_image(url)
+            self._check_image(url, spec)
         if spec.sound and not isinstance(input_.get("sound"), bool):
             raise _RejectedError("input.sound is required and must be a boolean")
         duration = input_.get("duration")
@@ -513,12 +520,14 @@ class FakeKie(ProviderFake[KieTask]):
         tail = input_.get("tail_image_url")
         # kie's own examples send "" for "no end frame".
         if spec.tail_image and tail not in (None, ""):
-            self._check_image(tail)
+            self._check_image(tail, spec)
 
-    def _check_image(self, url: Any) -> None:
+    def _check_image(self, url: Any, spec: _ModelSpec) -> None:
         file_path = self._url_files.get(url) if isinstance(url, str) else None
         if file_path is None or file_path not in self.uploads:
             raise _RejectedError(NOT_ACCESSIBLE_MSG)
+        if spec.jpeg_png_only and not self.uploads[file_path].startswith(_JPEG_PNG_MAGIC):
+            raise _RejectedError("image type not supported: only image/jpeg and image/png")
 
     def _is_final(self, task: KieTask) -> bool:
         return task.state in FINAL_STATES
