@@ -897,11 +897,15 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("image", type=Path, metavar="IMAGE", help="the photo (JPEG, PNG, WebP)")
     parser.add_argument("prompt", metavar="PROMPT", help="what should happen in the video")
     parser.add_argument("--model", metavar="ID", help="model id (default: DEFAULT_MODEL)")
-    parser.add_argument("--duration", type=int, metavar="5|10", help="seconds (default: 5)")
+    parser.add_argument(
+        "--duration", type=int, metavar="SECONDS", help="5 or 10; 3 to 15 on Kling 3.0 (default: 5)"
+    )
     parser.add_argument(
         "--sound", action=argparse.BooleanOptionalAction, help="with sound (default: off)"
     )
-    parser.add_argument("--mode", choices=("std", "pro"), help="standard or pro quality")
+    parser.add_argument(
+        "--mode", metavar="MODE", help="std or pro; 4K (kie Kling 3.0); 720p or 1080p (3.0 Turbo)"
+    )
     parser.add_argument("--tail", type=Path, metavar="IMAGE", help="end frame")
     parser.add_argument("--negative", metavar="TEXT", help="what the video should avoid")
     parser.add_argument("--cfg", type=unit_interval, metavar="0..1", help="cfg_scale")

@@ -120,6 +120,21 @@ def _constraints(lang: str, spec: ModelSpec, options: GenerationOptions) -> list
     return lines
 
 
+# Lengths always worth one tap when a model takes many (3-15 s): the usual ones.
+COMMON_DURATIONS = (5, 10)
+
+
+def duration_choices(durations: tuple[int, ...], current: int) -> list[int]:
+    """The lengths to show as buttons: all of a few; of many, the ends, the usual ones and
+    the current one's neighbours, so 3-15 s fits one row and any length is a few taps away."""
+    if len(durations) <= 4:
+        return list(durations)
+    index = durations.index(current) if current in durations else 0
+    near = durations[max(0, index - 1) : index + 2]
+    wanted = {durations[0], durations[-1], *near, *COMMON_DURATIONS}
+    return [seconds for seconds in durations if seconds in wanted]
+
+
 def _button_maker(draft: Draft) -> Callable[..., InlineKeyboardButton]:
     def button(text: str, action: Action, argument: str | None = None) -> InlineKeyboardButton:
         data = DraftButton(draft.id, action, argument).encode()
@@ -143,7 +158,7 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
                 Action.DURATION,
                 str(seconds),
             )
-            for seconds in durations
+            for seconds in duration_choices(durations, options.duration)
         ]
     ]
     toggles = []

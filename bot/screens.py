@@ -17,7 +17,7 @@ from bot.callback_data import (
     page_button,
 )
 from bot.providers.catalogue import Catalogue
-from bot.render import age, excerpt, reason_text, task_list
+from bot.render import age, duration_choices, excerpt, reason_text, task_list
 from bot.texts import LANGUAGES, t
 from storage import Stats
 from storage.models import GenerationOptions, Task, TaskState
@@ -128,7 +128,7 @@ def settings_screen(
                 SettingsAction.DURATION,
                 str(seconds),
             )
-            for seconds in durations
+            for seconds in duration_choices(durations, options.duration)
         ]
     ]
     toggles = []

@@ -211,3 +211,16 @@ def test_the_walk_reaches_the_features_the_map_allows() -> None:
     assert any(o.sound for o in sound) and all(o.mode == "pro" for o in sound if o.sound)
     assert any(o.mode == "std" for o in sound)
     assert len(reachable(by_id["kie:kling-2.6/image-to-video"], 1)) == 4  # 5/10 s × sound
+
+
+def test_three_to_fifteen_seconds_are_all_reachable_in_one_row() -> None:
+    by_id = {spec.id: spec for spec in WALKED}
+    for model in ("kie:kling-3.0/video", "kie:kling/v3-turbo-image-to-video", "kling:kling-v3"):
+        states = reachable(by_id[model], 2)
+        assert {o.duration for o in states} == set(range(3, 16)), model
+        for options in states:
+            rows = draft_keyboard(draft(options, 2), CATALOGUE_OF_ALL).inline_keyboard
+            assert len(rows[0]) <= 7  # never thirteen buttons in a row
+    kie_3 = reachable(by_id["kie:kling-3.0/video"], 2)
+    assert {o.mode for o in kie_3} == {"std", "pro", "4K"}
+    assert any(o.images.value == "end_frame" and o.sound for o in kie_3)

@@ -252,6 +252,21 @@ async def test_generate_with_kling_options_reaches_the_create_body(
         assert token not in result.out + result.err
 
 
+async def test_generate_with_kie_kling_3_takes_its_lengths_modes_and_both_frames(
+    fakes: Fakes,
+) -> None:
+    args = ["generate", "photo.jpg", "a storm rolls in", "--model", "kie:kling-3.0/video"]
+    flags = ["--duration", "12", "--mode", "4K", "--tail", "tail.jpg", "--sound"]
+    result = await cli([*args, *flags, "--out", "k3.mp4"], fakes.env, fakes.cwd)
+    assert result.code == 0, result.err
+    (task,) = fakes.kie.tasks.values()
+    assert task.model == "kling-3.0/video"
+    assert (task.input["duration"], task.input["mode"], task.input["sound"]) == ("12", "4K", True)
+    assert len(task.input["image_urls"]) == 2 and task.input["aspect_ratio"] == "16:9"
+    refused = await cli(["generate", "photo.jpg", "x", "--duration", "12"], fakes.env, fakes.cwd)
+    assert refused.code == 2 and "makes 5 or 10 s videos" in refused.err
+
+
 async def test_a_failed_task_exits_1_with_the_reason(fakes: Fakes) -> None:
     fakes.kie.outcome = "fail"
     result = await cli(["generate", "photo.jpg", "a storm"], fakes.env, fakes.cwd)

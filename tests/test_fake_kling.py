@@ -362,8 +362,9 @@ BAD_I2V: list[tuple[dict[str, Any], str]] = [
     (i2v(model_name="kling-v2-5-turbo", cfg_scale=0), "not supported by kling-v2-5-turbo"),
     (i2v(sound="on"), "sound is not supported by kling-v2-1"),
     (i2v(model_name="kling-v2-6", sound=True), "sound must be one of"),
-    (i2v(duration=5), 'the string "5" or "10"'),
-    (i2v(duration="7"), 'the string "5" or "10"'),
+    (i2v(duration=5), 'a string "3" to "15"'),
+    (i2v(duration="7"), "duration 7 is not supported by kling-v2-1"),
+    (i2v(duration="16"), 'a string "3" to "15"'),
     (i2v(aspect_ratio="4:3"), "aspect_ratio must be one of"),
     (i2v(callback_url="ftp://x"), "callback_url must be an http(s) URL"),
     (i2v(external_task_id=""), "external_task_id must be a non-empty string"),
@@ -821,3 +822,11 @@ async def test_the_capability_map_accepts(
     body = i2v(model_name=model, mode=mode, duration=duration, **extra)
     response = await kling.create(body)
     assert response.status_code == 200, response.text
+
+
+async def test_only_kling_v3_takes_lengths_other_than_5_and_10(kling: Kling) -> None:
+    refused = await kling.http.post(MULTI, json=multi(duration="7"))
+    assert_refused(refused, 1201, 400, "duration 7 is not supported by kling-v1-6")
+    for seconds in ("3", "7", "15"):
+        response = await kling.create(i2v(model_name="kling-v3", duration=seconds))
+        assert response.status_code == 200, response.text

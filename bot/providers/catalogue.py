@@ -33,6 +33,8 @@ class Where:
 
 
 ANYWHERE = Where()
+# Kling 3.0's lengths: any whole number of seconds from 3 to 15 (providers.md, section D).
+THREE_TO_FIFTEEN = tuple(range(3, 16))
 
 
 @dataclass(frozen=True)

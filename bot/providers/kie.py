@@ -8,6 +8,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ from bot.providers.base import (
     ProviderTask,
     VideoRequest,
 )
-from bot.providers.catalogue import ANYWHERE, ModelSpec
+from bot.providers.catalogue import ANYWHERE, THREE_TO_FIFTEEN, ModelSpec
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
@@ -41,8 +42,27 @@ UPLOAD_PATH = "kling-bot"
 SIGNATURE_WINDOW = 300.0
 MAINTENANCE = 455
 
-# kling-2.6 takes `image_urls` (a list of one) and a `sound` flag; the others `image_url`.
-_LIST_IMAGE_MODELS = frozenset({"kling-2.6/image-to-video"})
+
+@dataclass(frozen=True)
+class _Shape:
+    """How one kie model's `input` is spelled (providers.md, sections A and D)."""
+
+    # `image_urls` (a list; the end frame second where taken) instead of `image_url`.
+    image_list: bool = False
+    sound: bool = False
+    # The field the draft's mode goes to: "mode", or "resolution" (v3-turbo).
+    mode_field: str | None = None
+    aspect_ratio: bool = False
+    # `negative_prompt`, `cfg_scale` and `tail_image_url`, as the 2.x models take them.
+    classic: bool = False
+
+
+_CLASSIC = _Shape(classic=True)
+_SHAPES: dict[str, _Shape] = {
+    "kling-2.6/image-to-video": _Shape(image_list=True, sound=True),
+    "kling-3.0/video": _Shape(image_list=True, sound=True, mode_field="mode", aspect_ratio=True),
+    "kling/v3-turbo-image-to-video": _Shape(image_list=True, mode_field="resolution"),
+}
 
 _STATES = {
     "waiting": ProviderState.QUEUED,
@@ -92,20 +112,26 @@ def build_input(
     """The `input` object of createTask for the request's model."""
     if request.reference_images or request.camera or request.static_mask or request.dynamic_masks:
         raise InvalidRequestError("kie.ai takes no reference images, camera moves or masks")
+    shape = _SHAPES.get(request.model, _CLASSIC)
     fields: dict[str, Any] = {"prompt": request.prompt, "duration": str(request.duration)}
-    if request.model in _LIST_IMAGE_MODELS:
-        if tail_url:
+    if shape.image_list:
+        if tail_url and request.model != "kling-3.0/video":
             raise InvalidRequestError(f"{request.model} takes no end frame")
-        fields["image_urls"] = [image_url]
-        fields["sound"] = bool(request.sound)
+        fields["image_urls"] = [image_url, tail_url] if tail_url else [image_url]
     else:
         fields["image_url"] = image_url
         if tail_url:
             fields["tail_image_url"] = tail_url
-        if request.negative_prompt:
-            fields["negative_prompt"] = request.negative_prompt
-        if request.cfg_scale is not None:
-            fields["cfg_scale"] = request.cfg_scale
+    if shape.sound:
+        fields["sound"] = bool(request.sound)
+    if shape.mode_field and request.mode:
+        fields[shape.mode_field] = request.mode
+    if shape.aspect_ratio:
+        fields["aspect_ratio"] = request.aspect_ratio
+    if shape.classic and request.negative_prompt:
+        fields["negative_prompt"] = request.negative_prompt
+    if shape.classic and request.cfg_scale is not None:
+        fields["cfg_scale"] = request.cfg_scale
     return fields
 
 
@@ -339,6 +365,45 @@ MODELS: tuple[ModelSpec, ...] = (
         negative_prompt_max=500,
         cfg_scale=True,
         end_frame=ANYWHERE,
+    ),
+    # Newer models: providers.md, section D (multi-shot is not offered yet).
+    ModelSpec(
+        backend="kie",
+        name="kling-3.0/video",
+        label="Kling 3.0",
+        code="k30",
+        prompt_max=2500,
+        durations=THREE_TO_FIFTEEN,
+        modes=("pro", "std", "4K"),  # kie's default first
+        sound=ANYWHERE,
+        end_frame=ANYWHERE,  # image_urls: first, then last frame
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v3-turbo-image-to-video",
+        label="Kling 3.0 Turbo",
+        code="k3t",
+        prompt_max=2500,
+        durations=THREE_TO_FIFTEEN,
+        modes=("1080p", "720p"),  # its required `resolution`
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v2-1-master-image-to-video",
+        label="Kling 2.1 Master",
+        code="k21m",
+        prompt_max=5000,
+        negative_prompt_max=500,
+        cfg_scale=True,
+    ),
+    ModelSpec(
+        backend="kie",
+        name="kling/v2-1-standard",
+        label="Kling 2.1 Standard",
+        code="k21s",
+        prompt_max=5000,
+        negative_prompt_max=500,
+        cfg_scale=True,
     ),
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.providers.catalogue import SOUND, ModelSpec, Where
+from bot.providers.catalogue import ANYWHERE, SOUND, THREE_TO_FIFTEEN, ModelSpec, Where
 
 _OFFICIAL_PROMPT = 2500
 _STD_PRO = ("std", "pro")
@@ -21,6 +21,18 @@ _OFFICIAL: tuple[tuple[str, str, str, dict[str, object]], ...] = (
             # Sound on needs pro (std is silent); an end frame needs pro, and then no sound.
             "sound": Where(modes=_PRO),
             "end_frame": Where(modes=_PRO, without=frozenset({SOUND})),
+        },
+    ),
+    (
+        # ⚠️ the name as vercel/ai's klingai provider spells it; sound and end frame anywhere.
+        "kling-v3",
+        "Kling 3.0",
+        "3",
+        {
+            "modes": _STD_PRO,
+            "durations": THREE_TO_FIFTEEN,
+            "sound": ANYWHERE,
+            "end_frame": ANYWHERE,
         },
     ),
     ("kling-v2-5-turbo", "Kling 2.5 Turbo", "25t", {"modes": _STD_PRO, "end_frame": Where(_PRO)}),

@@ -73,6 +73,12 @@ def _where(where: Where | None, kinds: frozenset[str] | None = None) -> str:
     return text
 
 
+def _lengths(durations: tuple[int, ...]) -> str:
+    if len(durations) > 2 and durations == tuple(range(durations[0], durations[-1] + 1)):
+        return f"{durations[0]}–{durations[-1]} s"
+    return ", ".join(f"{d} s" for d in durations)
+
+
 def model_table() -> str:
     """The README's model table, made from the catalogue (tu-zi offers the official list)."""
     rows = [
@@ -90,7 +96,7 @@ def model_table() -> str:
                 [
                     f"`{spec.id}`",
                     f"{spec.prompt_max} / {negative}",
-                    ", ".join(f"{d} s" for d in spec.durations),
+                    _lengths(spec.durations),
                     ", ".join(spec.modes) or "–",
                     _where(spec.sound),
                     _where(spec.end_frame),

@@ -120,8 +120,16 @@ class _ModelSpec:
     tail_image: bool
     # The model's page lists image/jpeg and image/png only (providers.md, section D).
     jpeg_png_only: bool = False
+    durations: tuple[str, ...] = ("5", "10")
+    # How many `image_urls` it takes (kling-3.0: first, or first and last frame).
+    max_images: int = 1
+    sound_required: bool = True
+    modes: tuple[str, ...] = ()  # input.mode, optional
+    resolutions: tuple[str, ...] = ()  # input.resolution, required when the model has it
+    aspect_ratio: bool = False
 
 
+_THREE_TO_FIFTEEN = tuple(str(seconds) for seconds in range(3, 16))
 _MODELS: dict[str, _ModelSpec] = {
     "kling-2.6/image-to-video": _ModelSpec(
         prompt_max=1000,
@@ -151,6 +159,51 @@ _MODELS: dict[str, _ModelSpec] = {
         cfg_scale=True,
         tail_image=True,
         jpeg_png_only=True,
+    ),
+    # providers.md, section D: the newer models.
+    "kling-3.0/video": _ModelSpec(
+        prompt_max=2500,
+        image_list=True,
+        sound=True,
+        duration_required=False,
+        negative_max=None,
+        cfg_scale=False,
+        tail_image=False,
+        durations=_THREE_TO_FIFTEEN,
+        max_images=2,
+        sound_required=False,
+        modes=("std", "pro", "4K"),
+        aspect_ratio=True,
+    ),
+    "kling/v3-turbo-image-to-video": _ModelSpec(
+        prompt_max=2500,
+        image_list=True,
+        sound=False,
+        duration_required=True,
+        negative_max=None,
+        cfg_scale=False,
+        tail_image=False,
+        jpeg_png_only=True,
+        durations=_THREE_TO_FIFTEEN,
+        resolutions=("720p", "1080p"),
+    ),
+    "kling/v2-1-standard": _ModelSpec(
+        prompt_max=5000,
+        image_list=False,
+        sound=False,
+        duration_required=False,
+        negative_max=500,
+        cfg_scale=True,
+        tail_image=False,
+    ),
+    "kling/v2-1-master-image-to-video": _ModelSpec(
+        prompt_max=5000,
+        image_list=False,
+        sound=False,
+        duration_required=False,
+        negative_max=500,
+        cfg_scale=True,
+        tail_image=False,
     ),
 }
 
@@ -488,22 +541,39 @@ class FakeKie(ProviderFake[KieTask]):
             urls = input_.get("image_urls")
             if not isinstance(urls, list) or not urls:
                 raise _RejectedError("input.image_urls is required")
-            if len(urls) != 1:
-                raise _RejectedError("input.image_urls must contain exactly one url")
-            self._check_image(urls[0], spec)
+            if len(urls) > spec.max_images:
+                most = "exactly one url" if spec.max_images == 1 else f"1 to {spec.max_images} urls"
+                raise _RejectedError(f"input.image_urls must contain {most}")
+            for url in urls:
+                self._check_image(url, spec)
         else:
             url = input_.get("image_url")
             if not isinstance(url, str) or not url:
                 raise _RejectedError("input.image_url is required")
             self._check_image(url, spec)
-        if spec.sound and not isinstance(input_.get("sound"), bool):
+        sound = input_.get("sound")
+        if (
+            spec.sound
+            and not isinstance(sound, bool)
+            and (spec.sound_required or sound is not None)
+        ):
             raise _RejectedError("input.sound is required and must be a boolean")
         duration = input_.get("duration")
         if duration is None:
             if spec.duration_required:
                 raise _RejectedError("input.duration is required")
-        elif not isinstance(duration, str) or duration not in ("5", "10"):
-            raise _RejectedError('input.duration must be "5" or "10"')
+        elif not isinstance(duration, str) or duration not in spec.durations:
+            allowed = " to ".join((spec.durations[0], spec.durations[-1]))
+            raise _RejectedError(f"input.duration must be a string from {allowed}")
+        mode = input_.get("mode")
+        if spec.modes and mode is not None and mode not in spec.modes:
+            raise _RejectedError(f"input.mode must be one of {', '.join(spec.modes)}")
+        resolution = input_.get("resolution")
+        if spec.resolutions and resolution not in spec.resolutions:
+            raise _RejectedError(f"input.resolution must be {' or '.join(spec.resolutions)}")
+        ratio = input_.get("aspect_ratio")
+        if spec.aspect_ratio and ratio is not None and ratio not in ("16:9", "9:16", "1:1"):
+            raise _RejectedError("input.aspect_ratio must be 16:9, 9:16 or 1:1")
         negative = input_.get("negative_prompt")
         if spec.negative_max is not None and negative is not None:
             if not isinstance(negative, str):

@@ -90,6 +90,7 @@ ENDPOINTS = frozenset(
 HOLD_ENDPOINTS = ENDPOINTS | {"result"}
 MODELS = frozenset(
     {
+        "kling-v3",  # ⚠️ the name per vercel/ai (providers.md, section D)
         "kling-v1",
         "kling-v1-5",
         "kling-v1-6",
@@ -255,12 +256,23 @@ def _cfg_scale(name: str, value: Any, ctx: _Context) -> None:
 
 
 def _duration(name: str, value: Any, ctx: _Context) -> None:
-    if value in ("5", "10"):
+    # "5"/"10", and "3"…"15" for kling-v3 (checked with the model by _duration_model).
+    if value in _LENGTHS:
         return
-    if ctx.proxy_rules and _is_int(value) and value in (5, 10):
+    if ctx.proxy_rules and _is_int(value) and str(value) in _LENGTHS:
         return
-    allowed = '5, 10, "5" or "10"' if ctx.proxy_rules else 'the string "5" or "10"'
+    allowed = "3 to 15 or its string" if ctx.proxy_rules else 'a string "3" to "15"'
     raise _RefusalError(f"{name} must be {allowed}")
+
+
+_LENGTHS = frozenset(str(seconds) for seconds in range(3, 16))
+
+
+def _duration_model(body: dict[str, Any], ctx: _Context) -> None:
+    model = _model_of(body)
+    duration = str(body.get("duration", "5"))
+    if model != "kling-v3" and duration not in ("5", "10"):
+        raise _RefusalError(f"duration {duration} is not supported by {model}")
 
 
 def _multi_model(name: str, value: Any, ctx: _Context) -> None:
@@ -364,8 +376,13 @@ def _single_feature(body: dict[str, Any], ctx: _Context) -> None:
 def _cfg_scale_model(body: dict[str, Any], ctx: _Context) -> None:
     # No v2.x model takes cfg_scale, through a proxy neither (providers.md, section D).
     model = _model_of(body)
-    if "cfg_scale" in body and model.startswith("kling-v2"):
+    if "cfg_scale" in body and not _takes_cfg_scale(model):
         raise _RefusalError(f"cfg_scale is not supported by {model}")
+
+
+def _takes_cfg_scale(model: str) -> bool:
+    # Only the 1.x models: no v2.x takes it, nor kling-v3 (providers.md, section D).
+    return model.startswith("kling-v1")
 
 
 # The official capability map, written here from providers.md section D on its own (not from
@@ -381,6 +398,7 @@ _CAPABILITIES: dict[str, dict[str, _Cell]] = {
         "kling-v2-1": _PRO_ONLY,
         "kling-v2-5-turbo": _PRO_ONLY,
         "kling-v2-6": _PRO_ONLY,
+        "kling-v3": (None, None),
     },
     "motion brush (static_mask, dynamic_masks)": {
         "kling-v1": (None, frozenset({5})),
@@ -390,7 +408,7 @@ _CAPABILITIES: dict[str, dict[str, _Cell]] = {
         "kling-v1": (frozenset({"std"}), frozenset({5})),
         "kling-v1-5": (frozenset({"pro"}), frozenset({5})),
     },
-    'sound "on"': {"kling-v2-6": _PRO_ONLY},
+    'sound "on"': {"kling-v2-6": _PRO_ONLY, "kling-v3": (None, None)},
 }
 
 
@@ -426,7 +444,7 @@ def _capability_map(body: dict[str, Any], ctx: _Context) -> None:
 
 
 def _sound_model(body: dict[str, Any], ctx: _Context) -> None:
-    if "sound" in body and _model_of(body) != "kling-v2-6":
+    if "sound" in body and _model_of(body) not in ("kling-v2-6", "kling-v3"):
         raise _RefusalError(f"sound is not supported by {_model_of(body)}")
 
 
@@ -473,8 +491,8 @@ class _Schema:
         if unknown:
             raise _RefusalError(f"unknown parameter(s): {', '.join(unknown)}")
         required = self.required + (self.proxy_required if ctx.proxy_rules else ())
-        if _model_of(present).startswith("kling-v2"):
-            # tu-zi marks cfg_scale required, but no v2.x model takes it (providers.md, D).
+        if not _takes_cfg_scale(_model_of(present)):
+            # tu-zi marks cfg_scale required, but only 1.x models take it (providers.md, D).
             required = tuple(name for name in required if name != "cfg_scale")
         for name in required:
             if name not in present or (present[name] == "" and name != "negative_prompt"):
@@ -491,9 +509,9 @@ _SCHEMAS = {
         _I2V_FIELDS,
         ("image",),
         PROXY_REQUIRED,
-        (_single_feature, _cfg_scale_model, _sound_model, _capability_map),
+        (_single_feature, _cfg_scale_model, _sound_model, _duration_model, _capability_map),
     ),
-    "multi-image2video": _Schema(_MULTI_FIELDS, ("image_list", "prompt"), (), ()),
+    "multi-image2video": _Schema(_MULTI_FIELDS, ("image_list", "prompt"), (), (_duration_model,)),
 }
 
 
