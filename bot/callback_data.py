@@ -23,9 +23,10 @@ class Action(StrEnum):
     CAMERA_MENU = "cam"
     CAMERA = "c"
     TRIM = "trim"
+    MODEL_GROUP = "grp"
 
 
-_WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA}
+_WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA, Action.MODEL_GROUP}
 # ASCII digits without leading zeros: one button, one spelling.
 _ID = r"([1-9][0-9]{0,17})"
 _PATTERN = re.compile(rf"d:{_ID}:([a-z]{{1,4}})(?::([a-z0-9]{{1,16}}))?")
@@ -90,10 +91,16 @@ class SettingsAction(StrEnum):
     MODEL = "m"
     LANGUAGE = "lang"
     BACK = "back"
+    MODEL_GROUP = "grp"
 
 
 _SETTINGS_PATTERN = re.compile(r"s:([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
-_SETTINGS_WITH_ARGUMENT = {SettingsAction.DURATION, SettingsAction.MODEL, SettingsAction.LANGUAGE}
+_SETTINGS_WITH_ARGUMENT = {
+    SettingsAction.DURATION,
+    SettingsAction.MODEL,
+    SettingsAction.LANGUAGE,
+    SettingsAction.MODEL_GROUP,
+}
 
 
 @dataclass(frozen=True)

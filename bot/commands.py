@@ -268,11 +268,10 @@ class Commands:
         options = await self.drafts.default_options(user.id)
         chat_id, message_id = query.message.chat.id, query.message.message_id
         bot = self.s.messenger.bot
-        if pressed.action is SettingsAction.MODEL_MENU:
+        if pressed.action in (SettingsAction.MODEL_MENU, SettingsAction.MODEL_GROUP):
             await answer(query)
-            await edit_markup(
-                bot, chat_id, message_id, settings_models(lang, options.model, self.s.catalogue)
-            )
+            menu = settings_models(lang, options.model, self.s.catalogue, pressed.argument)
+            await edit_markup(bot, chat_id, message_id, menu)
             return
         if pressed.action is SettingsAction.LANGUAGE:
             if pressed.argument not in LANGUAGES:

@@ -280,9 +280,10 @@ class Handlers:
             await self._generate(query, draft, spec)
         elif pressed.action is Action.CANCEL:
             await self._cancel(query, draft)
-        elif pressed.action is Action.MODEL_MENU:
+        elif pressed.action in (Action.MODEL_MENU, Action.MODEL_GROUP):
             await answer(query)
-            await self._edit_markup(draft, model_menu(draft, self.s.catalogue))
+            menu = model_menu(draft, self.s.catalogue, pressed.argument)
+            await self._edit_markup(draft, menu)
         elif pressed.action is Action.CAMERA_MENU and spec.camera:
             await answer(query)
             await self._edit_markup(draft, camera_menu(draft, spec))

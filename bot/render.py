@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Callable
 
@@ -192,19 +193,56 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def model_menu(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
-    """One button per offered model, and Back."""
-    button = _button_maker(draft)
-    rows = [
-        [
-            button(
-                ("✅ " if spec.id == draft.options.model else "") + catalogue.label(spec.id),
-                Action.MODEL,
-                spec.code,
-            )
+def _generation(spec: ModelSpec) -> tuple[int, ...]:
+    """The model's version from its label ("Kling 2.5 Turbo" → (2, 5)); none sorts last."""
+    return tuple(int(part) for part in re.findall(r"\d+", spec.label)[:2])
+
+
+def model_rows(
+    catalogue: Catalogue,
+    current: str,
+    group: str | None,
+    model_button: Callable[[str, str], InlineKeyboardButton],
+    group_button: Callable[[str, str], InlineKeyboardButton],
+) -> list[list[InlineKeyboardButton]]:
+    """A model picker that stays short with many models: a tab per backend, then that
+    backend's models, newest first, two to a row. `group` is the tab shown (a backend)."""
+    backends = list(dict.fromkeys(spec.backend for spec in catalogue.models))
+    if group not in backends:
+        chosen = catalogue.get(current)
+        group = chosen.backend if chosen is not None else backends[0]
+    rows = []
+    if len(backends) > 1:
+        tabs = [
+            group_button(("✅ " if name == group else "") + catalogue.title(name), name)
+            for name in backends
         ]
-        for spec in catalogue.models
+        rows += [tabs[i : i + 4] for i in range(0, len(tabs), 4)]
+    models = sorted(
+        (spec for spec in catalogue.models if spec.backend == group),
+        key=_generation,
+        reverse=True,
+    )
+    buttons = [
+        model_button(("✅ " if spec.id == current else "") + spec.label, spec.code)
+        for spec in models
     ]
+    rows += [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    return rows
+
+
+def model_menu(
+    draft: Draft, catalogue: Catalogue, group: str | None = None
+) -> InlineKeyboardMarkup:
+    """The model picker for a draft, and Back."""
+    button = _button_maker(draft)
+    rows = model_rows(
+        catalogue,
+        draft.options.model,
+        group,
+        lambda text, code: button(text, Action.MODEL, code),
+        lambda text, name: button(text, Action.MODEL_GROUP, name),
+    )
     rows.append([button(t(draft.lang, "btn.back"), Action.BACK)])
     return InlineKeyboardMarkup(rows)
 

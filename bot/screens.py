@@ -17,7 +17,7 @@ from bot.callback_data import (
     page_button,
 )
 from bot.providers.catalogue import Catalogue
-from bot.render import age, duration_choices, excerpt, reason_text, task_list
+from bot.render import age, duration_choices, excerpt, model_rows, reason_text, task_list
 from bot.texts import LANGUAGES, t
 from storage import Stats
 from storage.models import GenerationOptions, Task, TaskState
@@ -156,18 +156,17 @@ def settings_screen(
     return text, InlineKeyboardMarkup(rows)
 
 
-def settings_models(lang: str, current: str, catalogue: Catalogue) -> InlineKeyboardMarkup:
+def settings_models(
+    lang: str, current: str, catalogue: Catalogue, group: str | None = None
+) -> InlineKeyboardMarkup:
     """The default-model menu of /settings."""
-    rows = [
-        [
-            _settings_button(
-                ("✅ " if spec.id == current else "") + catalogue.label(spec.id),
-                SettingsAction.MODEL,
-                spec.code,
-            )
-        ]
-        for spec in catalogue.models
-    ]
+    rows = model_rows(
+        catalogue,
+        current,
+        group,
+        lambda text, code: _settings_button(text, SettingsAction.MODEL, code),
+        lambda text, name: _settings_button(text, SettingsAction.MODEL_GROUP, name),
+    )
     rows.append([_settings_button(t(lang, "btn.back"), SettingsAction.BACK)])
     return InlineKeyboardMarkup(rows)
 

@@ -247,3 +247,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("money: paid creates per Generate press, undelivered videos")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+async def choose_model(h: Harness, draft: dict[str, Any], backend: str, label: str) -> None:
+    """Open the draft's model picker (unless open), go to `backend`'s tab, tap model `label`."""
+    edits = len(h.telegram.calls_of("editMessageReplyMarkup"))
+    shown = buttons(h.current(draft))
+    picker = [text for text in shown if text.startswith("🎞") and text.endswith("▾")]
+    if picker:
+        h.telegram.tap(h.user, h.current(draft), shown[picker[0]])
+        edits += 1
+        await h.telegram.wait_for_call("editMessageReplyMarkup", count=edits)
+    menu = buttons(h.current(draft))
+    if backend in menu:  # another backend's tab ("✅ " marks the one shown)
+        h.telegram.tap(h.user, h.current(draft), menu[backend])
+        await h.telegram.wait_for_call("editMessageReplyMarkup", count=edits + 1)
+    h.telegram.tap(h.user, h.current(draft), button(h.current(draft), label))

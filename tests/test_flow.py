@@ -24,6 +24,7 @@ from tests.conftest import (
     Harness,
     button,
     buttons,
+    choose_model,
     generate,
     jpeg,
 )
@@ -397,13 +398,7 @@ async def test_secrets_never_reach_the_logs(harness: Run) -> None:
             for model in ("Kling API", "tu-zi"):
                 photo = h.telegram.send_photo(h.user, PHOTO, f"via {model}")
                 draft = await h.draft_for(photo)
-                h.telegram.tap(h.user, draft, button(draft, "Kling 2.6 · kie.ai"))
-                await h.telegram.wait_for_call(
-                    "editMessageReplyMarkup",
-                    lambda c, d=draft: c.params["message_id"] == d["message_id"],
-                )
-                menu = h.current(draft)
-                h.telegram.tap(h.user, menu, button(menu, f"Kling 1.6 · {model}"))
+                await choose_model(h, draft, model, "Kling 1.6")
                 await h.telegram.wait_for_call(
                     "editMessageText", lambda c, m=model: f"Kling 1.6 · {m}" in c.params["text"]
                 )

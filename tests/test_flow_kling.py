@@ -11,7 +11,7 @@ from typing import Any
 from PIL import Image
 
 from storage.models import TaskState
-from tests.conftest import PHOTO, Harness, button, buttons, generate, jpeg
+from tests.conftest import PHOTO, Harness, button, buttons, choose_model, generate, jpeg
 
 Run = Callable[..., Any]
 
@@ -268,9 +268,16 @@ async def test_every_backend_at_once_labels_models_by_backend(harness: Run) -> N
     async with harness(backends=("kie", "kling", "tuzi"), poll_interval=60.0) as h:
         photo = h.telegram.send_photo(h.user, PHOTO, "fireflies at dusk")
         draft = await h.draft_for(photo)
+        assert "Kling 2.6 · kie.ai" in draft["text"]
         h.telegram.tap(h.user, draft, button(draft, "Kling 2.6 · kie.ai"))
         await h.telegram.wait_for_call("editMessageReplyMarkup")
         menu = buttons(h.current(draft))
-        for label in ("Kling 2.6 · Kling API", "Kling 1.6 · tu-zi", "Kling 2.1 Pro · kie.ai"):
-            assert label in menu, menu
+        # A tab per backend, then the shown backend's models, newest first.
+        assert list(menu)[:3] == ["✅ kie.ai", "Kling API", "tu-zi"]
+        assert list(menu)[3:5] == ["Kling 3.0", "Kling 3.0 Turbo"] and "✅ Kling 2.6" in menu
+        assert "Kling 1.6" not in menu and len(menu) <= 12
         assert all(len(data.encode()) <= 64 for data in menu.values())
+        await choose_model(h, draft, "tu-zi", "Kling 1.6")
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "Kling 1.6 · tu-zi" in c.params["text"]
+        )

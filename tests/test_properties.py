@@ -145,7 +145,7 @@ async def kling() -> AsyncIterator[OfficialShapeProvider]:
 
 # --- 1. callback_data ----------------------------------------------------------------------
 
-WITH_ARGUMENT = frozenset({Action.DURATION, Action.MODEL, Action.CAMERA})
+WITH_ARGUMENT = frozenset({Action.DURATION, Action.MODEL, Action.CAMERA, Action.MODEL_GROUP})
 ARGUMENTS = st.from_regex(r"[a-z0-9]{1,16}", fullmatch=True)
 
 
