@@ -24,6 +24,7 @@ class Action(StrEnum):
     CAMERA = "c"
     TRIM = "trim"
     MODEL_GROUP = "grp"
+    SHOTS = "shot"
 
 
 _WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA, Action.MODEL_GROUP}

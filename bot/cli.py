@@ -26,6 +26,7 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bot.caption import shot_lines
 from bot.config import Settings
 from bot.engine.images import LONGEST, SMALLEST, ImageError, prepare_image
 from bot.engine.tracker import next_delay
@@ -38,14 +39,17 @@ from bot.providers.base import (
     ImageFile,
     Provider,
     ProviderState,
+    Shot,
     TrajectoryPoint,
     VideoRequest,
+    split_duration,
 )
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import (
     CAMERA,
     END_FRAME,
     MOTION_BRUSH,
+    MULTI_SHOT,
     SOUND,
     Catalogue,
     ModelSpec,
@@ -215,6 +219,8 @@ class GenerateOptions:
     dynamic_masks: tuple[MaskArg, ...]
     out: Path | None
     timeout: float | None
+    # The prompt's shots: its numbered lines, or with --shots each line.
+    shots: tuple[str, ...] = ()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> GenerateOptions:
@@ -234,6 +240,7 @@ class GenerateOptions:
             dynamic_masks=tuple(args.dynamic_mask or ()),
             out=args.out,
             timeout=args.timeout,
+            shots=shot_lines(args.prompt, every_line=args.shots),
         )
 
     @property
@@ -247,12 +254,24 @@ class GenerateOptions:
         used = [END_FRAME] if self.tail is not None else []
         used += [CAMERA] if self.camera is not None else []
         used += [MOTION_BRUSH] if self.motion_brush else []
+        used += [MULTI_SHOT] if self.shots else []
         return used + ([SOUND] if self.sound else [])
 
     @property
     def camera_type(self) -> str | None:
         """The type of the chosen camera move (`simple` or a preset)."""
         return PRESETS[self.camera].type if self.camera in PRESETS else None
+
+
+def shots_of(options: GenerateOptions, duration: int) -> tuple[Shot, ...]:
+    """The request's shots, their lengths split to add up to `duration`."""
+    if not options.shots:
+        return ()
+    lengths = split_duration(duration, len(options.shots))
+    return tuple(
+        Shot(prompt=text, duration=seconds)
+        for text, seconds in zip(options.shots, lengths, strict=True)
+    )
 
 
 def with_defaults(spec: ModelSpec, options: GenerateOptions) -> tuple[GenerateOptions, list[str]]:
@@ -265,7 +284,10 @@ def with_defaults(spec: ModelSpec, options: GenerateOptions) -> tuple[GenerateOp
     modes: tuple[str | None, ...] = (options.mode,) if options.mode else spec.modes or (None,)
     for duration in durations:
         for mode in modes:
-            if spec.refusal(mode, duration, options.features, options.camera_type) is None:
+            refused = spec.refusal(
+                mode, duration, options.features, options.camera_type, len(options.shots)
+            )
+            if refused is None:
                 notes = []
                 if options.mode is None and spec.modes and mode != spec.modes[0]:
                     notes.append(f"--mode {mode}: {spec.label} needs it for these options")
@@ -362,7 +384,9 @@ def option_problems(spec: ModelSpec, catalogue: Catalogue, options: GenerateOpti
         fitted, _ = with_defaults(spec, options)
         mode = (fitted.mode or spec.modes[0]) if spec.modes else None
         duration = fitted.duration or spec.durations[0]
-        refused = spec.refusal(mode, duration, fitted.features, fitted.camera_type)
+        refused = spec.refusal(
+            mode, duration, fitted.features, fitted.camera_type, len(fitted.shots)
+        )
         if refused is not None:
             found.append(f"{spec.id}: {refused}")
     return found
@@ -457,6 +481,7 @@ def build_request(
             static_mask=static,
             dynamic_masks=dynamic,
             external_id=f"cli-{uuid.uuid4().hex}",
+            shots=shots_of(options, options.duration or spec.durations[0]),
         )
     except ValidationError as exc:
         raise UsageError(str(exc.errors()[0]["msg"])) from None
@@ -749,6 +774,8 @@ def run_generate(args: argparse.Namespace, masker: Masker) -> int:
     options = GenerateOptions.from_args(args)
     settings = load_settings(masker, need_bot=False)
     spec = choose_model(settings, options.model)
+    if spec.multi_shot is None and not args.shots:
+        options = replace(options, shots=())  # numbered lines are one prompt for this model
     problems = option_problems(spec, settings.catalogue(), options)
     if problems:
         raise UsageError(*problems)
@@ -907,6 +934,11 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--mode", metavar="MODE", help="std or pro; 4K (kie Kling 3.0); 720p or 1080p (3.0 Turbo)"
     )
     parser.add_argument("--tail", type=Path, metavar="IMAGE", help="end frame")
+    parser.add_argument(
+        "--shots",
+        action="store_true",
+        help="each line of PROMPT is one shot (Kling 3.0; lines numbered 1. 2. … are anyway)",
+    )
     parser.add_argument("--negative", metavar="TEXT", help="what the video should avoid")
     parser.add_argument("--cfg", type=unit_interval, metavar="0..1", help="cfg_scale")
     parser.add_argument("--camera", choices=sorted(PRESETS), metavar="PRESET", help="camera move")

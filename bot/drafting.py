@@ -8,7 +8,7 @@ from bot.callback_data import Action, DraftButton
 from bot.config import Settings
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.camera import PRESETS
-from bot.providers.catalogue import CAMERA, END_FRAME, SOUND, Catalogue, ModelSpec
+from bot.providers.catalogue import CAMERA, END_FRAME, MULTI_SHOT, SOUND, Catalogue, ModelSpec
 from bot.texts import t
 from storage import Limits, Refusal
 from storage.models import Draft, GenerationOptions, ImageUse
@@ -34,6 +34,8 @@ def features(options: GenerationOptions) -> list[str]:
         used.append(END_FRAME)
     if options.camera:
         used.append(CAMERA)
+    if options.multi_shot:
+        used.append(MULTI_SHOT)
     if options.sound:
         used.append(SOUND)
     return used
@@ -45,6 +47,8 @@ def _without(options: GenerationOptions, feature: str) -> GenerationOptions:
         return options.model_copy(update={"images": ImageUse.SINGLE})
     if feature == CAMERA:
         return options.model_copy(update={"camera": None})
+    if feature == MULTI_SHOT:
+        return options.model_copy(update={"multi_shot": False})
     return options.model_copy(update={"sound": False})
 
 
@@ -63,10 +67,11 @@ def usable_settings(
 ) -> list[tuple[str | None, int]]:
     """The (mode, length) pairs in which all of `used` work together on this model."""
     camera = _camera_type(options) if CAMERA in used else None
+    shots = len(options.shots)
     return [
         (mode, duration)
         for mode, duration in _settings(spec)
-        if spec.refusal(mode, duration, used, camera) is None
+        if spec.refusal(mode, duration, used, camera, shots) is None
     ]
 
 
@@ -90,6 +95,7 @@ def fit_options(
             if options.duration in spec.durations
             else spec.durations[0],
             "sound": options.sound and spec.sound is not None,
+            "multi_shot": options.multi_shot and spec.multi_shot is not None,
             "mode": (options.mode if options.mode in spec.modes else spec.modes[0])
             if spec.modes
             else None,
@@ -173,6 +179,8 @@ class Offer:
     modes: tuple[str, ...]
     sound: bool
     cameras: tuple[str, ...]
+    # Whether the prompt's shots can go as one multi-shot video (or back to one shot).
+    shots: bool = False
 
 
 def offer(spec: ModelSpec, options: GenerationOptions) -> Offer:
@@ -192,7 +200,10 @@ def offer(spec: ModelSpec, options: GenerationOptions) -> Offer:
             for name in PRESETS
             if usable_settings(spec, options.model_copy(update={"camera": name}), [*others, CAMERA])
         )
-    return Offer(durations, modes, sound, cameras)
+    shots = spec.multi_shot is not None and (
+        options.multi_shot or bool(usable_settings(spec, options, [*used, MULTI_SHOT]))
+    )
+    return Offer(durations, modes, sound, cameras, shots)
 
 
 def apply_button(
@@ -213,6 +224,10 @@ def apply_button(
         return fit_options(spec, options.model_copy(update={"sound": True}), count, SOUND)
     if action is Action.MODE and (mode := next_mode(offered.modes, options.mode)) is not None:
         return options.model_copy(update={"mode": mode})
+    if action is Action.SHOTS and offered.shots:
+        if options.multi_shot:
+            return options.model_copy(update={"multi_shot": False})
+        return fit_options(spec, options.model_copy(update={"multi_shot": True}), count, MULTI_SHOT)
     if action is Action.CFG and spec.cfg_scale:
         return options.model_copy(update={"cfg_scale": next_cfg(options.cfg_scale)})
     if action is Action.IMAGES:

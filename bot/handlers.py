@@ -67,7 +67,10 @@ def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOpti
         update["negative_prompt"] = caption.negative_prompt
     if caption.cfg_scale is not None:
         update["cfg_scale"] = caption.cfg_scale
-    return options.model_copy(update=update) if update else options
+    # Shots come with the prompt: a new prompt brings its own (or none), on where taken.
+    update["shots"] = caption.shots
+    update["multi_shot"] = bool(caption.shots)
+    return options.model_copy(update=update)
 
 
 def refusal(lang: str, reason: str) -> str:
@@ -151,7 +154,7 @@ class Handlers:
                 options=options,
                 lang=lang,
             )
-            if caption.negative_prompt or caption.cfg_scale is not None:
+            if caption.negative_prompt or caption.cfg_scale is not None or caption.shots:
                 await self.s.drafts.set_options(draft.id, with_caption(draft.options, caption))
             self._show_album_later(draft.id)
             return

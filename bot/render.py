@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.callback_data import Action, DraftButton, TaskAction, TaskButton
 from bot.drafting import features, image_uses, offer
 from bot.engine.images import LONGEST, SMALLEST
+from bot.providers.base import split_duration
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import CAMERA, END_FRAME, Catalogue, ModelSpec
 from bot.texts import t
@@ -81,14 +82,30 @@ def draft_text(draft: Draft, catalogue: Catalogue) -> str:
     if options.camera:
         lines.append(t(lang, "draft.camera", camera=t(lang, f"camera.{options.camera}")))
     if spec is not None:
-        lines += _constraints(lang, spec, options)
+        lines += _shots(lang, spec, options)
+    if spec is not None:
+        lines += _constraints(lang, spec, options, draft.image_count)
     if spec is not None and spec.backend == "preview":
         lines += ["", t(lang, "draft.preview_note")]
     lines += ["", t(lang, "draft.hint")]
     return "\n".join(lines)
 
 
-def _constraints(lang: str, spec: ModelSpec, options: GenerationOptions) -> list[str]:
+def _shots(lang: str, spec: ModelSpec, options: GenerationOptions) -> list[str]:
+    """The prompt's shots with their lengths, or that they go as one shot."""
+    count = len(options.shots)
+    if not count or spec.multi_shot is None:
+        return []
+    if not options.multi_shot:
+        return [t(lang, "draft.shots_off", count=count)]
+    lengths = split_duration(options.duration, count)
+    return [t(lang, "draft.shots", count=count)] + [
+        t(lang, "draft.shot", index=n, prompt=html.escape(excerpt(text, 120)), seconds=seconds)
+        for n, (text, seconds) in enumerate(zip(options.shots, lengths, strict=True), 1)
+    ]
+
+
+def _constraints(lang: str, spec: ModelSpec, options: GenerationOptions, photos: int) -> list[str]:
     """Plain words for what the model's map decided: the modes or lengths a feature needs,
     and the features it switched off."""
     lines = []
@@ -112,6 +129,8 @@ def _constraints(lang: str, spec: ModelSpec, options: GenerationOptions) -> list
         excluded = set(where.without)
         if feature == END_FRAME:
             excluded.add(CAMERA)  # the camera row is gone: say why
+        if photos != 2:
+            excluded.discard(END_FRAME)  # no end frame to switch off with one photo
         for other in sorted(excluded - set(used)):
             if spec.where(other) is not None:
                 other_name = t(lang, f"feature.{other}")
@@ -174,6 +193,10 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
         toggles.append(button(t(lang, "btn.cfg", cfg=f"{cfg:g}"), Action.CFG))
     if toggles:
         rows.append(toggles)
+    if offered and offered.shots:
+        count = len(options.shots)
+        key = "btn.shots_on" if options.multi_shot else "btn.shots_off"
+        rows.append([button(t(lang, key, count=count), Action.SHOTS)])
     if spec and len(image_uses(spec, draft.image_count)) > 1:
         rows.append([button(t(lang, f"btn.images.{options.images.value}"), Action.IMAGES)])
     if offered and offered.cameras:

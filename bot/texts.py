@@ -18,7 +18,8 @@ EN: dict[str, str] = {
         "<b>How it works</b>\n"
         "1. Send a photo (or an image file) with a caption: the caption is the prompt.\n"
         "   No caption? I will ask for one.\n"
-        "2. In the draft choose <b>5s</b> or <b>10s</b>, <b>Sound</b> (models with sound), "
+        "2. In the draft choose the length (<b>5s</b>, <b>10s</b>; 3–15 s on Kling 3.0), "
+        "<b>Sound</b> (models with sound), "
         "and the model.\n"
         "3. Tap <b>Generate</b>. It takes a few minutes; I send the video as a reply "
         "to your photo.\n\n"
@@ -28,7 +29,9 @@ EN: dict[str, str] = {
         "• End frame: send an album of two photos — the first starts the video, "
         "the second ends it.\n"
         "• Reference images: an album of 2–4 photos (Kling 1.6).\n"
-        "• Camera moves (zoom, pan, tilt…): the 🎥 button, on models that have it.\n\n"
+        "• Camera moves (zoom, pan, tilt…): the 🎥 button, on models that have it.\n"
+        "• Several shots (Kling 3.0): write the caption as numbered lines "
+        "(<code>1. …</code> <code>2. …</code>), one shot a line.\n\n"
         "/status — your recent videos\n/settings — your default options and language\n"
         "/cancel — drop the open draft\n/help — this text"
     ),
@@ -138,12 +141,18 @@ EN: dict[str, str] = {
     "feature.camera": "camera moves",
     "feature.sound": "sound",
     "feature.motion_brush": "the motion brush",
+    "feature.multi_shot": "several shots",
     "draft.choose_camera": "Choose a camera move:",
     "btn.mode": "⚙️ Mode: {mode}",
     "btn.cfg": "🎚 CFG {cfg}",
     "btn.images.end_frame": "🖼 Photos: start → end",
     "btn.images.references": "🖼 Photos: references",
     "btn.images.single": "🖼 Photos: first only",
+    "btn.shots_on": "🎬 {count} shots",
+    "btn.shots_off": "🎬 One shot",
+    "draft.shots": "🎬 <b>{count} shots</b> in one video:",
+    "draft.shot": "{index}. {prompt} <i>({seconds} s)</i>",
+    "draft.shots_off": "🎬 Your {count} lines go as one shot; the 🎬 button makes them {count} shots.",
     "btn.camera": "🎥 Camera: {camera} ▾",
     "btn.no_camera": "No camera move",
     "camera.none": "none",
@@ -256,14 +265,15 @@ ZH: dict[str, str] = {
         "<b>使用方法</b>\n"
         "1. 发送一张照片（或图片文件），图片说明就是提示词。\n"
         "   没有说明？我会请你补充。\n"
-        "2. 在草稿中选择 <b>5秒</b> 或 <b>10秒</b>、<b>声音</b>（支持声音的模型）以及模型。\n"
+        "2. 在草稿中选择时长（<b>5秒</b>、<b>10秒</b>；Kling 3.0 可选 3–15 秒）、<b>声音</b>（支持声音的模型）以及模型。\n"
         "3. 点 <b>生成</b>。生成需要几分钟，完成后我会回复在你的照片下。\n\n"
         "<b>更多控制</b>\n"
         "• 不想出现的内容：在说明中加一行 <code>--no 模糊, 文字</code>（或 <code>反向：模糊</code>）。\n"
         "• 提示词强度：<code>--cfg 0.7</code>（0–1，部分模型支持）。\n"
         "• 尾帧：发送两张照片的相册，第一张作为开头，第二张作为结尾。\n"
         "• 参考图：发送 2–4 张照片的相册（Kling 1.6）。\n"
-        "• 运镜（推近、摇、俯仰…）：支持的模型可用 🎥 按钮。\n\n"
+        "• 运镜（推近、摇、俯仰…）：支持的模型可用 🎥 按钮。\n"
+        "• 多镜头（Kling 3.0）：把说明写成编号的多行（<code>1. …</code> <code>2. …</code>），每行一个镜头。\n\n"
         "/status — 最近的视频\n/settings — 默认选项和语言\n/cancel — 取消当前草稿\n/help — 本说明"
     ),
     "commands.start": "开始并查看示例",
@@ -361,12 +371,18 @@ ZH: dict[str, str] = {
     "feature.camera": "运镜",
     "feature.sound": "声音",
     "feature.motion_brush": "运动笔刷",
+    "feature.multi_shot": "多镜头",
     "draft.choose_camera": "选择运镜方式：",
     "btn.mode": "⚙️ 模式：{mode}",
     "btn.cfg": "🎚 CFG {cfg}",
     "btn.images.end_frame": "🖼 照片：首帧 → 尾帧",
     "btn.images.references": "🖼 照片：参考图",
     "btn.images.single": "🖼 照片：只用第一张",
+    "btn.shots_on": "🎬 {count} 个镜头",
+    "btn.shots_off": "🎬 单镜头",
+    "draft.shots": "🎬 <b>一个视频，{count} 个镜头：</b>",
+    "draft.shot": "{index}. {prompt} <i>（{seconds} 秒）</i>",
+    "draft.shots_off": "🎬 你的 {count} 行提示词作为一个镜头；点 🎬 按钮可分成 {count} 个镜头。",
     "btn.camera": "🎥 运镜：{camera} ▾",
     "btn.no_camera": "不使用运镜",
     "camera.none": "无",

@@ -73,6 +73,9 @@ class GenerationOptions(BaseModel):
     cfg_scale: float | None = None
     camera: str | None = None
     images: ImageUse = ImageUse.SINGLE
+    # The prompt's shots (see bot.caption), and whether they go as one multi-shot video.
+    shots: tuple[str, ...] = ()
+    multi_shot: bool = False
 
 
 class AlbumImage(BaseModel):

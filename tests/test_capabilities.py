@@ -112,9 +112,15 @@ def task_of(options: GenerationOptions, count: int) -> Task:
     )
 
 
-def first_draft(spec: ModelSpec, count: int) -> GenerationOptions:
-    """The options of a new draft, as the handlers make them."""
-    options = GenerationOptions(model=spec.id, images=image_uses(spec, count)[0])
+def first_draft(spec: ModelSpec, count: int, shots: int = 0) -> GenerationOptions:
+    """The options of a new draft, as the handlers make them (with a caption of `shots`)."""
+    lines = tuple(f"shot {n}: the tide turns" for n in range(1, shots + 1))
+    options = GenerationOptions(
+        model=spec.id,
+        images=image_uses(spec, count)[0],
+        shots=lines,
+        multi_shot=bool(lines),
+    )
     return fit_options(spec, options, count)
 
 
@@ -137,14 +143,15 @@ def pressable(state: Draft, spec: ModelSpec) -> list[Any]:
                     Action.CFG,
                     Action.IMAGES,
                     Action.CAMERA,
+                    Action.SHOTS,
                 ):
                     found.append(pressed)
     return found
 
 
-def reachable(spec: ModelSpec, count: int) -> list[GenerationOptions]:
+def reachable(spec: ModelSpec, count: int, shots: int = 0) -> list[GenerationOptions]:
     """Every state the keyboard can reach from a new draft."""
-    start = first_draft(spec, count)
+    start = first_draft(spec, count, shots)
     seen = {start}
     queue = deque([start])
     while queue:
@@ -224,3 +231,28 @@ def test_three_to_fifteen_seconds_are_all_reachable_in_one_row() -> None:
     kie_3 = reachable(by_id["kie:kling-3.0/video"], 2)
     assert {o.mode for o in kie_3} == {"std", "pro", "4K"}
     assert any(o.images.value == "end_frame" and o.sound for o in kie_3)
+
+
+SHOT_MODELS = [spec for spec in WALKED if spec.multi_shot is not None]
+
+
+@pytest.mark.parametrize("shots", [2, 5, 7])
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("spec", SHOT_MODELS, ids=[spec.id for spec in SHOT_MODELS])
+def test_every_reachable_multi_shot_state_is_accepted(
+    spec: ModelSpec, count: int, shots: int
+) -> None:
+    states = reachable(spec, count, shots)
+    refused = {
+        repr(options): problem
+        for options in states
+        if (problem := refusal_by_fake(spec, options, count)) is not None
+    }
+    assert not refused, refused
+    multi = [options for options in states if options.multi_shot]
+    if shots <= spec.shots_max:
+        # Several shots are reachable, never with an end frame, never shorter than 1 s each.
+        assert multi and all(o.duration >= shots and o.images.value != "end_frame" for o in multi)
+        assert any(not options.multi_shot for options in states)  # and back to one shot
+    else:
+        assert not multi

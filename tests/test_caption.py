@@ -25,3 +25,27 @@ from bot.caption import Caption, parse_caption
 )
 def test_parse_caption(text: str, expected: Caption) -> None:
     assert parse_caption(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "shots"),
+    [
+        ("1. a cat wakes\n2. it yawns\n3. it leaves", ("a cat wakes", "it yawns", "it leaves")),
+        ("1) dawn\n2) noon", ("dawn", "noon")),
+        ("1、猫醒来\n2、打哈欠 --no 模糊", ("猫醒来", "打哈欠")),
+        (
+            "wide shot of the sea\nclose-up of a gull --shots",
+            ("wide shot of the sea", "close-up of a gull"),
+        ),
+        ("1. only one numbered line", ()),
+        ("1. a\n3. b", ()),  # not numbered 1, 2, …
+        ("a description\n1. a\n2. b", ()),  # not all lines are shots
+        ("one line --shots", ()),
+    ],
+)
+def test_shots_are_numbered_lines_or_every_line_with_the_flag(
+    text: str, shots: tuple[str, ...]
+) -> None:
+    caption = parse_caption(text)
+    assert caption.shots == shots
+    assert "--shots" not in caption.prompt

@@ -267,6 +267,28 @@ async def test_generate_with_kie_kling_3_takes_its_lengths_modes_and_both_frames
     assert refused.code == 2 and "makes 5 or 10 s videos" in refused.err
 
 
+async def test_generate_with_numbered_lines_makes_a_multi_shot_video(fakes: Fakes) -> None:
+    prompt = "1. the kite rises\n2. it loops\n3. it lands softly"
+    args = ["generate", "photo.jpg", prompt, "--model", "kie:kling-3.0/video", "--duration", "8"]
+    result = await cli([*args, "--out", "shots.mp4"], fakes.env, fakes.cwd)
+    assert result.code == 0, result.err
+    (task,) = fakes.kie.tasks.values()
+    assert task.input["multi_shots"] is True
+    assert task.input["multi_prompt"] == [
+        {"prompt": "the kite rises", "duration": 3},
+        {"prompt": "it loops", "duration": 3},
+        {"prompt": "it lands softly", "duration": 2},
+    ]
+    # Seven shots are more than Kling 3.0 on kie makes; a model without shots refuses --shots.
+    many = "\n".join(f"{n}. step {n}" for n in range(1, 8))
+    refused = await cli(
+        ["generate", "photo.jpg", many, "--model", "kie:kling-3.0/video"], fakes.env, fakes.cwd
+    )
+    assert refused.code == 2 and "2 to 5 shots, not 7" in refused.err
+    refused = await cli(["generate", "photo.jpg", "a\nb", "--shots"], fakes.env, fakes.cwd)
+    assert refused.code == 2 and "has no multi-shot" in refused.err
+
+
 async def test_a_failed_task_exits_1_with_the_reason(fakes: Fakes) -> None:
     fakes.kie.outcome = "fail"
     result = await cli(["generate", "photo.jpg", "a storm"], fakes.env, fakes.cwd)

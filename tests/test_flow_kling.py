@@ -281,3 +281,33 @@ async def test_every_backend_at_once_labels_models_by_backend(harness: Run) -> N
         await h.telegram.wait_for_call(
             "editMessageText", lambda c: "Kling 1.6 · tu-zi" in c.params["text"]
         )
+
+
+async def test_numbered_lines_become_shots_and_can_go_back_to_one(harness: Run) -> None:
+    caption = "1. the kite rises\n2. it loops twice\n3. it lands softly"
+    async with harness(default_model="kie:kling-3.0/video", poll_interval=60.0) as h:
+        photo = h.telegram.send_photo(h.user, PHOTO, caption)
+        draft = await h.draft_for(photo)
+        assert "3 shots in one video" in draft["text"]
+        assert "end frame" not in draft["text"]  # one photo: nothing was switched off
+        assert "1. the kite rises (2 s)" in draft["text"]  # 5 s: 2 + 2 + 1
+        h.telegram.tap(h.user, draft, button(draft, "10s"))
+        await h.telegram.wait_for_call("editMessageText", lambda c: "(4 s)" in c.params["text"])
+        draft = h.current(draft)
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        shots = h.kie.creates()[0].json["input"]
+        assert shots["multi_shots"] is True and shots["duration"] == "10"
+        assert [shot["duration"] for shot in shots["multi_prompt"]] == [4, 3, 3]
+        # The same caption, back to one shot: the lines go as one prompt.
+        photo = h.telegram.send_photo(h.user, PHOTO, caption)
+        draft = await h.draft_for(photo)
+        h.telegram.tap(h.user, draft, button(draft, "3 shots"))
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "go as one shot" in c.params["text"]
+        )
+        draft = h.current(draft)
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.wait_task(lambda t: t.state is TaskState.QUEUED and t.draft_id == 2)
+        single = h.kie.creates()[1].json["input"]
+        assert "multi_shots" not in single and single["prompt"] == caption

@@ -16,7 +16,14 @@ from bot.engine.gate import RateGate
 from bot.engine.images import ImageError, fetch_image
 from bot.engine.messenger import Messenger
 from bot.engine.tracker import Tracker
-from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
+from bot.providers.base import (
+    ImageFile,
+    PreparedTask,
+    Provider,
+    Shot,
+    VideoRequest,
+    split_duration,
+)
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import Catalogue, ModelSpec, request_refusal
 from bot.providers.errors import NotFoundError, ProviderError
@@ -56,6 +63,13 @@ def build_request(
     end_frame = options.images is ImageUse.END_FRAME and spec.end_frame and len(images) > 1
     references = options.images is ImageUse.REFERENCES and spec.multi_image
     camera = options.camera if spec.camera and not (end_frame or references) else None
+    shots: tuple[Shot, ...] = ()
+    if options.multi_shot and spec.multi_shot is not None and options.shots:
+        lengths = split_duration(options.duration, len(options.shots))
+        shots = tuple(
+            Shot(prompt=text, duration=seconds)
+            for text, seconds in zip(options.shots, lengths, strict=True)
+        )
     return VideoRequest(
         model=spec.name,
         prompt=task.prompt,
@@ -70,6 +84,7 @@ def build_request(
         camera=PRESETS.get(camera) if camera else None,
         callback_url=callback_url,
         external_id=external_id(task),
+        shots=shots,
     )
 
 

@@ -77,6 +77,21 @@ class DynamicMask(BaseModel):
     )
 
 
+class Shot(BaseModel):
+    """One shot of a multi-shot video: what happens, for how long."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    duration: int = Field(ge=1)
+
+
+def split_duration(total: int, count: int) -> list[int]:
+    """`total` seconds over `count` shots, as evenly as whole seconds go, the first longer."""
+    base, extra = divmod(total, count)
+    return [base + (1 if index < extra else 0) for index in range(count)]
+
+
 class VideoRequest(BaseModel):
     """One image-to-video generation, in provider-neutral terms."""
 
@@ -97,6 +112,8 @@ class VideoRequest(BaseModel):
     dynamic_masks: tuple[DynamicMask, ...] = Field(default=(), max_length=MAX_DYNAMIC_MASKS)
     callback_url: str | None = None
     external_id: str
+    # Multi-shot: the shots, whose lengths add up to `duration`; () for one shot.
+    shots: tuple[Shot, ...] = ()
 
     @model_validator(mode="after")
     def _compatible(self) -> Self:

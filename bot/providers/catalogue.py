@@ -12,6 +12,7 @@ SOUND = "sound"
 END_FRAME = "end_frame"
 CAMERA = "camera"
 MOTION_BRUSH = "motion_brush"
+MULTI_SHOT = "multi_shot"
 # End frame, motion brush and camera control cannot be combined (providers.md, section D).
 EXCLUSIVE = frozenset({END_FRAME, CAMERA, MOTION_BRUSH})
 
@@ -58,6 +59,10 @@ class ModelSpec:
     # Camera move types the model takes; None: all of them.
     camera_types: frozenset[str] | None = None
     multi_image: bool = False
+    # Multi-shot: where it works, how many shots (each at least 1 s) and each shot's prompt.
+    multi_shot: Where | None = None
+    shots_max: int = 0
+    shot_prompt_max: int = 0
 
     @property
     def id(self) -> str:
@@ -70,10 +75,20 @@ class ModelSpec:
         return found
 
     def refusal(
-        self, mode: str | None, duration: int, features: Iterable[str], camera_type: str | None
+        self,
+        mode: str | None,
+        duration: int,
+        features: Iterable[str],
+        camera_type: str | None,
+        shots: int = 0,
     ) -> str | None:
         """Why the provider would refuse these choices, in plain English; None if it would not."""
         used = sorted(set(features))
+        if MULTI_SHOT in used and self.multi_shot is not None:
+            if not 2 <= shots <= self.shots_max:
+                return f"{self.label} makes 2 to {self.shots_max} shots, not {shots}"
+            if shots > duration:
+                return f"{shots} shots need at least {shots} s (each shot at least 1 s)"
         if duration not in self.durations:
             return f"{self.label} makes {_alternatives(self.durations)} s videos, not {duration} s"
         if self.modes and mode not in self.modes:
@@ -107,10 +122,18 @@ def request_refusal(spec: ModelSpec, request: VideoRequest) -> str | None:
         used.append(MOTION_BRUSH)
     if request.sound:
         used.append(SOUND)
+    if request.shots:
+        used.append(MULTI_SHOT)
     # A model with modes that is sent none makes it in its first (the API's default, std).
     mode = (request.mode or spec.modes[0]) if spec.modes else None
     camera = request.camera.type if request.camera is not None else None
-    return spec.refusal(mode, request.duration, used, camera)
+    refused = spec.refusal(mode, request.duration, used, camera, len(request.shots))
+    if refused is None and request.shots:
+        if sum(shot.duration for shot in request.shots) != request.duration:
+            return f"the shots' lengths do not add up to {request.duration} s"
+        if any(len(shot.prompt) > spec.shot_prompt_max for shot in request.shots):
+            return f"{spec.label} takes shot prompts of at most {spec.shot_prompt_max} characters"
+    return refused
 
 
 _NAMES = {
@@ -118,6 +141,7 @@ _NAMES = {
     END_FRAME: "an end frame",
     CAMERA: "camera moves",
     MOTION_BRUSH: "the motion brush",
+    MULTI_SHOT: "multi-shot",
 }
 
 

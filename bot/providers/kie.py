@@ -23,7 +23,7 @@ from bot.providers.base import (
     ProviderTask,
     VideoRequest,
 )
-from bot.providers.catalogue import ANYWHERE, THREE_TO_FIFTEEN, ModelSpec
+from bot.providers.catalogue import ANYWHERE, END_FRAME, THREE_TO_FIFTEEN, ModelSpec, Where
 from bot.providers.errors import (
     AuthenticationError,
     CallbackRejectedError,
@@ -128,6 +128,13 @@ def build_input(
         fields[shape.mode_field] = request.mode
     if shape.aspect_ratio:
         fields["aspect_ratio"] = request.aspect_ratio
+    if request.shots:
+        if request.model != "kling-3.0/video":
+            raise InvalidRequestError(f"{request.model} takes no multi-shot")
+        fields["multi_shots"] = True
+        fields["multi_prompt"] = [
+            {"prompt": shot.prompt, "duration": shot.duration} for shot in request.shots
+        ]
     if shape.classic and request.negative_prompt:
         fields["negative_prompt"] = request.negative_prompt
     if shape.classic and request.cfg_scale is not None:
@@ -377,6 +384,10 @@ MODELS: tuple[ModelSpec, ...] = (
         modes=("pro", "std", "4K"),  # kie's default first
         sound=ANYWHERE,
         end_frame=ANYWHERE,  # image_urls: first, then last frame
+        # multi_shots: up to 5 shots of 1-12 s, prompts up to 500; then the first frame only.
+        multi_shot=Where(without=frozenset({END_FRAME})),
+        shots_max=5,
+        shot_prompt_max=500,
     ),
     ModelSpec(
         backend="kie",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from bot.providers.catalogue import ANYWHERE, SOUND, THREE_TO_FIFTEEN, ModelSpec, Where
+from bot.providers.catalogue import (
+    ANYWHERE,
+    END_FRAME,
+    SOUND,
+    THREE_TO_FIFTEEN,
+    ModelSpec,
+    Where,
+)
 
 _OFFICIAL_PROMPT = 2500
 _STD_PRO = ("std", "pro")
@@ -33,6 +40,11 @@ _OFFICIAL: tuple[tuple[str, str, str, dict[str, object]], ...] = (
             "durations": THREE_TO_FIFTEEN,
             "sound": ANYWHERE,
             "end_frame": ANYWHERE,
+            # multi_prompt: up to 6 shots, prompts up to 512. Whether an end frame goes with
+            # it is not documented: not offered together.
+            "multi_shot": Where(without=frozenset({END_FRAME})),
+            "shots_max": 6,
+            "shot_prompt_max": 512,
         },
     ),
     ("kling-v2-5-turbo", "Kling 2.5 Turbo", "25t", {"modes": _STD_PRO, "end_frame": Where(_PRO)}),

@@ -160,6 +160,15 @@ class OfficialShapeProvider(Provider):
             body["image_tail"] = encode_image(request.tail_image)
         if request.sound is not None:
             body["sound"] = "on" if request.sound else "off"
+        if request.shots:
+            # Kling 3.0's own shots (providers.md, D ⚠️): indexed, lengths adding up to the
+            # total, each spelled as the total's `duration` is (the source gives no type).
+            body["multi_shot"] = True
+            body["shot_type"] = "customize"
+            body["multi_prompt"] = [
+                {"index": index, "prompt": shot.prompt, "duration": self._seconds(shot.duration)}
+                for index, shot in enumerate(request.shots, 1)
+            ]
         if request.camera is not None:
             camera: dict[str, Any] = {"type": request.camera.type}
             if request.camera.axis is not None:
@@ -184,12 +193,16 @@ class OfficialShapeProvider(Provider):
         body["aspect_ratio"] = request.aspect_ratio
         return body
 
+    def _seconds(self, seconds: int) -> int | str:
+        """A length as the backend spells it: the string "5" (official), 5 (tu-zi)."""
+        return seconds if self._flavour.integer_duration else str(seconds)
+
     def _common(self, request: VideoRequest) -> dict[str, Any]:
         flavour = self._flavour
         body: dict[str, Any] = {
             "model_name": request.model,
             "prompt": request.prompt,
-            "duration": request.duration if flavour.integer_duration else str(request.duration),
+            "duration": self._seconds(request.duration),
             "external_task_id": request.external_id,
         }
         if request.mode:

@@ -83,8 +83,8 @@ def model_table() -> str:
     """The README's model table, made from the catalogue (tu-zi offers the official list)."""
     rows = [
         "| model id | prompt / negative | lengths | modes | sound | end frame | camera | "
-        "motion brush | cfg_scale | reference images |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "motion brush | cfg_scale | reference images | shots |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in CATALOGUE:
         if spec.backend == "tuzi":
@@ -104,6 +104,7 @@ def model_table() -> str:
                     _where(spec.motion_brush),
                     "yes" if spec.cfg_scale else "–",
                     "2–4" if spec.multi_image else "–",
+                    f"2–{spec.shots_max}" if spec.multi_shot is not None else "–",
                 ]
             )
             + " |"

@@ -127,6 +127,8 @@ class _ModelSpec:
     modes: tuple[str, ...] = ()  # input.mode, optional
     resolutions: tuple[str, ...] = ()  # input.resolution, required when the model has it
     aspect_ratio: bool = False
+    # multi_shots + multi_prompt: at most this many shots (0: none), prompts up to 500.
+    shots_max: int = 0
 
 
 _THREE_TO_FIFTEEN = tuple(str(seconds) for seconds in range(3, 16))
@@ -174,6 +176,7 @@ _MODELS: dict[str, _ModelSpec] = {
         sound_required=False,
         modes=("std", "pro", "4K"),
         aspect_ratio=True,
+        shots_max=5,
     ),
     "kling/v3-turbo-image-to-video": _ModelSpec(
         prompt_max=2500,
@@ -571,6 +574,7 @@ class FakeKie(ProviderFake[KieTask]):
         resolution = input_.get("resolution")
         if spec.resolutions and resolution not in spec.resolutions:
             raise _RejectedError(f"input.resolution must be {' or '.join(spec.resolutions)}")
+        self._check_shots(spec, input_)
         ratio = input_.get("aspect_ratio")
         if spec.aspect_ratio and ratio is not None and ratio not in ("16:9", "9:16", "1:1"):
             raise _RejectedError("input.aspect_ratio must be 16:9, 9:16 or 1:1")
@@ -591,6 +595,29 @@ class FakeKie(ProviderFake[KieTask]):
         # kie's own examples send "" for "no end frame".
         if spec.tail_image and tail not in (None, ""):
             self._check_image(tail, spec)
+
+    def _check_shots(self, spec: _ModelSpec, input_: dict[str, Any]) -> None:
+        """kling-3.0's multi-shot (providers.md, D): ≤ 5 shots of 1-12 s, prompts ≤ 500."""
+        on, shots = input_.get("multi_shots"), input_.get("multi_prompt")
+        if on is None and shots is None:
+            return
+        if not spec.shots_max:
+            raise _RejectedError("input.multi_shots is not supported by this model")
+        if on is not True or not isinstance(shots, list) or not 1 <= len(shots) <= spec.shots_max:
+            raise _RejectedError(f"input.multi_prompt must hold 1 to {spec.shots_max} shots")
+        total = 0
+        for shot in shots:
+            prompt = shot.get("prompt") if isinstance(shot, dict) else None
+            seconds = shot.get("duration") if isinstance(shot, dict) else None
+            if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 500:
+                raise _RejectedError("input.multi_prompt[].prompt must be 1 to 500 characters")
+            if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 12:
+                raise _RejectedError("input.multi_prompt[].duration must be an integer 1 to 12")
+            total += seconds
+        if str(total) != input_.get("duration"):
+            raise _RejectedError("input.multi_prompt durations must add up to input.duration")
+        if len(input_.get("image_urls") or []) > 1:
+            raise _RejectedError("input.image_urls takes the first frame only with multi_shots")
 
     def _check_image(self, url: Any, spec: _ModelSpec) -> None:
         file_path = self._url_files.get(url) if isinstance(url, str) else None

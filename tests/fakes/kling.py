@@ -412,6 +412,41 @@ _CAPABILITIES: dict[str, dict[str, _Cell]] = {
 }
 
 
+def _multi_shot(body: dict[str, Any], ctx: _Context) -> None:
+    """kling-v3's shots (providers.md, D): ≤ 6, prompts ≤ 512, lengths adding up."""
+    keys = ("multi_shot", "shot_type", "multi_prompt")
+    if not any(key in body for key in keys):
+        return
+    model = _model_of(body)
+    if model != "kling-v3":
+        raise _RefusalError(f"multi_shot is not supported by {model}")
+    if body.get("multi_shot") is not True:
+        raise _RefusalError("multi_shot must be true with shot_type and multi_prompt")
+    if body.get("shot_type") == "intelligence":
+        return
+    shots = body.get("multi_prompt")
+    if body.get("shot_type") != "customize" or not isinstance(shots, list) or not shots:
+        raise _RefusalError("shot_type customize needs multi_prompt")
+    if len(shots) > 6:
+        raise _RefusalError("multi_prompt holds at most 6 shots")
+    total = 0
+    for index, shot in enumerate(shots, 1):
+        if not isinstance(shot, dict) or shot.get("index") != index:
+            raise _RefusalError("multi_prompt shots must be numbered from 1")
+        prompt = shot.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 512:
+            raise _RefusalError("multi_prompt prompts must be 1 to 512 characters")
+        value = shot.get("duration")
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+            raise _RefusalError("multi_prompt durations must be whole seconds")
+        seconds = int(value)
+        if seconds < 1:
+            raise _RefusalError("multi_prompt durations must be at least 1 s")
+        total += seconds
+    if str(total) != str(body.get("duration", "5")):
+        raise _RefusalError("multi_prompt durations must add up to duration")
+
+
 def _capability_map(body: dict[str, Any], ctx: _Context) -> None:
     model, mode = _model_of(body), body.get("mode", "std")
     try:
@@ -467,6 +502,9 @@ _I2V_FIELDS: dict[str, _Check] = {
     "camera_control": _camera_control,
     "cfg_scale": _cfg_scale,
     "sound": _one_of(frozenset({"on", "off"})),
+    "multi_shot": lambda name, value, ctx: None,  # checked with the model by _multi_shot
+    "shot_type": _one_of(frozenset({"customize", "intelligence"})),
+    "multi_prompt": lambda name, value, ctx: None,
 }
 _MULTI_FIELDS: dict[str, _Check] = {
     **_COMMON_FIELDS,
@@ -509,7 +547,14 @@ _SCHEMAS = {
         _I2V_FIELDS,
         ("image",),
         PROXY_REQUIRED,
-        (_single_feature, _cfg_scale_model, _sound_model, _duration_model, _capability_map),
+        (
+            _single_feature,
+            _cfg_scale_model,
+            _sound_model,
+            _duration_model,
+            _multi_shot,
+            _capability_map,
+        ),
     ),
     "multi-image2video": _Schema(_MULTI_FIELDS, ("image_list", "prompt"), (), (_duration_model,)),
 }
