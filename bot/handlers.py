@@ -60,8 +60,11 @@ _ANIMATIONS = filters.ANIMATION | filters.Document.GIF
 _ANYTHING_ELSE = ~filters.COMMAND & ~filters.StatusUpdate.ALL
 
 
-def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOptions:
-    """`options` with the negative prompt and cfg_scale the caption asked for."""
+def with_caption(
+    options: GenerationOptions, caption: Caption, spec: ModelSpec, count: int = 1
+) -> GenerationOptions:
+    """`options` with what the caption asked for (negative prompt, cfg_scale, shots), fitted
+    to the model's map again: shots may need a longer length, or cannot be taken at all."""
     update: dict[str, object] = {}
     if caption.negative_prompt:
         update["negative_prompt"] = caption.negative_prompt
@@ -70,7 +73,7 @@ def with_caption(options: GenerationOptions, caption: Caption) -> GenerationOpti
     # Shots come with the prompt: a new prompt brings its own (or none), on where taken.
     update["shots"] = caption.shots
     update["multi_shot"] = bool(caption.shots)
-    return options.model_copy(update=update)
+    return fit_options(spec, options.model_copy(update=update), count)
 
 
 def refusal(lang: str, reason: str) -> str:
@@ -142,7 +145,9 @@ class Handlers:
                 return
             file_id = message.document.file_id
         caption = parse_caption(message.caption or "")
-        options = with_caption(await self.default_options(user.id), caption)
+        defaults = await self.default_options(user.id)
+        spec = self.s.catalogue.get(defaults.model) or self.s.catalogue.default()
+        options = with_caption(defaults, caption, spec)
         if message.media_group_id:
             draft, _ = await self.s.drafts.add_to_album(
                 user_id=user.id,
@@ -155,7 +160,9 @@ class Handlers:
                 lang=lang,
             )
             if caption.negative_prompt or caption.cfg_scale is not None or caption.shots:
-                await self.s.drafts.set_options(draft.id, with_caption(draft.options, caption))
+                album = self.s.catalogue.get(draft.options.model) or spec
+                captioned = with_caption(draft.options, caption, album, draft.image_count)
+                await self.s.drafts.set_options(draft.id, captioned)
             self._show_album_later(draft.id)
             return
         draft = await self.s.drafts.create(
@@ -243,8 +250,10 @@ class Handlers:
             return
         draft = await self.s.drafts.get(waiting.id)
         assert draft is not None
-        if caption.negative_prompt or caption.cfg_scale is not None:
-            draft = await self._set_options(draft, with_caption(draft.options, caption)) or draft
+        spec = self.s.catalogue.get(draft.options.model) or self.s.catalogue.default()
+        captioned = with_caption(draft.options, caption, spec, draft.image_count)
+        if captioned != draft.options:
+            draft = await self._set_options(draft, captioned) or draft
         if draft.message_id is None or not await self._edit_draft(draft):
             sent = await reply(
                 update, self.draft_text(draft), draft_keyboard(draft, self.s.catalogue)
@@ -360,7 +369,13 @@ class Handlers:
         if saved is not None and catalogue.get(saved.model) is not None:
             # Choices carry over, content does not: a negative prompt was for one photo.
             fresh = saved.model_copy(
-                update={"negative_prompt": None, "camera": None, "images": ImageUse.SINGLE}
+                update={
+                    "negative_prompt": None,
+                    "camera": None,
+                    "images": ImageUse.SINGLE,
+                    "shots": (),
+                    "multi_shot": False,
+                }
             )
             return fit_options(catalogue.default(saved.model), fresh)
         spec = catalogue.default(self.s.settings.default_model)

@@ -16,8 +16,10 @@ import pytest
 from PIL import Image
 
 from bot.callback_data import Action, decode
+from bot.caption import Caption
 from bot.drafting import apply_button, fit_options, image_uses
 from bot.engine.submit import build_request
+from bot.handlers import with_caption
 from bot.providers.base import ImageFile
 from bot.providers.catalogue import ModelSpec, request_refusal
 from bot.providers.kie import build_input
@@ -113,20 +115,21 @@ def task_of(options: GenerationOptions, count: int) -> Task:
 
 
 def first_draft(spec: ModelSpec, count: int, shots: int = 0) -> GenerationOptions:
-    """The options of a new draft, as the handlers make them (with a caption of `shots`)."""
+    """The options of a new draft, made as the handlers make them (a caption of `shots`)."""
     lines = tuple(f"shot {n}: the tide turns" for n in range(1, shots + 1))
-    options = GenerationOptions(
-        model=spec.id,
-        images=image_uses(spec, count)[0],
-        shots=lines,
-        multi_shot=bool(lines),
-    )
-    return fit_options(spec, options, count)
+    defaults = fit_options(spec, GenerationOptions(model=spec.id))
+    options = with_caption(defaults, Caption("\n".join(lines) or "waves", shots=lines), spec)
+    if count > 1:  # an album: its draft is shown once its photos are in
+        options = options.model_copy(update={"images": image_uses(spec, count)[0]})
+        options = fit_options(spec, options, count)
+    return options
 
 
 def pressable(state: Draft, spec: ModelSpec) -> list[Any]:
     """Every option button the draft keyboard and its camera menu show now."""
     keyboard = draft_keyboard(state, CATALOGUE_OF_ALL)
+    # The lengths row always shows the chosen length: a state without it is a broken draft.
+    assert any(b.text.startswith("✅ ") for b in keyboard.inline_keyboard[0]), state.options
     markups = [keyboard]
     if any(b.callback_data == "d:7:cam" for row in keyboard.inline_keyboard for b in row):
         markups.append(camera_menu(state, spec))  # opened by the camera row only
@@ -233,13 +236,10 @@ def test_three_to_fifteen_seconds_are_all_reachable_in_one_row() -> None:
     assert any(o.images.value == "end_frame" and o.sound for o in kie_3)
 
 
-SHOT_MODELS = [spec for spec in WALKED if spec.multi_shot is not None]
-
-
 @pytest.mark.parametrize("shots", [2, 5, 7])
 @pytest.mark.parametrize("count", [1, 2])
-@pytest.mark.parametrize("spec", SHOT_MODELS, ids=[spec.id for spec in SHOT_MODELS])
-def test_every_reachable_multi_shot_state_is_accepted(
+@pytest.mark.parametrize("spec", WALKED, ids=[spec.id for spec in WALKED])
+def test_every_reachable_state_of_a_caption_in_lines_is_accepted(
     spec: ModelSpec, count: int, shots: int
 ) -> None:
     states = reachable(spec, count, shots)
@@ -250,7 +250,7 @@ def test_every_reachable_multi_shot_state_is_accepted(
     }
     assert not refused, refused
     multi = [options for options in states if options.multi_shot]
-    if shots <= spec.shots_max:
+    if spec.multi_shot is not None and shots <= spec.shots_max:
         # Several shots are reachable, never with an end frame, never shorter than 1 s each.
         assert multi and all(o.duration >= shots and o.images.value != "end_frame" for o in multi)
         assert any(not options.multi_shot for options in states)  # and back to one shot

@@ -98,6 +98,9 @@ HTML_524 = b"<html><body><h1>Error 524</h1>A timeout occurred</body></html>"
         (lambda: transport_error(httpx.RemoteProtocolError("reset")), False),
         (lambda: transport_error(httpx.ReadError("connection reset by peer")), False),
         (lambda: transport_error(httpx.WriteError("broken pipe")), False),
+        (lambda: transport_error(httpx.DecodingError("not gzip")), False),
+        (lambda: transport_error(httpx.TooManyRedirects("loop")), False),
+        (lambda: kie_error(200, b"[" * 100_000), False),  # nested past the recursion limit
     ],
 )
 async def test_only_documented_drops_and_unsent_requests_may_be_repeated(

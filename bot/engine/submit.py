@@ -165,6 +165,13 @@ class Submitter:
             raise
         except Exception:
             log.exception("task %s: submission crashed", task.id)
+            now = await self._tasks.get(task.id)
+            if now is not None and now.create_started_at is not None:
+                # The paid call may have gone through: never a plain failure with a Retry.
+                failed = await self._tasks.give_up_create(task.id, time.time())
+                if failed is not None:
+                    await self._messenger.show(failed)
+                return
             await self._fail(task, "provider_error", "internal error")
 
     async def submit(self, task: Task) -> None:
@@ -215,7 +222,9 @@ class Submitter:
                 should_retry=lambda exc: exc.retryable,
             )
         except ProviderError as exc:
-            await self._fail(task, exc.reason, exc.message)
+            # Nothing paid yet: a lost upload answer is the service being unavailable.
+            reason = "unavailable" if exc.reason == "uncertain" else exc.reason
+            await self._fail(task, reason, exc.message)
             return None
 
     async def _create(

@@ -56,8 +56,9 @@ async def send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Respo
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Nothing was sent: no connection, or none free in our own pool.
         raise ProviderConnectionError(f"cannot connect to {request.url.host}") from exc
-    except httpx.TransportError as exc:
-        # Sent, or partly sent: the provider may have accepted it.
+    except httpx.HTTPError as exc:
+        # Sent, or partly sent (a timeout, a reset, a body that cannot be decoded, a redirect
+        # loop): the provider may have accepted it.
         raise ProviderTimeoutError(
             f"no complete answer from {request.url.host}: {type(exc).__name__}"
         ) from exc
@@ -100,7 +101,7 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     """The response's JSON object; a body that is not one is judged by the HTTP status."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
         if response.is_success:

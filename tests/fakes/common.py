@@ -206,8 +206,15 @@ class _Delay:
 
 
 # How a provider fake can spoil an answer after doing the work (the task exists, and is paid).
-Breakage = Literal["not_json", "html_502", "html_524", "reset", "silence"]
-BREAKAGES: tuple[Breakage, ...] = ("not_json", "html_502", "html_524", "reset", "silence")
+Breakage = Literal["not_json", "bad_gzip", "html_502", "html_524", "reset", "silence"]
+BREAKAGES: tuple[Breakage, ...] = (
+    "not_json",
+    "bad_gzip",
+    "html_502",
+    "html_524",
+    "reset",
+    "silence",
+)
 
 _BROKEN_BODIES: dict[str, tuple[int, str, bytes]] = {
     # A 200 cut off mid-body, as a proxy that drops the connection's end may pass it on.
@@ -397,6 +404,12 @@ async def _spoiled(
             raise RuntimeError("this server does not expose the connection to reset")
         transport.abort()  # the connection drops before a single byte of the answer
         return
+    if how == "bad_gzip":
+        # A 200 whose body says gzip but is not: the client cannot even read it.
+        headers = {"content-encoding": "gzip"}
+        garbage = Response(b"\x00not gzip at all", media_type="application/json", headers=headers)
+        await garbage(scope, replay, send)
+        return
     status, media_type, body = _BROKEN_BODIES[how]
     await Response(body, status_code=status, media_type=media_type)(scope, replay, send)
 
@@ -528,7 +541,8 @@ class ProviderFake(ABC, Generic[TaskT]):
     def spoil(self, endpoint: str, how: Breakage, times: int = 1) -> None:
         """Do the work of the next `times` requests to `endpoint`, then spoil the answer.
 
-        `how`: "not_json" (a 200 cut off mid-JSON), "html_502" / "html_524" (a proxy's error
+        `how`: "not_json" (a 200 cut off mid-JSON), "bad_gzip" (a 200 whose gzip body is
+        not gzip), "html_502" / "html_524" (a proxy's error
         page), "reset" (the connection dropped before any answer) or "silence" (no answer
         until the client gives up). The provider has accepted the request all the same.
         """
