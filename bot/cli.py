@@ -380,6 +380,10 @@ def option_problems(spec: ModelSpec, catalogue: Catalogue, options: GenerateOpti
         found.append("--tail, --camera and the motion brush (masks) cannot be combined")
     if len(options.dynamic_masks) > MAX_DYNAMIC_MASKS:
         found.append(f"{len(options.dynamic_masks)} dynamic masks; at most {MAX_DYNAMIC_MASKS}")
+    if options.shots and spec.multi_shot is not None:
+        longest = max(len(shot) for shot in options.shots)
+        if longest > spec.shot_prompt_max:
+            found.append(f"a shot has {longest} characters; {spec.id} takes {spec.shot_prompt_max}")
     if not found:
         fitted, _ = with_defaults(spec, options)
         mode = (fitted.mode or spec.modes[0]) if spec.modes else None

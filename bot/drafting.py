@@ -160,6 +160,17 @@ def draft_problem(draft: Draft, spec: ModelSpec) -> str | None:
             model=spec.label,
             limit=spec.negative_prompt_max,
         )
+    if draft.options.multi_shot and spec.multi_shot is not None:
+        for index, shot in enumerate(draft.options.shots, 1):
+            if len(shot) > spec.shot_prompt_max:
+                return t(
+                    draft.lang,
+                    "shot_too_long",
+                    index=index,
+                    length=len(shot),
+                    model=spec.label,
+                    limit=spec.shot_prompt_max,
+                )
     return None
 
 

@@ -97,7 +97,13 @@ def _shots(lang: str, spec: ModelSpec, options: GenerationOptions) -> list[str]:
     if not count or spec.multi_shot is None:
         return []
     if not options.multi_shot:
-        return [t(lang, "draft.shots_off", count=count)]
+        if offer(spec, options).shots:
+            return [t(lang, "draft.shots_off", count=count)]
+        if count > spec.shots_max:
+            return [
+                t(lang, "draft.shots_too_many", model=spec.label, most=spec.shots_max, count=count)
+            ]
+        return [t(lang, "draft.shots_not_now", model=spec.label, count=count)]
     lengths = split_duration(options.duration, count)
     return [t(lang, "draft.shots", count=count)] + [
         t(lang, "draft.shot", index=n, prompt=html.escape(excerpt(text, 120)), seconds=seconds)

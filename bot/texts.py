@@ -126,6 +126,12 @@ EN: dict[str, str] = {
     "negative_too_long": (
         "Your negative prompt has {length} characters, but {model} accepts at most {limit}."
     ),
+    "shot_too_long": (
+        "Shot {index} has {length} characters, but {model} takes at most {limit} a shot. "
+        "Shorten it, or make the lines one shot with the 🎬 button."
+    ),
+    "draft.shots_too_many": "🎬 {model} makes at most {most} shots: your {count} lines go as one prompt.",
+    "draft.shots_not_now": "🎬 Your {count} lines go as one prompt: {model} makes no several shots with an end frame.",
     "draft.negative": "<b>Avoid:</b> {negative}",
     "draft.mode": " · {mode}",
     "draft.cfg": " · cfg {cfg}",
@@ -188,6 +194,7 @@ EN: dict[str, str] = {
     "status.submitting": "⏳ Uploading your photo and starting the task…",
     "status.waiting": "⏳ Task #{id} is queued here: {backend} takes only so many new tasks at a time ({ahead} ahead of yours). It starts by itself.",
     "status.adopted": "👍 Good news: task #{id} did start at the video service after all. I will send the video here as soon as it is ready; there is no need to try again.",
+    "status.adopted_retried": "👍 Task #{id} did start at the video service after all, so its video comes here too, besides the one from your retry (#{retry}).",
     "status.queued": "⏳ Task #{id} is queued at the provider. I will send the video when it is ready.",
     "status.running": "🎬 Task #{id} is generating… I will send the video when it is ready.",
     "status.succeeded": "📤 Task #{id} is ready, sending the video…",
@@ -356,6 +363,9 @@ ZH: dict[str, str] = {
         "你的提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。请缩短提示词、用 ✂️ 按钮截短，或换一个模型。"
     ),
     "negative_too_long": "你的反向提示词有 {length} 个字符，但 {model} 最多接受 {limit} 个。",
+    "shot_too_long": "第 {index} 个镜头有 {length} 个字符，但 {model} 每个镜头最多 {limit} 个。请缩短，或用 🎬 按钮改为单镜头。",
+    "draft.shots_too_many": "🎬 {model} 最多支持 {most} 个镜头：你的 {count} 行作为一个提示词。",
+    "draft.shots_not_now": "🎬 你的 {count} 行作为一个提示词：{model} 在使用尾帧时不能分多个镜头。",
     "draft.negative": "<b>避免：</b>{negative}",
     "draft.mode": " · {mode}",
     "draft.cfg": " · cfg {cfg}",
@@ -418,6 +428,7 @@ ZH: dict[str, str] = {
     "status.submitting": "⏳ 正在上传照片并创建任务…",
     "status.waiting": "⏳ 任务 #{id} 正在本地排队：{backend} 限制了同时创建的任务数（前面还有 {ahead} 个）。轮到时会自动开始。",
     "status.adopted": "👍 好消息：任务 #{id} 其实已经在视频服务开始了。视频一完成就会发到这里，无需重试。",
+    "status.adopted_retried": "👍 任务 #{id} 其实已经在视频服务开始了，所以除了你重试的任务（#{retry}）之外，它的视频也会发到这里。",
     "status.queued": "⏳ 任务 #{id} 正在排队，视频完成后我会发给你。",
     "status.running": "🎬 任务 #{id} 正在生成…视频完成后我会发给你。",
     "status.succeeded": "📤 任务 #{id} 已完成，正在发送视频…",

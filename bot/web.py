@@ -120,7 +120,7 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
         # The body is only a hint: the task is re-read from the provider before it counts.
         if task.provider_task_id is None:
             # The create's answer was lost (or is still on its way): the provider did start it.
-            await services.submitter.adopt(task, provider_task_id)
+            services.submitter.adopt_later(task, provider_task_id)
         else:
             await services.tracker.callback_arrived(task)
         return JSONResponse({"ok": True})

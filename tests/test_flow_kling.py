@@ -311,3 +311,21 @@ async def test_numbered_lines_become_shots_and_can_go_back_to_one(harness: Run) 
         await h.wait_task(lambda t: t.state is TaskState.QUEUED and t.draft_id == 2)
         single = h.kie.creates()[1].json["input"]
         assert "multi_shots" not in single and single["prompt"] == caption
+
+
+async def test_shots_the_model_cannot_make_are_said_plainly_and_cost_nothing(
+    harness: Run,
+) -> None:
+    seven = "\n".join(f"{n}. step {n} of the dance" for n in range(1, 8))
+    long_shot = "1. " + "a very long shot " * 40 + "\n2. a short one"
+    async with harness(default_model="kie:kling-3.0/video", poll_interval=60.0) as h:
+        draft = await h.draft_for(h.telegram.send_photo(h.user, PHOTO, seven))
+        assert "Kling 3.0 makes at most 5 shots: your 7 lines go as one prompt" in draft["text"]
+        assert not any("shot" in label for label in buttons(draft))
+        draft = await h.draft_for(h.telegram.send_photo(h.user, PHOTO, long_shot))
+        assert "Shot 1 has" in draft["text"] and "at most 500 a shot" in draft["text"]
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await h.telegram.wait_for_call(
+            "answerCallbackQuery", lambda c: "Shot 1 has" in (c.params.get("text") or "")
+        )
+        assert not h.kie.creates()

@@ -79,6 +79,7 @@ async def test_official_lookup_finds_or_proves_absence(
         (envelope([task("t9", "someone-else")]), NOT_FOUND),  # the filter was ignored
         (envelope(task("t9", "someone-else")), NOT_FOUND),  # another task's answer
         (envelope([task("t9", None)]), NOT_FOUND),  # a list item that names no external id
+        (envelope(None, code=1201, status=400), NOT_FOUND),  # a refused query, not "absent"
     ],
 )
 async def test_official_lookup_that_cannot_tell_says_so(

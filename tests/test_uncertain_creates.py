@@ -116,6 +116,7 @@ async def test_a_callback_naming_another_task_adopts_nothing(harness: Run) -> No
         async with httpx.AsyncClient() as client:
             answer = await client.post(url, json=body)
         assert answer.status_code == 200
+        await asyncio.sleep(0.5)  # the adoption runs in the background: let it look
         still = await h.services.tasks.get(lost.id)
         assert still.state is TaskState.FAILED and still.provider_task_id is None
         assert not [

@@ -281,6 +281,17 @@ class Submitter:
             log.info("task %s: proven not created at %s; creating it", task.id, provider.name)
             await self.submit(task)
 
+    def adopt_later(self, task: Task, reported: str) -> None:
+        """Adopt in the background, so the provider's callback is answered at once (kie
+        allows a callback 15 s)."""
+        self._spawn(self._adopt_safely(task, reported), f"adopt-{task.id}")
+
+    async def _adopt_safely(self, task: Task, reported: str) -> None:
+        try:
+            await self.adopt(task, reported)
+        except Exception:
+            log.exception("task %s: could not adopt the task a callback named", task.id)
+
     async def adopt(self, task: Task, reported: str) -> bool:
         """A callback named a task whose create answer was lost: the provider did start it.
 
@@ -324,7 +335,13 @@ class Submitter:
         if adopted is None:
             return False
         log.info("task %s: started at %s after all; tracking it", task.id, provider.name)
-        await self._messenger.notify(adopted, t(adopted.lang, "status.adopted", id=adopted.id))
+        if adopted.retried_as is not None:  # the user paid for another try meanwhile
+            text = t(
+                adopted.lang, "status.adopted_retried", id=adopted.id, retry=adopted.retried_as
+            )
+        else:
+            text = t(adopted.lang, "status.adopted", id=adopted.id)
+        await self._messenger.notify(adopted, text)
         await self._messenger.show(adopted)
         return await self._tracker.callback_arrived(adopted)
 

@@ -124,7 +124,8 @@ def request_refusal(spec: ModelSpec, request: VideoRequest) -> str | None:
         used.append(SOUND)
     if request.shots:
         used.append(MULTI_SHOT)
-    # A model with modes that is sent none makes it in its first (the API's default, std).
+    # The bot always sends a mode where the model has them; a request without one counts as
+    # the model's first (on the official API its default, std).
     mode = (request.mode or spec.modes[0]) if spec.modes else None
     camera = request.camera.type if request.camera is not None else None
     refused = spec.refusal(mode, request.duration, used, camera, len(request.shots))

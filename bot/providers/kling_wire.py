@@ -372,8 +372,11 @@ def _lookup_answer(body: Mapping[str, Any], response: httpx.Response, external_i
     if not isinstance(code, int):
         return _UNKNOWN
     error = error_for(code, str(body.get("message") or ""), response)
-    if isinstance(error, NotFoundError | InvalidRequestError):
-        return _ABSENT  # the API's own "task not found" (404, code 1201)
+    if response.status_code == 404 and isinstance(error, NotFoundError | InvalidRequestError):
+        # The API's own "task not found": HTTP 404 with its envelope (the reference says a
+        # missing task "may return 404 or another code"). A 400 with a 12xx code may be a
+        # refused query, so it proves nothing.
+        return _ABSENT
     if error.retryable:
         raise error
     return _UNKNOWN
