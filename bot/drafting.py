@@ -257,7 +257,12 @@ def apply_button(
         return fit_options(spec, options.model_copy(update={"camera": name}), count, CAMERA)
     if action is Action.MODEL and argument is not None:
         chosen = catalogue.by_code(argument)
-        return fit_options(chosen, options, count) if chosen else None
+        if chosen is None:
+            return None
+        if spec.multi_shot is None and options.shots:
+            # The caption asked for shots; the model left could not make them, this one may.
+            options = options.model_copy(update={"multi_shot": True})
+        return fit_options(chosen, options, count)
     return None
 
 

@@ -83,6 +83,8 @@ def draft_text(draft: Draft, catalogue: Catalogue) -> str:
         lines.append(t(lang, "draft.camera", camera=t(lang, f"camera.{options.camera}")))
     if spec is not None:
         lines += _shots(lang, spec, options)
+        if spec.multi_shot is None and options.shots:
+            lines += _shots_elsewhere(lang, catalogue, len(options.shots))
     if spec is not None:
         lines += _constraints(lang, spec, options, draft.image_count)
     if spec is not None and spec.backend == "preview":
@@ -109,6 +111,15 @@ def _shots(lang: str, spec: ModelSpec, options: GenerationOptions) -> list[str]:
         t(lang, "draft.shot", index=n, prompt=html.escape(excerpt(text, 120)), seconds=seconds)
         for n, (text, seconds) in enumerate(zip(options.shots, lengths, strict=True), 1)
     ]
+
+
+def _shots_elsewhere(lang: str, catalogue: Catalogue, count: int) -> list[str]:
+    """A hint that another offered model makes the caption's lines separate shots."""
+    for spec in catalogue.models:
+        if spec.multi_shot is not None and count <= spec.shots_max:
+            label = catalogue.label(spec.id)
+            return [t(lang, "draft.shots_elsewhere", count=count, model=html.escape(label))]
+    return []
 
 
 def _constraints(lang: str, spec: ModelSpec, options: GenerationOptions, photos: int) -> list[str]:

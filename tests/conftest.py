@@ -262,4 +262,6 @@ async def choose_model(h: Harness, draft: dict[str, Any], backend: str, label: s
     if backend in menu:  # another backend's tab ("✅ " marks the one shown)
         h.telegram.tap(h.user, h.current(draft), menu[backend])
         await h.telegram.wait_for_call("editMessageReplyMarkup", count=edits + 1)
-    h.telegram.tap(h.user, h.current(draft), button(h.current(draft), label))
+    shown = buttons(h.current(draft))
+    exact = shown.get(label) or shown.get(f"✅ {label}")
+    h.telegram.tap(h.user, h.current(draft), exact or button(h.current(draft), label))

@@ -329,3 +329,16 @@ async def test_shots_the_model_cannot_make_are_said_plainly_and_cost_nothing(
             "answerCallbackQuery", lambda c: "Shot 1 has" in (c.params.get("text") or "")
         )
         assert not h.kie.creates()
+
+
+async def test_lines_on_a_model_without_shots_point_to_one_that_has_them(harness: Run) -> None:
+    async with harness(poll_interval=60.0) as h:
+        caption = "1. the kite rises\n2. it loops twice"
+        draft = await h.draft_for(h.telegram.send_photo(h.user, PHOTO, caption))
+        assert "Kling 3.0 can make your 2 lines 2 shots: choose it with 🎞" in draft["text"]
+        await choose_model(h, draft, "kie.ai", "Kling 3.0")
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "Kling 3.0 ·" in c.params["text"]
+        )
+        assert "2 shots in one video" in h.current(draft)["text"]
+        assert "🎬 2 shots" in buttons(h.current(draft))
