@@ -161,7 +161,12 @@ class KlingBot:
         tasks = TaskRepository(db)
         chats = ChatRepository(db)
         messenger = Messenger(
-            application.bot, catalogue, chats, settings.task_timeout, self._progress_interval
+            application.bot,
+            catalogue,
+            chats,
+            settings.task_timeout,
+            self._progress_interval,
+            admins=settings.admin_user_ids,
         )
         uploader = VideoUploader(
             settings.telegram_api_url, settings.token, downloads, application.bot.rate_limiter

@@ -204,6 +204,11 @@ EN: dict[str, str] = {
     "status.failed": "❌ Task #{id} failed: {reason}",
     "status.summary": "{model} · {duration} s{sound}\n<i>{prompt}</i>",
     "reason.auth": "the video service refused the bot's key. The bot's owner has been told.",
+    "admin.alert": "⚠️ <b>{backend}</b> needs you: {reason} Users are told it failed; nothing was paid.",
+    "admin.auth": "it refused the bot's key. Check the key in the configuration.",
+    "admin.no_credits": "the account has no credits left. Top it up.",
+    "admin.key_limit": "the key reached the spending limit set for it. Raise the limit or use another key.",
+    "admin.blocked": "its firewall (Cloudflare 1010) refuses this server, not the key. Check the server's IP address and User-Agent.",
     "reason.no_credits": "the video service account has no credits left. No credits were used.",
     "reason.key_limit": (
         "the bot's key for the video service has reached the spending limit its owner set. "
@@ -439,6 +444,11 @@ ZH: dict[str, str] = {
     "status.failed": "❌ 任务 #{id} 失败：{reason}",
     "status.summary": "{model} · {duration} 秒{sound}\n<i>{prompt}</i>",
     "reason.auth": "视频服务拒绝了机器人的密钥，请联系机器人管理员。",
+    "admin.alert": "⚠️ <b>{backend}</b> 需要处理：{reason}用户已收到失败通知，未扣费。",
+    "admin.auth": "它拒绝了机器人的密钥。请检查配置中的密钥。",
+    "admin.no_credits": "账户余额已用完。请充值。",
+    "admin.key_limit": "该密钥已达到为它设定的消费上限。请提高上限或换一个密钥。",
+    "admin.blocked": "它的防火墙（Cloudflare 1010）拒绝了本服务器，而不是密钥。请检查服务器的 IP 地址和 User-Agent。",
     "reason.no_credits": "视频服务账户余额不足，本次未扣费。",
     "reason.key_limit": "机器人在视频服务的密钥已达到所有者设定的消费上限，本次未扣费，已通知机器人管理员。",
     "reason.blocked": "视频服务的防火墙（Cloudflare）拒绝了机器人的服务器，并非密钥问题，本次未扣费。请机器人管理员检查服务器的 IP 地址和 User-Agent。",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -89,3 +90,22 @@ async def test_balance_lists_only_the_kling_packs_in_force(harness: Run) -> None
         second = h.telegram.send_text(ADMIN, "/balance")
         shown = h.message(await h.reply_to(second))["text"]
         assert "no resource packs in force" in shown and "pack:" not in shown
+
+
+async def test_the_admins_are_told_once_when_a_key_is_refused(harness: Run) -> None:
+    async with harness(admin_user_ids=frozenset({ADMIN.id})) as h:
+        h.kie.fail_next("createTask", code=401, msg="Invalid API key", times=2)
+        for caption in ("first try", "second try"):
+            await generate(h, caption)
+        await h.wait_task(lambda t: t.id == 2 and t.state is TaskState.FAILED)
+        alerts = await h.telegram.wait_for_call(
+            "sendMessage", lambda c: int(c.params["chat_id"]) == ADMIN.id
+        )
+        text = alerts[0].params["text"]
+        assert "kie.ai" in text and "refused the bot's key" in text and "拒绝了机器人的密钥" in text
+        await asyncio.sleep(0.3)
+        to_admin = [
+            c for c in h.telegram.calls_of("sendMessage") if int(c.params["chat_id"]) == ADMIN.id
+        ]
+        assert len(to_admin) == 1  # once an hour, not once a task
+        assert len(h.kie.creates()) == 2  # a refused key is not retried

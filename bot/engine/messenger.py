@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Progress edits (elapsed minutes) wait this long per chat; state changes show at once.
 PROGRESS_INTERVAL = 10.0
+# The admins hear of a backend's refused key or empty account at most this often.
+ALERT_EVERY = 3600.0
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -33,8 +36,12 @@ class Messenger:
         chats: ChatRepository,
         task_timeout: float,
         progress_interval: float = PROGRESS_INTERVAL,
+        admins: frozenset[int] = frozenset(),
     ) -> None:
         self.bot = bot
+        self.admins = admins
+        # When each (backend, reason) was last told to the admins: once an hour is enough.
+        self._alerted: dict[tuple[str, str], float] = {}
         self.catalogue = catalogue
         self.chats = chats
         self.task_timeout = task_timeout
@@ -122,6 +129,33 @@ class Messenger:
         except TelegramError as exc:
             log.warning("task %s: notice failed: %s", task.id, exc)
         return None
+
+    async def alert_admins(self, backend: str, reason: str, detail: str | None) -> None:
+        """Tell the bot's admins that a backend refuses its key or has run dry, once an hour."""
+        now = time.monotonic()
+        last = self._alerted.get((backend, reason))
+        if not self.admins or (last is not None and now - last < ALERT_EVERY):
+            return
+        self._alerted[(backend, reason)] = now
+        log.warning("%s: %s (%s); telling the admins", backend, reason, detail)
+        title = self.catalogue.title(backend)
+        text = "\n\n".join(
+            t(lang, "admin.alert", backend=html.escape(title), reason=t(lang, f"admin.{reason}"))
+            for lang in ("en", "zh")
+        )
+        if detail:
+            text += f"\n\n<code>{html.escape(detail[:300])}</code>"
+        for admin in sorted(self.admins):
+            if await self.chats.is_blocked(admin):
+                continue
+            try:
+                await self.bot.send_message(
+                    admin, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+                )
+            except Forbidden:
+                await self.blocked(admin)
+            except TelegramError as exc:
+                log.warning("could not tell admin %s: %s", admin, exc)
 
     async def blocked(self, chat_id: int) -> None:
         """Telegram refused us this chat: stop writing there until it writes to us again."""

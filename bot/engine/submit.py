@@ -35,6 +35,9 @@ from storage.tasks import TaskRepository
 
 log = logging.getLogger(__name__)
 
+# Refusals only the bot's owner can mend: the key, the account's money, the firewall.
+ADMIN_REASONS = frozenset({"auth", "no_credits", "key_limit", "blocked"})
+
 
 def image_files(task: Task) -> list[str]:
     """The Telegram files the task's request needs, first photo first."""
@@ -367,6 +370,8 @@ class Submitter:
         """Fail a task whose create failed; an unsure one only while nothing adopted it."""
         if not isinstance(exc, UncertainCreateError):
             await self._fail(task, exc.reason, exc.message)
+            if exc.reason in ADMIN_REASONS:
+                await self._messenger.alert_admins(task.backend, exc.reason, exc.message)
             return
         # A callback may have adopted the task meanwhile: only a still-unsure task fails.
         failed = await self._tasks.give_up_create(task.id, time.time())
