@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -99,6 +99,7 @@ FEATURES = (
     ("--cfg", "cfg_scale"),
     ("--camera", "camera"),
     ("--static-mask/--dynamic-mask", "motion_brush"),
+    ("--aspect", "aspect_ratio"),
 )
 
 
@@ -221,6 +222,7 @@ class GenerateOptions:
     timeout: float | None
     # The prompt's shots: its numbered lines, or with --shots each line.
     shots: tuple[str, ...] = ()
+    aspect: Literal["16:9", "9:16", "1:1"] | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> GenerateOptions:
@@ -241,6 +243,7 @@ class GenerateOptions:
             out=args.out,
             timeout=args.timeout,
             shots=shot_lines(args.prompt, every_line=args.shots),
+            aspect=args.aspect,
         )
 
     @property
@@ -349,6 +352,7 @@ def feature_problems(spec: ModelSpec, catalogue: Catalogue, options: GenerateOpt
         "--cfg": options.cfg is not None,
         "--camera": options.camera is not None,
         "--static-mask/--dynamic-mask": options.motion_brush,
+        "--aspect": options.aspect is not None,
     }
     found = []
     for flag, attribute in FEATURES:
@@ -486,6 +490,7 @@ def build_request(
             dynamic_masks=dynamic,
             external_id=f"cli-{uuid.uuid4().hex}",
             shots=shots_of(options, options.duration or spec.durations[0]),
+            aspect=options.aspect,
         )
     except ValidationError as exc:
         raise UsageError(str(exc.errors()[0]["msg"])) from None
@@ -936,6 +941,17 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--mode", metavar="MODE", help="std or pro; 4K (kie Kling 3.0); 720p or 1080p (3.0 Turbo)"
+    )
+    parser.add_argument(
+        "--resolution",
+        dest="mode",
+        choices=("720p", "1080p"),
+        help="Kling 3.0 Turbo's resolution (the same as --mode there)",
+    )
+    parser.add_argument(
+        "--aspect",
+        choices=("16:9", "9:16", "1:1"),
+        help="the video's shape where the model takes one (default: the photo's nearest)",
     )
     parser.add_argument("--tail", type=Path, metavar="IMAGE", help="end frame")
     parser.add_argument(

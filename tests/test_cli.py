@@ -265,6 +265,11 @@ async def test_generate_with_kie_kling_3_takes_its_lengths_modes_and_both_frames
     assert len(task.input["image_urls"]) == 2 and task.input["aspect_ratio"] == "16:9"
     refused = await cli(["generate", "photo.jpg", "x", "--duration", "12"], fakes.env, fakes.cwd)
     assert refused.code == 2 and "makes 5 or 10 s videos" in refused.err
+    tall = [*args, "--aspect", "9:16", "--out", "tall.mp4"]
+    assert (await cli(tall, fakes.env, fakes.cwd)).code == 0
+    assert list(fakes.kie.tasks.values())[-1].input["aspect_ratio"] == "9:16"
+    refused = await cli(["generate", "photo.jpg", "x", "--aspect", "1:1"], fakes.env, fakes.cwd)
+    assert refused.code == 2 and "does not take --aspect" in refused.err
 
 
 async def test_generate_with_numbered_lines_makes_a_multi_shot_video(fakes: Fakes) -> None:

@@ -114,6 +114,8 @@ class VideoRequest(BaseModel):
     external_id: str
     # Multi-shot: the shots, whose lengths add up to `duration`; () for one shot.
     shots: tuple[Shot, ...] = ()
+    # The frame's shape where the model takes one; None: the nearest to the photo's.
+    aspect: Literal["16:9", "9:16", "1:1"] | None = None
 
     @model_validator(mode="after")
     def _compatible(self) -> Self:
@@ -129,7 +131,9 @@ class VideoRequest(BaseModel):
 
     @property
     def aspect_ratio(self) -> str:
-        """The nearest of 16:9, 9:16 and 1:1 to the first image's shape."""
+        """The shape asked for, else the nearest of 16:9, 9:16 and 1:1 to the first image's."""
+        if self.aspect is not None:
+            return self.aspect
         ratio = self.image.width / max(1, self.image.height)
         choices = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
         return min(choices, key=lambda name: abs(choices[name] - ratio))

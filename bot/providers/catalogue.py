@@ -59,6 +59,8 @@ class ModelSpec:
     # Camera move types the model takes; None: all of them.
     camera_types: frozenset[str] | None = None
     multi_image: bool = False
+    # Whether the request says the frame's shape (`aspect_ratio`); else the photo's decides.
+    aspect_ratio: bool = False
     # Multi-shot: where it works, how many shots (each at least 1 s) and each shot's prompt.
     multi_shot: Where | None = None
     shots_max: int = 0

@@ -382,6 +382,7 @@ MODELS: tuple[ModelSpec, ...] = (
         prompt_max=2500,
         durations=THREE_TO_FIFTEEN,
         modes=("pro", "std", "4K"),  # kie's default first
+        aspect_ratio=True,
         sound=ANYWHERE,
         end_frame=ANYWHERE,  # image_urls: first, then last frame
         # multi_shots: up to 5 shots of 1-12 s, prompts up to 500; then the first frame only.

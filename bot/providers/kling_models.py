@@ -89,9 +89,10 @@ CFG_SCALE_MODELS = frozenset(name for name, _, _, options in _OFFICIAL if option
 
 
 def official_models(
-    backend: str, code_prefix: str, label_suffix: str = ""
+    backend: str, code_prefix: str, *, aspect_ratio: bool = False
 ) -> tuple[ModelSpec, ...]:
-    """The official model list as offered by one official-shape backend."""
+    """The official model list as offered by one official-shape backend (`aspect_ratio`: it
+    takes the field on image-to-video, as tu-zi does)."""
     return tuple(
         ModelSpec(
             backend=backend,
@@ -100,6 +101,7 @@ def official_models(
             code=code_prefix + code,
             prompt_max=_OFFICIAL_PROMPT,
             negative_prompt_max=_OFFICIAL_PROMPT,
+            aspect_ratio=aspect_ratio,
             **options,  # type: ignore[arg-type]
         )
         for name, label, code, options in _OFFICIAL

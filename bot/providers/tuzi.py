@@ -45,7 +45,7 @@ BACKEND = Backend(
     name="tuzi",
     title="tu-zi",
     settings=TuziSettings,
-    models=official_models("tuzi", "t"),
+    models=official_models("tuzi", "t", aspect_ratio=True),
     build=_build,
     enabled=lambda settings: settings.tuzi_api_key is not None,
     hint="TUZI_API_KEY (tu-zi)",
