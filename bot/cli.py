@@ -615,11 +615,16 @@ async def wait_for_video(
     """Poll until the task ends; its video URL, or Failed with the provider's reason."""
     started = time.monotonic()
     reporter.stage("queued", f"task {task_id}")
+    polled = False
     while True:
         age = time.monotonic() - started
         if age >= patience:
             raise CliError(f"no video after {patience:g} s; task {task_id} may still finish")
-        await asyncio.sleep(min(next_delay(poll_interval, age), patience - age))
+        # The first look comes after one POLL_INTERVAL, as the bot's: next_delay alone would
+        # wait about 13 intervals (131 s by default) even for a preview ready in seconds.
+        wait = next_delay(poll_interval, age) if polled else poll_interval
+        await asyncio.sleep(min(wait, patience - age))
+        polled = True
         try:
             remote = await provider.fetch(task_id)
         except ProviderError as exc:

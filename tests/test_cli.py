@@ -27,7 +27,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from bot.cli import PlainReporter, save_video
+from bot.cli import PlainReporter, save_video, wait_for_video
+from bot.providers.base import ProviderState, ProviderTask
 from tests.conftest import KIE_KEY, KLING_ACCESS, KLING_SECRET, TOKEN, TUZI_KEY, free_port, jpeg
 from tests.fakes.common import Breakage
 from tests.fakes.kie import FakeKie
@@ -479,3 +480,21 @@ async def test_generate_with_the_free_preview_needs_no_key(tmp_path: Path) -> No
         seconds = float(container.duration or 0) / av.time_base
         assert container.streams.video[0].codec_context.name == "h264"
     assert abs(seconds - 5.0) < 0.2
+
+
+async def test_generate_looks_at_the_task_after_one_poll_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    class Ready:
+        async def fetch(self, task_id: str) -> ProviderTask:
+            return ProviderTask(id=task_id, state=ProviderState.SUCCEEDED, video_url="https://v")
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    url = await wait_for_video(Ready(), "t1", 10.0, 1200.0, PlainReporter())  # type: ignore[arg-type]
+    # Not the ~131 s the late-poll schedule would wait first: a preview is ready in seconds.
+    assert url == "https://v" and slept == [10.0]
