@@ -16,7 +16,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot.commands import Commands, set_commands
 from bot.config import Settings
-from bot.engine.deliver import Deliverer
+from bot.engine.deliver import RETRY_DELAY, Deliverer
 from bot.engine.messenger import PROGRESS_INTERVAL, Messenger
 from bot.engine.submit import Submitter
 from bot.engine.tracker import Tracker
@@ -177,6 +177,7 @@ class KlingBot:
             downloads,
             uploader,
             local_roots=tuple(root for p in providers.values() for root in p.local_roots),
+            retry_delay=min(RETRY_DELAY, 30 * settings.poll_interval),
         )
         # With callbacks on, polls are a safety net for lost callbacks, this far apart.
         callback_wait = (

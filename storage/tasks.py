@@ -70,6 +70,7 @@ ORDER BY next_poll_at LIMIT ?
 _NEXT_DUE = "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at > ?"
 _SCHEDULE = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL"
 _UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
+_RETRY_DELIVERY = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND state = 'delivering'"
 _COUNT_POLL = """
 UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL
 """
@@ -297,6 +298,10 @@ class TaskRepository:
     async def schedule(self, task_id: int, at: float) -> bool:
         """Move a scheduled task's next check to `at` (a wake-up); False if it is not tracked."""
         return await self._db.execute(_SCHEDULE, (at, task_id)) == 1
+
+    async def retry_delivery(self, task_id: int, at: float) -> None:
+        """Try a delivery Telegram refused again at `at`."""
+        await self._db.execute(_RETRY_DELIVERY, (at, task_id))
 
     async def unschedule(self, task_id: int) -> None:
         """Stop checking a task."""

@@ -126,3 +126,21 @@ async def test_balance_stays_one_message_whatever_a_provider_answers(harness: Ru
         shown = h.message(reply)["text"]
         assert "kie.ai" in shown and "<b>upstream &" in shown and len(shown) < 4096
         assert "42 of 100 left" in shown
+
+
+async def test_a_refused_delivery_is_tried_again_without_a_restart(harness: Run) -> None:
+    # POLL_INTERVAL 0.1 s: a refused delivery is tried again 3 s later (30 intervals).
+    async with harness(poll_interval=0.1) as h:
+        task = await finished_at(h, gone)
+        h.telegram.fail_next("sendMessage", times=2)  # Telegram down for the notice, twice
+        await check_now(h, task)
+        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+        held = await h.services.tasks.get(task.id)
+        assert held is not None and held.state is TaskState.DELIVERING
+        assert held.next_poll_at is not None  # a retry is scheduled, not left to a restart
+        done = await h.wait_task(
+            lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10
+        )
+        assert done.delivered_at is not None
+        assert len([c for c in notices(h) if c.ok]) == 1
+        assert h.telegram.calls_of("sendVideo") == []

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 UPLOAD_LIMIT = 50 * 1024 * 1024
 CHUNK = 256 * 1024
 DOWNLOAD_ATTEMPTS = 3
+RETRY_DELAY = 600.0
+# After this long a video still refused waits for the next start (and /status shows it).
+GIVE_UP_AFTER = 24 * 3600.0
 
 
 class VideoTooLarge(Exception):
@@ -70,8 +73,11 @@ class Deliverer:
         uploader: VideoUploader,
         upload_limit: int = UPLOAD_LIMIT,
         local_roots: tuple[Path, ...] = (),
+        retry_delay: float = RETRY_DELAY,
     ) -> None:
         self._tasks = tasks
+        # A video Telegram refused (and a link to it) is tried again this much later.
+        self._retry_delay = retry_delay
         self._messenger = messenger
         self._client = client
         self._uploader = uploader
@@ -93,11 +99,19 @@ class Deliverer:
             await self._finish(task)  # nothing had gone to Telegram yet
         elif await self._link(task, "video.resent_link", id=task.id):
             await self._done(task)
+        else:
+            await self._try_again_later(task)
 
     async def _finish(self, task: Task) -> None:
-        # A task whose user got nothing stays `delivering`: the next start tries again.
         if await self._send(task):
             await self._done(task)
+        else:
+            await self._try_again_later(task)
+
+    async def _try_again_later(self, task: Task) -> None:
+        """The user got nothing: the task stays `delivering` and is tried again, for a day."""
+        if time.time() - (task.finished_at or task.created_at) < GIVE_UP_AFTER:
+            await self._tasks.retry_delivery(task.id, time.time() + self._retry_delay)
 
     async def _done(self, task: Task) -> None:
         done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())

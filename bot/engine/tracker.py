@@ -219,6 +219,9 @@ class Tracker:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
             await self._poll(task)
+        elif task.state is TaskState.DELIVERING:
+            await self._tasks.unschedule(task.id)
+            await self._deliverer.recover(task)  # refused before: a link, or the video again
         elif task.state is TaskState.FAILED and task.error == "timeout":
             await self._late_check(task)
         else:
