@@ -39,10 +39,9 @@ from bot.providers.base import (
     ImageFile,
     Provider,
     ProviderState,
-    Shot,
     TrajectoryPoint,
     VideoRequest,
-    split_duration,
+    shots_of,
 )
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import (
@@ -266,17 +265,6 @@ class GenerateOptions:
         return PRESETS[self.camera].type if self.camera in PRESETS else None
 
 
-def shots_of(options: GenerateOptions, duration: int) -> tuple[Shot, ...]:
-    """The request's shots, their lengths split to add up to `duration`."""
-    if not options.shots:
-        return ()
-    lengths = split_duration(duration, len(options.shots))
-    return tuple(
-        Shot(prompt=text, duration=seconds)
-        for text, seconds in zip(options.shots, lengths, strict=True)
-    )
-
-
 def with_defaults(spec: ModelSpec, options: GenerateOptions) -> tuple[GenerateOptions, list[str]]:
     """The options with a mode and length the model's map accepts where none was given.
 
@@ -489,7 +477,7 @@ def build_request(
             static_mask=static,
             dynamic_masks=dynamic,
             external_id=f"cli-{uuid.uuid4().hex}",
-            shots=shots_of(options, options.duration or spec.durations[0]),
+            shots=shots_of(options.shots, options.duration or spec.durations[0]),
             aspect=options.aspect,
         )
     except ValidationError as exc:

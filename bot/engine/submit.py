@@ -20,9 +20,8 @@ from bot.providers.base import (
     ImageFile,
     PreparedTask,
     Provider,
-    Shot,
     VideoRequest,
-    split_duration,
+    shots_of,
 )
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import Catalogue, ModelSpec, request_refusal
@@ -66,13 +65,8 @@ def build_request(
     end_frame = options.images is ImageUse.END_FRAME and spec.end_frame and len(images) > 1
     references = options.images is ImageUse.REFERENCES and spec.multi_image
     camera = options.camera if spec.camera and not (end_frame or references) else None
-    shots: tuple[Shot, ...] = ()
-    if options.multi_shot and spec.multi_shot is not None and options.shots:
-        lengths = split_duration(options.duration, len(options.shots))
-        shots = tuple(
-            Shot(prompt=text, duration=seconds)
-            for text, seconds in zip(options.shots, lengths, strict=True)
-        )
+    multi_shot = options.multi_shot and spec.multi_shot is not None
+    shots = shots_of(options.shots, options.duration) if multi_shot else ()
     return VideoRequest(
         model=spec.name,
         prompt=task.prompt,
@@ -171,9 +165,7 @@ class Submitter:
             now = await self._tasks.get(task.id)
             if now is not None and now.create_started_at is not None:
                 # The paid call may have gone through: never a plain failure with a Retry.
-                failed = await self._tasks.give_up_create(task.id, time.time())
-                if failed is not None:
-                    await self._messenger.show(failed)
+                await self._give_up(task, UncertainCreateError("crashed after the paid call"))
                 return
             await self._fail(task, "provider_error", "internal error")
 

@@ -92,6 +92,14 @@ def split_duration(total: int, count: int) -> list[int]:
     return [base + (1 if index < extra else 0) for index in range(count)]
 
 
+def shots_of(prompts: tuple[str, ...], total: int) -> tuple[Shot, ...]:
+    """One shot a prompt, their lengths split to add up to `total` seconds."""
+    lengths = split_duration(total, len(prompts)) if prompts else []
+    return tuple(
+        Shot(prompt=text, duration=seconds) for text, seconds in zip(prompts, lengths, strict=True)
+    )
+
+
 class VideoRequest(BaseModel):
     """One image-to-video generation, in provider-neutral terms."""
 

@@ -55,12 +55,22 @@ class _Shape:
     aspect_ratio: bool = False
     # `negative_prompt`, `cfg_scale` and `tail_image_url`, as the 2.x models take them.
     classic: bool = False
+    # The end frame as the second of `image_urls`, and `multi_shots` + `multi_prompt`.
+    last_frame_in_list: bool = False
+    shots: bool = False
 
 
 _CLASSIC = _Shape(classic=True)
 _SHAPES: dict[str, _Shape] = {
     "kling-2.6/image-to-video": _Shape(image_list=True, sound=True),
-    "kling-3.0/video": _Shape(image_list=True, sound=True, mode_field="mode", aspect_ratio=True),
+    "kling-3.0/video": _Shape(
+        image_list=True,
+        sound=True,
+        mode_field="mode",
+        aspect_ratio=True,
+        last_frame_in_list=True,
+        shots=True,
+    ),
     "kling/v3-turbo-image-to-video": _Shape(image_list=True, mode_field="resolution"),
 }
 
@@ -115,7 +125,7 @@ def build_input(
     shape = _SHAPES.get(request.model, _CLASSIC)
     fields: dict[str, Any] = {"prompt": request.prompt, "duration": str(request.duration)}
     if shape.image_list:
-        if tail_url and request.model != "kling-3.0/video":
+        if tail_url and not shape.last_frame_in_list:
             raise InvalidRequestError(f"{request.model} takes no end frame")
         fields["image_urls"] = [image_url, tail_url] if tail_url else [image_url]
     else:
@@ -129,7 +139,7 @@ def build_input(
     if shape.aspect_ratio:
         fields["aspect_ratio"] = request.aspect_ratio
     if request.shots:
-        if request.model != "kling-3.0/video":
+        if not shape.shots:
             raise InvalidRequestError(f"{request.model} takes no multi-shot")
         fields["multi_shots"] = True
         fields["multi_prompt"] = [
