@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import hashlib
 import shlex
@@ -13,13 +14,19 @@ import tempfile
 from pathlib import Path
 
 from bench import bigvideo, load, report, tick
-from bench.load import Mode, Scenario
+from bench.fakes import TaskTimes
+from bench.load import GROUP_TITLES, KLING_MODEL, Backend, Group, Mode, Scenario
 from bench.measure import machine
 from bench.profile import Profiler
 from bench.results import RunResult, summarize
 from bench.targets import evaluate
 
 ROOT = Path(__file__).parents[1]
+# The learned-schedule scenarios' tasks: 60 s ± 30 %, bell-shaped (see TaskTimes).
+LEARNED_SECONDS = (42.0, 78.0)
+LEARNED: tuple[tuple[Group, Backend], ...] = (("kie-60", "kie"), ("kling-60", "kling"))
+# kie answers at most this many status queries per second and key.
+KIE_STATUS_PER_S = 10.0
 
 
 def task_seconds(text: str) -> tuple[float, float]:
@@ -34,7 +41,18 @@ def task_seconds(text: str) -> tuple[float, float]:
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--users", type=int, default=1000, help="users at once (default 1000)")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(GROUP_TITLES),
+        help="what to run; repeat for several (default: all). load: N users at once with "
+        "2–5 min tasks, each mode × callback setting; kie-60 / kling-60: the learned poll "
+        "schedule in poll mode on kie / the official Kling API, tasks of 60 s ± 30 %%, "
+        "after a warm-up wave",
+    )
+    p.add_argument(
+        "--users", type=int, default=1000, help="users at once in the load runs (default 1000)"
+    )
     p.add_argument(
         "--task-seconds",
         type=task_seconds,
@@ -64,14 +82,29 @@ def parser() -> argparse.ArgumentParser:
         "--baseline",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run the naive tracker (in the first mode) for each callback setting",
+        help="also run the naive tracker: in the load runs in the first mode for each "
+        "callback setting, and in kie-60 and kling-60",
+    )
+    p.add_argument(
+        "--learned-users",
+        type=int,
+        default=40,
+        help="measured users at once in kie-60 and kling-60 (default 40: the naive baseline's "
+        "5 s polls then make 8 kie status queries per real-life second, within kie's 10)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=20,
+        help="users of the warm-up wave the bot learns from before kie-60 and kling-60 are "
+        "measured (default 20)",
     )
     p.add_argument(
         "--time-scale",
         type=float,
         default=5.0,
-        help="play real life K times faster: POLL_INTERVAL, task times, flood and create "
-        "limits (default 5)",
+        help="play real life K times faster: POLL_INTERVAL, task times, Telegram's flood "
+        "limit and the providers' request limits (default 5)",
     )
     p.add_argument(
         "--video-mb", type=float, default=45.0, help="big-video check size (0: skip; default 45)"
@@ -89,14 +122,46 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def groups(args: argparse.Namespace) -> list[Group]:
+    """The parts of the benchmark asked for, in the order they run."""
+    chosen = set(args.scenario or GROUP_TITLES)
+    return [group for group in GROUP_TITLES if group in chosen]
+
+
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
-    """The runs: each mode × callback setting, then the baseline."""
-    modes: list[Mode] = ["polling", "webhook"] if args.mode == "both" else [args.mode]
-    hooks = {"both": [True, False], "on": [True], "off": [False]}[args.callbacks]
-    common = {"users": args.users, "task_seconds": args.task_seconds, "time_scale": args.time_scale}
-    runs = [Scenario(mode=m, callbacks=c, **common) for m in modes for c in hooks]
-    if args.baseline:
-        runs += [Scenario(mode=modes[0], callbacks=c, tracker="naive", **common) for c in hooks]
+    """The runs: each mode × callback setting, then the baseline; then each learned scenario
+    with its baseline."""
+    runs: list[Scenario] = []
+    chosen = groups(args)
+    if "load" in chosen:
+        modes: list[Mode] = ["polling", "webhook"] if args.mode == "both" else [args.mode]
+        hooks = {"both": [True, False], "on": [True], "off": [False]}[args.callbacks]
+        load = Scenario(
+            users=args.users, task_seconds=args.task_seconds, time_scale=args.time_scale
+        )
+        runs += [dataclasses.replace(load, mode=m, callbacks=c) for m in modes for c in hooks]
+        if args.baseline:
+            runs += [
+                dataclasses.replace(load, mode=modes[0], callbacks=c, tracker="naive")
+                for c in hooks
+            ]
+    for group, backend in LEARNED:
+        if group not in chosen:
+            continue
+        learned = Scenario(
+            users=args.learned_users,
+            task_seconds=LEARNED_SECONDS,
+            task_shape="normal",
+            callbacks=False,
+            mode="polling",
+            time_scale=args.time_scale,
+            backend=backend,
+            warmup=args.warmup,
+            group=group,
+        )
+        runs.append(learned)
+        if args.baseline:
+            runs.append(dataclasses.replace(learned, tracker="naive"))
     return runs
 
 
@@ -134,7 +199,7 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
             out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
             report.write(out, section, report.NOTES, args.append)
             print(f"\nwritten to {out}")
-    failed = any(r.exactly_one != r.users for r in results)
+    failed = any(not r.waves_perfect for r in results)
     return 1 if failed else 0
 
 
@@ -190,16 +255,33 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
     """The run's parameters in words."""
     low, high = args.task_seconds
     k = args.time_scale
-    return {
-        "users at once": f"{args.users:,}",
-        "task time at the fake provider": f"{low:g}–{high:g} s real-life, spread evenly"
-        if low != high
-        else f"{low:g} s real-life",
-        "time scale": f"×{k:g} (POLL_INTERVAL {10 / k:g} s, TASK_TIMEOUT {1200 / k:g} s, naive "
+    chosen = groups(args)
+    found: dict[str, str] = {}
+    if "load" in chosen:
+        found["load runs"] = (
+            f"{args.users:,} users at once; task time at the fake provider "
+            f"{TaskTimes(low, high).describe()} real-life"
+        )
+    learned = [g for g in chosen if g != "load"]
+    if learned:
+        users = args.learned_users
+        naive_rate = users / 5.0
+        within = "within" if naive_rate <= KIE_STATUS_PER_S else "ABOVE"
+        found["learned-schedule runs"] = (
+            f"{' and '.join(learned)}: {users} users at once after a warm-up wave of "
+            f"{args.warmup} in the same bot process; task time "
+            f"{TaskTimes(*LEARNED_SECONDS, 'normal').describe()} real-life; poll mode (no "
+            f"PUBLIC_URL); on kie the naive baseline makes {naive_rate:g} status queries per "
+            f"real-life second, {within} kie's {KIE_STATUS_PER_S:g}; Kling: the official "
+            f"API's fake, model {KLING_MODEL}"
+        )
+    found["time scale"] = (
+        f"×{k:g} (POLL_INTERVAL {10 / k:g} s, TASK_TIMEOUT {1200 / k:g} s, naive "
         f"poll every {5 / k:g} s, Telegram flood limit {30 * k:g}/s, kie creates {20:g} per "
-        f"{10 / k:g} s)",
-        "video": "4 KB (the fake's default) in the load runs",
-    }
+        f"{11 / k:g} s; every provider request limit scales alike)"
+    )
+    found["video"] = "4 KB (the fake's default) in the load runs"
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

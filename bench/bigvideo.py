@@ -52,7 +52,7 @@ async def measure(size_mb: float, workdir: Path) -> BigVideo:
         await asyncio.sleep(1.0)  # let the warm-up delivery finish its bookkeeping
         pid = here.bot.pid
         big = os.urandom(int(size_mb * MB))
-        here.kie.video = big
+        here.provider.video = big
         before = statistics.median(usage(pid).rss for _ in range(5))
         reset = reset_peak(pid)
         crowd = Crowd(telegram, 1, PHOTO, first_id=FIRST_USER_ID + 1)

@@ -1,8 +1,9 @@
 """`python -m bench.botproc`: the bot as `bot.app.run` runs it, with a tracker and a time scale.
 
 The time scale divides the intervals that have no environment variable (progress edits, the
-naive tracker's period, kie's create window) and multiplies Telegram's flood limit, so a run
-is real life played K times faster. POLL_INTERVAL and TASK_TIMEOUT come scaled in the env.
+naive tracker's period, the windows of the providers' request limits) and multiplies
+Telegram's flood limit, so a run is real life played K times faster. POLL_INTERVAL and
+TASK_TIMEOUT come scaled in the env (and with them what the bot counts in POLL_INTERVALs).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bot.app import KlingBot
 from bot.config import Settings
 from bot.engine.messenger import PROGRESS_INTERVAL
 from bot.engine.tracker import Tracker
-from bot.providers.kie import KieProvider
+from bot.providers.base import Provider
 
 TRACKERS: dict[str, type[Tracker]] = {"real": Tracker, "naive": NaiveTracker}
 
@@ -38,15 +39,44 @@ class ScaledRateLimiter(AIORateLimiter):
         super().__init__(overall_max_rate=self.rate, **kwargs)
 
 
-def apply_time_scale(scale: float) -> None:
-    """Make the limits and intervals that only code sets `scale` times faster."""
+def apply_time_scale(scale: float) -> list[str]:
+    """Make the limits and intervals that only code sets `scale` times faster; say which."""
     if scale == 1:
-        return
-    limit, window = KieProvider.create_rate or (20, 10.0)
-    KieProvider.create_rate = (limit, window / scale)
+        return []
     NaiveTracker.interval = NaiveTracker.interval / scale
     ScaledRateLimiter.rate = FloodLimit.MESSAGES_PER_SECOND * scale
     bot.app.AIORateLimiter = ScaledRateLimiter  # type: ignore[attr-defined,assignment]
+    return _scale_rates(scale)
+
+
+def _providers(top: type[Provider] = Provider) -> list[type[Provider]]:
+    found = []
+    for sub in top.__subclasses__():
+        found += [sub, *_providers(sub)]
+    return found
+
+
+def _scale_rates(scale: float) -> list[str]:
+    """Every provider's request limits `(requests, seconds)`: the same count per window
+    `scale` times shorter. They are the provider classes' attributes named `*_rate`
+    (`create_rate`, kie's `status_rate`, …) and their modules' constants named `*_RATE`."""
+    scaled = []
+    modules = {provider.__module__ for provider in _providers()}
+    owners: list[Any] = [*_providers(), *(sys.modules[name] for name in sorted(modules))]
+    for owner in owners:
+        for name, value in list(vars(owner).items()):
+            if name.lower().endswith("_rate") and _is_rate(value):
+                setattr(owner, name, (value[0], value[1] / scale))
+                scaled.append(f"{owner.__name__}.{name} = {value[0]} per {value[1] / scale:g} s")
+    return scaled
+
+
+def _is_rate(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(part, int | float) and not isinstance(part, bool) for part in value)
+    )
 
 
 async def run(settings: Settings, tracker: type[Tracker], progress_interval: float) -> None:
@@ -68,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = configured("bench.botproc")
     if settings is None:
         return 2
-    apply_time_scale(args.time_scale)
+    for line in apply_time_scale(args.time_scale):
+        print(f"bench.botproc: time scale ×{args.time_scale:g}: {line}", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, TRACKERS[args.tracker], PROGRESS_INTERVAL / args.time_scale))
     return 0

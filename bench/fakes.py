@@ -7,8 +7,11 @@ import contextlib
 import functools
 import io
 import itertools
+import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any, ClassVar, Literal
 
 import httpx
 from PIL import Image
@@ -16,10 +19,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.fakes import telegram as telegram_fake
+from tests.fakes.common import RecordedRequest
 from tests.fakes.kie import FakeKie
+from tests.fakes.kling import FakeKling
 
 TOKEN = "987654321:AAbenchTokenForLoadRuns_abcdefghijklm"
 KIE_KEY = "kie-bench-key-0123456789"
+KLING_ACCESS_KEY = "kling-bench-access-key"
+# 32 bytes or more: PyJWT warns about shorter HMAC secrets.
+KLING_SECRET_KEY = "kling-bench-secret-key-0123456789abcdef"
+KLING_I2V = "/v1/videos/image2video"
+KIE_RECORD_INFO = "/api/v1/jobs/recordInfo"
+KIE_KINDS = {
+    "/api/file-stream-upload": "upload",
+    "/api/file-base64-upload": "upload",
+    "/api/v1/jobs/createTask": "create",
+    KIE_RECORD_INFO: "poll",
+}
 GOLDEN = 0.6180339887498949
 # Telegram delivers webhook updates over at most this many connections by default.
 WEBHOOK_CONNECTIONS = 40
@@ -44,23 +60,100 @@ def photo(width: int = 1280, height: int = 720) -> bytes:
     return out.getvalue()
 
 
+Shape = Literal["even", "normal"]
+
+
+@dataclass(frozen=True)
+class TaskTimes:
+    """How long the fake provider's tasks take: spread evenly over [low, high], or bell-shaped.
+
+    "normal" is a normal distribution centred on the middle with σ a sixth of the range, so
+    the range is ±3σ, clipped to it: 42–78 s is 60 s ± 30 % with σ = 6 s (10 %). Either way
+    the times are drawn deterministically, in creation order, from a golden-ratio sequence of
+    fractions, so any run of consecutive tasks covers the distribution.
+    """
+
+    low: float
+    high: float
+    shape: Shape = "even"
+
+    def at(self, fraction: float) -> float:
+        """The task time at this fraction (0–1) of the distribution."""
+        if self.shape == "even" or self.high <= self.low:
+            return self.low + (self.high - self.low) * fraction
+        middle, sigma = (self.low + self.high) / 2, (self.high - self.low) / 6
+        inside = min(max(fraction, 1e-9), 1 - 1e-9)
+        return min(max(NormalDist(middle, sigma).inv_cdf(inside), self.low), self.high)
+
+    def fraction(self, n: int) -> float:
+        """The n-th fraction (from 0) of the golden-ratio sequence this shape draws from."""
+        # The even spread starts at `low`; the normal one starts past 0 (whose time is -∞).
+        return ((n + (0 if self.shape == "even" else 1)) * GOLDEN) % 1.0
+
+    def scaled(self, time_scale: float) -> TaskTimes:
+        """The same distribution played `time_scale` times faster."""
+        return TaskTimes(self.low / time_scale, self.high / time_scale, self.shape)
+
+    def describe(self) -> str:
+        """In words, e.g. "60 s ± 30 %, normal (σ 6 s), clipped to 42–78 s"."""
+        if self.low == self.high:
+            return f"{self.low:g} s"
+        if self.shape == "even":
+            return f"{self.low:g}–{self.high:g} s, spread evenly"
+        middle, sigma = (self.low + self.high) / 2, (self.high - self.low) / 6
+        return (
+            f"{middle:g} s ± {(self.high - middle) / middle * 100:.0f} %, normal "
+            f"(σ {sigma:g} s), clipped to {self.low:g}–{self.high:g} s"
+        )
+
+
+class Spread:
+    """Hands out task times from a TaskTimes, in creation order."""
+
+    def __init__(self, times: TaskTimes) -> None:
+        self.times = times
+        self._order = itertools.count()
+
+    def next_duration(self) -> float:
+        """The next task's time."""
+        return self.times.at(self.times.fraction(next(self._order)))
+
+
+def _answer(response: Response) -> Any:
+    """The JSON a fake answered (None if it is not JSON)."""
+    try:
+        return json.loads(bytes(response.body))
+    except ValueError:
+        return None
+
+
 class BenchKie(FakeKie):
-    """FakeKie whose tasks take times spread evenly over [low, high] seconds, in creation order.
+    """FakeKie whose tasks take times from a TaskTimes, in creation order.
 
     It also notes when the bot learned that a task was done: the arrival (time.time()) of the
     first status request answered with success, by task id.
     """
 
-    def __init__(self, low: float, high: float, **kwargs: Any) -> None:
+    backend: ClassVar[str] = "kie"
+
+    def __init__(self, times: TaskTimes, time_scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._low, self._high = low, high
-        self._order = itertools.count()
+        self.spread = Spread(times)
         self.seen_done: dict[str, float] = {}
+        # kie's status limit (10 recordInfo per second and key), where the fake has one:
+        # the same count in a window `time_scale` times shorter.
+        limit = getattr(self, "status_limit", None)
+        if limit is not None and time_scale != 1:
+            setattr(self, "status_limit", type(limit)(limit.limit, limit.seconds / time_scale))  # noqa: B010
+
+    @property
+    def refused(self) -> int:
+        """Status queries the fake refused for going over its limit."""
+        return int(getattr(getattr(self, "status_limit", None), "refused", 0))
 
     def next_duration(self) -> float:
-        """The next task's time: a golden-ratio sequence, so any prefix covers the range."""
-        fraction = (next(self._order) * GOLDEN) % 1.0
-        return self._low + (self._high - self._low) * fraction
+        """The next task's time."""
+        return self.spread.next_duration()
 
     async def _create_task(self, request: Request) -> Response:
         # `finish_after` is read when a task is created (see FakeKie), so set it just before.
@@ -70,11 +163,96 @@ class BenchKie(FakeKie):
     async def _record_info(self, request: Request) -> Response:
         arrived = time.time()
         response = await super()._record_info(request)
-        task_id = request.query_params.get("taskId", "")
-        task = self.tasks.get(task_id)
-        if task is not None and task.state == "success":
-            self.seen_done.setdefault(task_id, arrived)
+        body = _answer(response)
+        data = body.get("data") if isinstance(body, dict) and body.get("code") == 200 else None
+        if isinstance(data, dict) and data.get("state") == "success":
+            self.seen_done.setdefault(str(data.get("taskId")), arrived)
         return response
+
+    @staticmethod
+    def kind(request: RecordedRequest) -> str | None:
+        """What a request was: upload, create, poll (a status query) or download."""
+        if request.path.startswith("/results/"):
+            return "download"
+        return KIE_KINDS.get(request.path)
+
+    @staticmethod
+    def polled_task(request: RecordedRequest) -> str | None:
+        """The task a per-task status query asked about."""
+        return request.query.get("taskId") if request.path == KIE_RECORD_INFO else None
+
+
+class BenchKling(FakeKling):
+    """The official Kling API's fake whose tasks take times from a TaskTimes, in creation order.
+
+    Like BenchKie it notes the first status answer that said "succeed", by task id, whether a
+    per-task query (`GET /v1/videos/image2video/{id}`) or a list call (`GET
+    /v1/videos/image2video?pageNum=…`) gave it.
+    """
+
+    backend: ClassVar[str] = "kling"
+
+    def __init__(self, times: TaskTimes, **kwargs: Any) -> None:
+        super().__init__(access_key=KLING_ACCESS_KEY, secret_key=KLING_SECRET_KEY, **kwargs)
+        self.spread = Spread(times)
+        self.seen_done: dict[str, float] = {}
+
+    @property
+    def refused(self) -> int:
+        """Status queries the fake refused for going over a limit (the Kling fake has none)."""
+        return 0
+
+    def next_duration(self) -> float:
+        """The next task's time."""
+        return self.spread.next_duration()
+
+    async def _create(self, kind: str, request: Request) -> Response:
+        self.finish_after = self.next_duration()
+        return await super()._create(kind, request)
+
+    async def _query(self, kind: str, request: Request) -> Response:
+        arrived = time.time()
+        response = await super()._query(kind, request)
+        self._note_done(_answer(response), arrived)
+        return response
+
+    async def _list(self, kind: str, request: Request) -> Response:
+        arrived = time.time()
+        response = await super()._list(kind, request)
+        self._note_done(_answer(response), arrived)
+        return response
+
+    def _note_done(self, body: Any, arrived: float) -> None:
+        if not isinstance(body, dict) or body.get("code") != 0:
+            return
+        data = body.get("data")
+        for task in data if isinstance(data, list) else [data]:
+            if isinstance(task, dict) and task.get("task_status") == "succeed":
+                self.seen_done.setdefault(str(task.get("task_id")), arrived)
+
+    @staticmethod
+    def kind(request: RecordedRequest) -> str | None:
+        """What a request was: create, poll (a per-task status query), list, lookup, download."""
+        path = request.path
+        if path.startswith("/results/"):
+            return "download"
+        if path == KLING_I2V:
+            if request.method == "POST":
+                return "create"
+            return "lookup" if "external_task_id" in request.query else "list"
+        if path.startswith(KLING_I2V + "/"):
+            return "poll"
+        return None
+
+    @staticmethod
+    def polled_task(request: RecordedRequest) -> str | None:
+        """The task a per-task status query asked about."""
+        if request.method == "GET" and request.path.startswith(KLING_I2V + "/"):
+            return request.path[len(KLING_I2V) + 1 :]
+        return None
+
+
+BenchProvider = BenchKie | BenchKling
 
 
 class WebhookPusher:

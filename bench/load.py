@@ -11,11 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bench.fakes import KIE_KEY, TOKEN, BenchKie, WebhookPusher, memoize_thumbnails, photo
+from bench.fakes import (
+    KIE_KEY,
+    KLING_ACCESS_KEY,
+    KLING_SECRET_KEY,
+    TOKEN,
+    BenchKie,
+    BenchKling,
+    BenchProvider,
+    Shape,
+    TaskTimes,
+    WebhookPusher,
+    memoize_thumbnails,
+    photo,
+)
 from bench.measure import LoopLag, Sampler, Usage, own_cpu, usage
 from bench.process import BotProcess, command
 from bench.profile import Profiler
-from bench.users import Crowd
+from bench.users import WARMUP_FIRST_ID, Crowd
 from bot.background import alongside
 from storage import Database, Task, TaskRepository, TaskState
 from tests.fakes.server import serve
@@ -23,6 +36,17 @@ from tests.fakes.telegram import FakeTelegram
 
 Mode = Literal["polling", "webhook"]
 TrackerName = Literal["real", "naive"]
+Backend = Literal["kie", "kling"]
+# Which part of the benchmark a run belongs to: the load runs (2–5 min tasks, N users at
+# once) or one of the learned-schedule scenarios (60 s ± 30 % tasks after a warm-up).
+Group = Literal["load", "kie-60", "kling-60"]
+GROUP_TITLES: dict[Group, str] = {
+    "load": "load",
+    "kie-60": "learned schedule: kie 60 s",
+    "kling-60": "learned schedule: Kling 60 s",
+}
+# The official Kling model the Kling runs' users generate with (the catalogue's first).
+KLING_MODEL = "kling:kling-v2-6"
 
 POLL_INTERVAL = 10.0
 TASK_TIMEOUT = 1200.0
@@ -41,6 +65,16 @@ class Scenario:
     mode: Mode = "polling"
     tracker: TrackerName = "real"
     time_scale: float = 5.0
+    task_shape: Shape = "even"
+    backend: Backend = "kie"
+    # Users of a first wave the bot serves (and learns from) before the measured one.
+    warmup: int = 0
+    group: Group = "load"
+
+    @property
+    def times(self) -> TaskTimes:
+        """The fake provider's task times, in real-life seconds."""
+        return TaskTimes(self.task_seconds[0], self.task_seconds[1], self.task_shape)
 
     @property
     def public_url(self) -> bool:
@@ -57,15 +91,16 @@ class Scenario:
     @property
     def label(self) -> str:
         """A short name for tables."""
-        return f"{self.mode}, {self.hooks}, {self.tracker} tracker"
+        run = f"{self.mode}, {self.hooks}, {self.tracker} tracker"
+        return run if self.group == "load" else f"{GROUP_TITLES[self.group]}: {run}"
 
     def scaled(self, seconds: float) -> float:
         """A real-life duration as this run plays it."""
         return seconds / self.time_scale
 
-    def budget(self) -> float:
-        """Wall seconds after which the run gives up waiting for videos."""
-        intake = self.users / (KIE_CREATES_PER_S * self.time_scale)
+    def budget(self, users: int | None = None) -> float:
+        """Wall seconds after which a wave of `users` (the measured one) gets no more time."""
+        intake = (self.users if users is None else users) / (KIE_CREATES_PER_S * self.time_scale)
         return 60.0 + 3 * (intake + self.scaled(self.task_seconds[1]))
 
 
@@ -75,11 +110,12 @@ class RawRun:
 
     scenario: Scenario
     telegram: FakeTelegram
-    kie: BenchKie
+    provider: BenchProvider
     crowd: Crowd
     tasks: list[Task]
     clock_offset: float  # time.time() - time.monotonic() in this process
     ready: Usage
+    wave_start: Usage  # when the measured wave began (after the warm-up, if any)
     at_served: Usage
     served_at: float
     end: Usage
@@ -92,6 +128,11 @@ class RawRun:
     problems: list[str] = field(default_factory=list)
     webhook_refused: int = 0
     profile: Path | None = None
+    warm: Crowd | None = None
+    # Where the measured wave's requests begin in the provider's and Telegram's logs.
+    provider_mark: int = 0
+    telegram_mark: int = 0
+    refused_mark: int = 0
 
 
 def free_port() -> int:
@@ -119,7 +160,7 @@ class World:
     """The fakes and the bot process of one run."""
 
     telegram: FakeTelegram
-    kie: BenchKie
+    provider: BenchProvider
     bot: BotProcess
     database: Path
     pusher: WebhookPusher | None = None
@@ -130,23 +171,26 @@ async def world(
     scenario: Scenario, workdir: Path, telegram: FakeTelegram, video: bytes | None = None
 ) -> AsyncIterator[World]:
     """Start the fakes and the bot; stop the bot first and the fakes last."""
-    low, high = (scenario.scaled(s) for s in scenario.task_seconds)
+    times = scenario.times.scaled(scenario.time_scale)
     async with AsyncExitStack() as stack:
-        kie = await stack.enter_async_context(BenchKie(low, high, api_key=KIE_KEY))
-        kie.callback_times = 1 if scenario.callbacks else 0
+        provider: BenchProvider
+        if scenario.backend == "kling":
+            provider = await stack.enter_async_context(BenchKling(times))
+        else:
+            provider = await stack.enter_async_context(
+                BenchKie(times, scenario.time_scale, api_key=KIE_KEY)
+            )
+        provider.callback_times = 1 if scenario.callbacks else 0
         if video is not None:
-            kie.video = video
+            provider.video = video
         telegram_url = await stack.enter_async_context(serve(telegram.app))
         stack.callback(telegram.shutdown)
-        kie_url = await stack.enter_async_context(serve(kie.app))
+        provider_url = await stack.enter_async_context(serve(provider.app))
         port = free_port()
         database = workdir / "data" / "bot.sqlite3"
         env = {
             "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": telegram_url,
-            "KIE_API_KEY": KIE_KEY,
-            "KIE_API_URL": kie_url,
-            "KIE_UPLOAD_URL": kie_url,
             "DATABASE_PATH": str(database),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(port),
@@ -154,8 +198,17 @@ async def world(
             "TASK_TIMEOUT": repr(scenario.scaled(TASK_TIMEOUT)),
             "PREVIEW_BACKEND": "false",
         }
-        # Webhook mode needs PUBLIC_URL, which also asks kie for callbacks; without callbacks
-        # kie then never sends them (callback_times = 0): every callback is lost.
+        if scenario.backend == "kling":
+            env.update(
+                KLING_ACCESS_KEY=KLING_ACCESS_KEY,
+                KLING_SECRET_KEY=KLING_SECRET_KEY,
+                KLING_API_URL=provider_url,
+                DEFAULT_MODEL=KLING_MODEL,
+            )
+        else:
+            env.update(KIE_API_KEY=KIE_KEY, KIE_API_URL=provider_url, KIE_UPLOAD_URL=provider_url)
+        # Webhook mode needs PUBLIC_URL, which also asks for callbacks; without callbacks the
+        # fake then never sends them (callback_times = 0): every callback is lost.
         if scenario.public_url:
             env["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         if scenario.mode == "webhook":
@@ -163,7 +216,7 @@ async def world(
         bot = BotProcess(command(scenario.tracker, scenario.time_scale), env, workdir)
         await bot.start()
         stack.push_async_callback(bot.stop)
-        here = World(telegram, kie, bot, database)
+        here = World(telegram, provider, bot, database)
         await _ready(here, scenario.mode)
         if scenario.mode == "webhook":
             hook = telegram.calls_of("setWebhook")[-1]
@@ -195,30 +248,55 @@ async def run(
     say: Callable[[str], None] = print,
     profile: Path | None = None,
 ) -> RawRun:
-    """Run one scenario end to end and return what was observed (py-spy samples to `profile`)."""
+    """Run one scenario end to end and return what was observed (py-spy samples to `profile`).
+
+    With a warm-up, its users write first and are served first by the same bot process (same
+    database, so the bot has learned from their tasks); the measured users write once every
+    warm-up user has a video. The two waves have separate user ids; only the measured one is
+    reported, but both must get exactly one video each.
+    """
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     lag = LoopLag()
     memoize_thumbnails()
     telegram = FakeTelegram(token=TOKEN)
+    warm = Crowd(telegram, scenario.warmup, PHOTO, WARMUP_FIRST_ID) if scenario.warmup else None
     crowd = Crowd(telegram, scenario.users, PHOTO)
-    # Everyone writes while the bot is still down: it then finds them all at once.
-    crowd.write()
-    async with world(scenario, workdir, telegram) as here, alongside(lag.run()):
+    # The first wave writes while the bot is still down: it then finds them all at once.
+    (warm or crowd).write()
+    async with AsyncExitStack() as stack:
+        here = await stack.enter_async_context(world(scenario, workdir, telegram))
+        await stack.enter_async_context(alongside(lag.run()))
         ready = usage(here.bot.pid)
+        first_poll = telegram.calls_of("getUpdates")[0].at if here.pusher is None else None
+        start_at: float | None = first_poll
+        if warm is not None:
+            await stack.enter_async_context(alongside(warm.watch()))
+            warm.begin(here.pusher, first_poll)
+            say(f"  warm-up: {scenario.warmup} users; waiting for their videos…")
+            if not await warm.wait_served(scenario.budget(scenario.warmup)):
+                say(f"  warm-up: only {warm.served} of {scenario.warmup} served; going on")
+            # The last deliveries' bookkeeping (what the bot learns) settles meanwhile.
+            await asyncio.sleep(max(0.5, scenario.scaled(POLL_INTERVAL)))
+            crowd.write()
+            start_at = None
+        provider_mark, telegram_mark = len(here.provider.requests), len(telegram.calls)
+        refused_mark = here.provider.refused
+        wave_start = usage(here.bot.pid)
         sampler = Sampler(here.bot.pid, gauge=crowd.in_flight)
         bench_start = own_cpu()
         profiler = Profiler(here.bot.pid, profile) if profile else None
         if profiler is not None:
             await profiler.start()
         async with alongside(sampler.run()), alongside(crowd.watch()):
-            first_poll = telegram.calls_of("getUpdates")[0].at if here.pusher is None else None
-            crowd.begin(here.pusher, first_poll)
+            crowd.begin(here.pusher, start_at)
             say(f"  {scenario.users} users at once; waiting for every video…")
             served = await crowd.wait_served(scenario.budget())
             at_served, served_at = usage(here.bot.pid), time.monotonic()
             # Late duplicates (a second poll, a repeated callback) would show up within this.
             await asyncio.sleep(max(1.0, 3 * scenario.scaled(POLL_INTERVAL)))
             crowd.scan()
+            if warm is not None:
+                warm.scan()
         end = usage(here.bot.pid)
         if profiler is not None:
             await profiler.stop()
@@ -231,11 +309,12 @@ async def run(
         return RawRun(
             scenario=scenario,
             telegram=here.telegram,
-            kie=here.kie,
+            provider=here.provider,
             crowd=crowd,
             tasks=tasks,
             clock_offset=time.time() - time.monotonic(),
             ready=ready,
+            wave_start=wave_start,
             at_served=at_served,
             served_at=served_at,
             end=end,
@@ -248,4 +327,8 @@ async def run(
             problems=problems,
             webhook_refused=refused,
             profile=profile,
+            warm=warm,
+            provider_mark=provider_mark,
+            telegram_mark=telegram_mark,
+            refused_mark=refused_mark,
         )

@@ -9,6 +9,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
+from bot.engine.gate import RateGate
 from bot.engine.tracker import BATCH, MAX_SLEEP, Tracker
 from bot.providers.base import ProviderState, ProviderTask
 from bot.providers.errors import ProviderError
@@ -20,13 +21,16 @@ log = logging.getLogger(__name__)
 FAR_FUTURE = 1e12
 # Real-life seconds between one task's polls.
 PERIOD = 5.0
+# A backend's status-query limit is kept with this margin on its window (clocks differ).
+STATUS_MARGIN = 1.1
 
 
 class NaiveTracker(Tracker):
     """How the peers we know work: each task gets a coroutine that polls at a fixed interval.
 
     It keeps the real tracker's interface, honours callback wake-ups and delivers through the
-    same Deliverer, so only the polling strategy differs.
+    same Deliverer, so only the polling strategy differs. Like any client it keeps within the
+    backend's status-query limit, where the provider states one.
     """
 
     interval: ClassVar[float] = PERIOD
@@ -36,6 +40,7 @@ class NaiveTracker(Tracker):
         self._followers: dict[int, asyncio.Task[None]] = {}
         self._nudges: dict[int, asyncio.Event] = {}
         self._early: set[int] = set()
+        self._status_gates: dict[str, RateGate | None] = {}
 
     async def stop(self) -> None:
         """Stop taking tasks and cancel every follower; idempotent."""
@@ -122,10 +127,24 @@ class NaiveTracker(Tracker):
             else:
                 await self._messenger.progress(task)
 
+    def _status_gate(self, backend: str) -> RateGate | None:
+        """A queue in front of the backend's status-query limit (kie: 10 per second and key),
+        where the bot's provider states one: a peer that broke it would only be refused."""
+        if backend not in self._status_gates:
+            provider = self._providers.get(backend)
+            rate = getattr(type(provider), "status_rate", None)
+            self._status_gates[backend] = (
+                RateGate(int(rate[0]), float(rate[1]) * STATUS_MARGIN) if rate else None
+            )
+        return self._status_gates[backend]
+
     async def _naive_fetch(self, task: Task) -> ProviderTask | None:
         provider = self._providers.get(task.backend)
         if provider is None or task.provider_task_id is None:
             return None
+        gate = self._status_gate(task.backend)
+        if gate is not None:
+            await gate.acquire()
         try:
             return await provider.fetch(task.provider_task_id)
         except ProviderError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.bigvideo import BigVideo
 from bench.profile import hotspots, top_inclusive
-from bench.results import RunResult
+from bench.results import RunResult, Spread
 from bench.stats import ratio
 from bench.targets import Target
 from bench.tick import TickCost
@@ -99,7 +99,7 @@ ROWS: list[Row] = [
         "provider calls per task: upload / create / polls",
         lambda r: (
             f"{_f(r.provider_calls['upload'], 2)} / {_f(r.provider_calls['create'], 2)}"
-            f" / {_f(r.provider_calls['poll'], 1)}"
+            f" / {_f(r.status_requests, 1)}"
         ),
     ),
     ("polls per task, tasks of 2–3 / 3–4 / 4–5 min", _minutes),
@@ -129,7 +129,7 @@ ROWS: list[Row] = [
 ]
 
 RATIOS: list[tuple[str, Callable[[RunResult], float]]] = [
-    ("polls per task", lambda r: r.provider_calls["poll"]),
+    ("polls per task", lambda r: r.status_requests),
     ("provider calls per task", lambda r: r.provider_api_calls),
     ("Telegram calls per task", lambda r: r.telegram_total),
     ("CPU per task", lambda r: r.cpu_per_task_ms),
@@ -138,6 +138,118 @@ RATIOS: list[tuple[str, Callable[[RunResult], float]]] = [
     ("completion → detection p95", lambda r: r.detection_s.p95),
     ("completion → sendVideo p99", lambda r: r.latency_ms.p99),
 ]
+
+
+def _wave(r: RunResult) -> str:
+    warm = r.warmup
+    shown = f"{r.exactly_one:,} / {r.users:,}"
+    return shown if warm is None else f"{shown} ({warm.exactly_one} / {warm.users})"
+
+
+def _three(spread: Spread, digits: int = 1, scale: float = 1.0) -> str:
+    return " / ".join(_f(v * scale, digits) for v in (spread.p50, spread.p95, spread.max))
+
+
+def _calls(r: RunResult) -> str:
+    c = r.provider_calls
+    return (
+        f"{_f(c.get('list', 0.0), 2)} / {_f(c.get('poll', 0.0), 2)}"
+        f"{' + ' + _f(c['lookup'], 2) + ' lookups' if c.get('lookup') else ''}"
+    )
+
+
+# The learned-schedule scenarios' table: a row, and what its ratio naive ÷ ours compares.
+LearnedRow = tuple[str, Callable[[RunResult], str], Callable[[RunResult], float] | None]
+LEARNED_ROWS: list[LearnedRow] = [
+    ("users with exactly one video (warm-up wave)", _wave, None),
+    (
+        "completion → sendVideo p50 / p95 / max, real-life s",
+        lambda r: _three(r.sent_s, 2),
+        lambda r: r.sent_s.p50,
+    ),
+    (
+        "completion → detection p50 / p95 / max, real-life s",
+        lambda r: _three(r.detection_s, 2),
+        lambda r: r.detection_s.p50,
+    ),
+    (
+        "detection delay ÷ task age p50 / p95 / max, %",
+        lambda r: _three(r.detection_share, 1, 100),
+        None,
+    ),
+    ("status requests per task", lambda r: _f(r.status_requests, 2), lambda r: r.status_requests),
+    ("… list calls ÷ tasks / per-task queries ÷ tasks", _calls, None),
+    ("status queries the provider refused (over its limit)", lambda r: str(r.refused), None),
+    (
+        "provider calls per task (upload, create, status)",
+        lambda r: _f(r.provider_api_calls, 2),
+        lambda r: r.provider_api_calls,
+    ),
+    (
+        "Telegram calls per task (of which edits)",
+        lambda r: (
+            f"{_f(r.telegram_total, 1)} ({_f(r.telegram_calls.get('editMessageText', 0), 1)})"
+        ),
+        lambda r: r.telegram_total,
+    ),
+    ("CPU per task, ms", lambda r: _f(r.cpu_per_task_ms, 1), lambda r: r.cpu_per_task_ms),
+    ("bot CPU while serving, % of one core", lambda r: _f(r.busy * 100), None),
+    ("peak RSS (VmHWM), MB", lambda r: _f(r.peak_rss_mb, 1), lambda r: r.peak_rss_mb),
+    ("first photo → last video, s", lambda r: _f(r.makespan, 1), None),
+    ("errors in the bot's log", lambda r: str(len(r.problems)), None),
+]
+LEARNED_TITLES = {
+    "kie-60": "Learned schedule: kie, poll mode, tasks of 60 s ± 30 %",
+    "kling-60": "Learned schedule: official Kling, poll mode, tasks of 60 s ± 30 %",
+}
+
+
+def learned_groups(results: Sequence[RunResult]) -> list[str]:
+    """The learned-schedule scenarios among the results, in order."""
+    found: list[str] = []
+    for r in results:
+        if r.scenario.group != "load" and r.scenario.group not in found:
+            found.append(r.scenario.group)
+    return found
+
+
+def learned_rows(results: Sequence[RunResult], group: str) -> tuple[list[str], list[list[str]]]:
+    """One learned-schedule scenario: ours, the naive baseline, and naive ÷ ours."""
+    runs = [r for r in results if r.scenario.group == group]
+    ours = next((r for r in runs if r.scenario.tracker == "real"), None)
+    naive = next((r for r in runs if r.scenario.tracker == "naive"), None)
+    shown = [r for r in (ours, naive) if r is not None]
+    headers = ["", *("ours" if r is ours else "naive baseline" for r in shown)]
+    both = ours is not None and naive is not None
+    if both:
+        headers.append("naive ÷ ours")
+    rows = []
+    for name, cell, value in LEARNED_ROWS:
+        row = [name, *(cell(r) for r in shown)]
+        if ours is not None and naive is not None:
+            row.append("" if value is None else f"{_f(ratio(value(naive), value(ours)), 2)}×")
+        rows.append(row)
+    return headers, rows
+
+
+def learned_lines(results: Sequence[RunResult], markdown_tables: bool) -> list[str]:
+    """Each learned-schedule scenario's title and table."""
+    lines: list[str] = []
+    table = markdown_table if markdown_tables else text_table
+    for group in learned_groups(results):
+        first = next(r for r in results if r.scenario.group == group)
+        title = LEARNED_TITLES.get(group, group)
+        warm = first.scenario.warmup
+        lines += [
+            f"### {title}" if markdown_tables else title,
+            "",
+            f"{first.users} users at once, measured after a warm-up wave of {warm} in the same "
+            f"bot process; task times {first.scenario.times.describe()}.",
+            "",
+            table(*learned_rows(results, group)),
+            "",
+        ]
+    return lines
 
 
 def short_label(r: RunResult) -> str:
@@ -150,11 +262,12 @@ def short_label(r: RunResult) -> str:
 def pairs(results: Sequence[RunResult]) -> list[tuple[RunResult, RunResult]]:
     """(naive, real) runs of the same load, for the baseline ratios."""
     found = []
-    for naive in (r for r in results if r.scenario.tracker == "naive"):
+    load = [r for r in results if r.scenario.group == "load"]
+    for naive in (r for r in load if r.scenario.tracker == "naive"):
         real = next(
             (
                 r
-                for r in results
+                for r in load
                 if r.scenario.tracker == "real"
                 and r.scenario.callbacks == naive.scenario.callbacks
                 and r.scenario.mode == naive.scenario.mode
@@ -186,9 +299,10 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def result_rows(results: Sequence[RunResult]) -> tuple[list[str], list[list[str]]]:
-    """The main table: one column per run."""
-    headers = ["", *(short_label(r) for r in results)]
-    return headers, [[name, *(cell(r) for r in results)] for name, cell in ROWS]
+    """The main table: one column per load run."""
+    load = [r for r in results if r.scenario.group == "load"]
+    headers = ["", *(short_label(r) for r in load)]
+    return headers, [[name, *(cell(r) for r in load)] for name, cell in ROWS]
 
 
 def ratio_rows(results: Sequence[RunResult]) -> tuple[list[str], list[list[str]]]:
@@ -216,6 +330,14 @@ def target_rows(targets: Sequence[Target]) -> tuple[list[str], list[list[str]]]:
     return headers, [[t.goal, t.measured, marks[t.verdict]] for t in targets]
 
 
+def target_parts(targets: Sequence[Target]) -> list[tuple[str, list[Target]]]:
+    """The targets by the list they belong to (the load targets, issue 12's)."""
+    parts: dict[str, list[Target]] = {}
+    for target in targets:
+        parts.setdefault(target.part, []).append(target)
+    return list(parts.items())
+
+
 def print_report(
     results: Sequence[RunResult],
     ticks: Sequence[TickCost],
@@ -223,18 +345,25 @@ def print_report(
     targets: Sequence[Target],
 ) -> None:
     """Everything, as plain tables."""
-    print()
-    print(text_table(*result_rows(results)))
+    if any(r.scenario.group == "load" for r in results):
+        print()
+        print(text_table(*result_rows(results)))
     if pairs(results):
         print()
         print(text_table(*ratio_rows(results)))
+    learned = learned_lines(results, markdown_tables=False)
+    if learned:
+        print()
+        print("\n".join(learned).rstrip())
     if ticks:
         print()
         print(text_table(*tick_rows(ticks)))
     if big is not None:
         print(f"\n{big.size_mb:.0f} MB video: RSS {big.before_mb:.1f} → {big.peak_mb:.1f} MB")
-    print()
-    print(text_table(*target_rows(targets)))
+    for part, listed in target_parts(targets):
+        print()
+        print(f"Targets ({part}):")
+        print(text_table(*target_rows(listed)))
 
 
 def profile_section(results: Sequence[RunResult]) -> list[str]:
@@ -284,15 +413,12 @@ def markdown(
         "",
         "**Parameters:** " + "; ".join(f"{k}: {v}" for k, v in context.parameters.items()) + ".",
         "",
-        "### Targets",
-        "",
-        markdown_table(*target_rows(targets)),
-        "",
-        "### Results per run",
-        "",
-        markdown_table(*result_rows(results)),
-        "",
     ]
+    for part, listed in target_parts(targets):
+        title = "Targets" if part == "load" else f"Targets of {part}"
+        lines += [f"### {title}", "", markdown_table(*target_rows(listed)), ""]
+    if any(r.scenario.group == "load" for r in results):
+        lines += ["### Results per run", "", markdown_table(*result_rows(results)), ""]
     if pairs(results):
         lines += [
             "### Baseline: the naive tracker (one coroutine per task, a poll every 5 s)",
@@ -300,6 +426,7 @@ def markdown(
             markdown_table(*ratio_rows(results)),
             "",
         ]
+    lines += learned_lines(results, markdown_tables=True)
     if ticks:
         lines += [
             "### Tracker tick against tasks not due",
@@ -349,32 +476,78 @@ NOTES = """## How the benchmark works
   `python -m bench.botproc`, which is `bot.app.run` with the tracker class and the time scale
   applied to what has no environment variable. Its database is a fresh file in a temporary
   folder; its environment points at the fakes.
-- **The fakes** (`tests/fakes/`: the Bot API and kie.ai) run in the benchmark's process on
-  loopback. Every user sends the same 1280×720 JPEG with a caption while the bot is still
-  starting, so it finds them all waiting at once (webhook mode: they are posted to the bot's
-  `/telegram` with the `secret_token` from its `setWebhook`, over 40 connections as Telegram
-  does); each user taps Generate as soon as the draft arrives.
+- **The fakes** (`tests/fakes/`: the Bot API, kie.ai and the official Kling API) run in the
+  benchmark's process on loopback. Every user sends the same 1280×720 JPEG with a caption
+  while the bot is still starting, so it finds them all waiting at once (webhook mode: they
+  are posted to the bot's `/telegram` with the `secret_token` from its `setWebhook`, over 40
+  connections as Telegram does); each user taps Generate as soon as the draft arrives, on
+  the default model.
+- **The parts** (`--scenario`, all by default): *load* is N users at once (`--users`, 1,000)
+  with tasks of 2–5 min, in each update mode × callback setting, with the naive baseline;
+  *kie-60* and *kling-60* are the learned poll schedule (issue 12) in poll mode on kie and on
+  the official Kling API, with tasks of 60 s ± 30 %, each run after a warm-up wave and next
+  to the naive baseline.
 - **Time scale ×K** plays real life K times faster: `POLL_INTERVAL` 10/K s, `TASK_TIMEOUT`
   1200/K s, the progress-edit interval, the task times, the naive tracker's 5 s, Telegram's
-  flood limit (30×K requests/s) and the bot's gate for kie's creates (20 per 11/K s, inside kie's
-  20 per 10/K s) all scale together.
+  flood limit (30×K requests/s), the bot's gates for kie's creates (20 per 11/K s, inside
+  kie's 20 per 10/K s) and, where it has one, for kie's status queries (10 per 1/K s), and
+  the fake kie's own status limit all scale together, as does what the bot counts in
+  `POLL_INTERVAL`s (such as its built-in guesses of generation times, before it has learned).
   Poll counts, Telegram calls and CPU per task do not depend on K; detection delays are shown
   in real-life seconds (× K). Latencies in milliseconds are measured as they are, which is
   only fair while the bot has CPU to spare: the row "bot CPU while serving" shows it (the bot
   is one asyncio process, so 100 % of one core is its ceiling).
+- **Task times.** The load runs spread them evenly over 120–300 s. In kie-60 and kling-60,
+  "60 s ± 30 %" is read as a bell, as real generation times are, not as an even spread: a
+  normal distribution with mean 60 s and σ = 6 s (10 %), so that ±30 % is ±3σ, clipped to
+  42–78 s. Both are drawn deterministically: the n-th task created takes the time at the
+  n-th fraction of a golden-ratio sequence (n × 0.618… mod 1; `NormalDist(60, 6).inv_cdf` of
+  it for the bell), so any run of consecutive tasks covers the distribution and every run
+  gets the same times. Why not evenly over 42–78 s: then no poller that polls each task on its own
+  schedule could reach the baseline's median with half its polls. The baseline polls every
+  5 s: about 12 polls for a 60 s task, and a median delay of 2.5 s. To match that median,
+  half the tasks (18 s of the 36 s window) must be noticed within 2.5 s of their end, and
+  a poll notices that soon only the tasks that ended in the 2.5 s before it, so at least
+  7.2 polls must fall inside the window: more than the 6 that half the baseline's polls
+  allow. With the bell, half the tasks end within ±4 s of 60 s (±0.674σ).
+- **Warm-up.** kie-60 and kling-60 first serve a warm-up wave (`--warmup`, 20 users) with
+  tasks from the same distribution, in the same bot process and database, so the bot has
+  learned generation times from finished tasks; once every warm-up user has a video, the
+  measured users (`--learned-users`, 40) write. The waves have user ids of their own
+  (from 710,000,000 and from 700,000,000), so each knows its videos; every user of both must
+  get exactly one video. Only the measured wave is reported: provider requests, Telegram
+  calls and CPU time are counted from its start. The naive baseline gets the same warm-up,
+  although it learns nothing. The fake's sequence of task times runs on across the waves.
+- **kie-60** compares the bot with the naive baseline on kie. kie answers at most 10 status
+  queries per second and key; 40 users polled every 5 s by the baseline make 8 on average,
+  and where the bot's kie provider states that limit the baseline queues its queries to keep
+  it (tasks created together would otherwise poll in bursts above it). "Polls per task" are
+  recordInfo requests ÷ tasks; the row "refused" counts the fake's 429s.
+- **kling-60** runs the bot with only the official Kling backend (`KLING_ACCESS_KEY` +
+  `KLING_SECRET_KEY`, `KLING_API_URL` at a loopback `FakeKling`, `PREVIEW_BACKEND=false`,
+  `DEFAULT_MODEL=kling:kling-v2-6`). **Status requests per task** are list calls
+  (`GET /v1/videos/image2video?pageNum=…`) ÷ tasks + per-task queries
+  (`GET /v1/videos/image2video/{id}`) ÷ tasks (+ lookups by `external_task_id`, if any),
+  counted as requests arriving at the fake; the fake's per-task `polls` counter is not used,
+  as a list call raises it for every task it lists. The naive baseline queries each task
+  every 5 s.
 - **Callbacks.** "+cb" runs give the bot `PUBLIC_URL` and the fake kie posts a callback when a
   task ends. Without callbacks, polling mode has no `PUBLIC_URL`: the bot knows it must poll
   ("poll mode"). Webhook mode needs `PUBLIC_URL`, so the bot asks for callbacks there and
   the fake never sends them ("cb lost"): what a lost callback costs, not poll mode.
 - **Latency** is from the moment the fake marks the task done to the moment the `sendVideo`
   request has arrived at the fake Telegram; the load runs' videos are 4 KB, so no file
-  transfer is in it. **Detection** is the arrival at the fake kie of the first status request
-  answered "success" (the poll that saw it, or the re-read after a callback); its delay is
-  divided by the task's age at completion. All of these are read on the benchmark's clock.
+  transfer is in it. **Detection** is the arrival at the fake provider of the first status
+  request answered "success" (the poll or list call that saw it, or the re-read after a
+  callback); its delay is divided by the task's age at completion. All of these are read on
+  the benchmark's clock. **Completion → sendVideo in real-life seconds** is the measured time
+  × K: right for the detection delay, while the bot's own handling (download, sendVideo:
+  tens of ms) is counted K times over, against the bot and the baseline alike.
+- **Ratios** are naive ÷ ours: above 1, the bot does better.
 - **Exactly once:** every user must get one `sendVideo` whose bytes are the fake's video.
-- **Provider calls** are the requests the fake kie received (upload, createTask, recordInfo;
-  the video download is counted apart). **Telegram calls** are the bot's Bot API requests
-  except start-up (`getMe`, `getUpdates`, `setWebhook`, `setMyCommands`, …).
+- **Provider calls** are the requests the fake provider received (upload, create, status
+  queries; the video download is counted apart). **Telegram calls** are the bot's Bot API
+  requests except start-up (`getMe`, `getUpdates`, `setWebhook`, `setMyCommands`, …).
 - **In flight:** tasks whose Generate the bot has answered and whose video has not arrived.
 - **The tick** micro-benchmark times what one pass of the tracker's loop asks the database
   (`due(now, 100)` and `next_due_after(now)` through aiosqlite), with 100, 1,000 and 10,000

@@ -11,6 +11,7 @@ from bench.load import RawRun, Scenario
 from bench.measure import MB
 from bench.naive import PERIOD
 from bench.stats import mean, percentile, ratio
+from bench.users import Crowd
 
 # Calls that set the bot up rather than serve a user.
 SETUP_METHODS = frozenset(
@@ -18,12 +19,10 @@ SETUP_METHODS = frozenset(
 )
 # The issue's poll targets are for tasks of 2–5 minutes (the fake's timer may end one late).
 TARGET_AGES = (120.0, 310.0)
-PROVIDER_PATHS = {
-    "/api/file-stream-upload": "upload",
-    "/api/file-base64-upload": "upload",
-    "/api/v1/jobs/createTask": "create",
-    "/api/v1/jobs/recordInfo": "poll",
-}
+# What the fakes' requests are counted as (see BenchKie.kind and BenchKling.kind): "poll" is a
+# status query about one task, "list" one about every task (Kling's list call), "lookup" a
+# search by our external id.
+PROVIDER_KINDS = ("upload", "create", "poll", "list", "lookup", "download")
 
 
 @dataclass(frozen=True)
@@ -48,9 +47,41 @@ class Spread:
         )
 
 
+@dataclass(frozen=True)
+class Wave:
+    """How one wave of users was served: each must get exactly one video, the fake's bytes."""
+
+    users: int
+    exactly_one: int
+    missing: int
+    duplicates: int
+    wrong_bytes: int
+
+    @classmethod
+    def of(cls, crowd: Crowd, video: bytes) -> Wave:
+        """Count a crowd's videos."""
+        people = list(crowd.people.values())
+        counts = Counter(len(person.videos) for person in people)
+        wrong = sum(
+            1 for person in people for call in person.videos if call.files.get("video") != video
+        )
+        return cls(
+            users=len(people),
+            exactly_one=counts.get(1, 0) - wrong,
+            missing=counts.get(0, 0),
+            duplicates=sum(count for videos, count in counts.items() if videos > 1),
+            wrong_bytes=wrong,
+        )
+
+    @property
+    def perfect(self) -> bool:
+        """Whether every user got exactly one right video."""
+        return self.exactly_one == self.users
+
+
 @dataclass
 class RunResult:
-    """The numbers reported for one run."""
+    """The numbers reported for one run (its measured wave; the warm-up only in `warmup`)."""
 
     scenario: Scenario
     users: int
@@ -65,6 +96,7 @@ class RunResult:
     creates_per_s: float
     draft_ms: Spread
     latency_ms: Spread
+    sent_s: Spread  # completion → sendVideo in real-life seconds
     handling_ms: Spread
     detection_s: Spread
     detection_share: Spread
@@ -87,11 +119,25 @@ class RunResult:
     busy: float
     problems: list[str] = field(default_factory=list)
     profile: Path | None = None
+    warmup: Wave | None = None
+    refused: int = 0  # status queries the provider refused for going over its limit
 
     @property
     def provider_api_calls(self) -> float:
-        """Upload + create + polls per task (the video download is a file transfer)."""
-        return sum(self.provider_calls.get(kind, 0.0) for kind in ("upload", "create", "poll"))
+        """Upload + create + status requests per task (the download is a file transfer)."""
+        return sum(self.provider_calls.get(kind, 0.0) for kind in ("upload", "create")) + (
+            self.status_requests
+        )
+
+    @property
+    def status_requests(self) -> float:
+        """Status requests per task: per-task queries, plus list calls ÷ tasks."""
+        return sum(self.provider_calls.get(kind, 0.0) for kind in ("poll", "list", "lookup"))
+
+    @property
+    def waves_perfect(self) -> bool:
+        """Whether every user of both waves got exactly one video."""
+        return self.exactly_one == self.users and (self.warmup is None or self.warmup.perfect)
 
     @property
     def telegram_total(self) -> float:
@@ -101,14 +147,12 @@ class RunResult:
 
 def summarize(raw: RawRun) -> RunResult:
     """The reported numbers of one run."""
-    scenario, crowd, kie = raw.scenario, raw.crowd, raw.kie
+    scenario, crowd, fake = raw.scenario, raw.crowd, raw.provider
     n = scenario.users
+    k = scenario.time_scale
     people = list(crowd.people.values())
     t0 = crowd.started_at or 0.0
-    counts = Counter(len(person.videos) for person in people)
-    wrong = sum(
-        1 for person in people for call in person.videos if call.files.get("video") != kie.video
-    )
+    wave = Wave.of(crowd, fake.video)
     draft_ms = [
         (person.draft_at - (person.pushed_at or t0)) * 1000
         for person in people
@@ -116,49 +160,61 @@ def summarize(raw: RawRun) -> RunResult:
     ]
     to_wall = raw.clock_offset
     by_chat = {task.chat_id: task for task in raw.tasks}
+    requests = fake.requests[raw.provider_mark :]
+    # Per-task status queries, counted from the requests (Kling's list calls also raise a
+    # task's `polls`, which would count one list call once per task it lists).
+    polls_of = Counter(
+        task_id for request in requests if (task_id := fake.polled_task(request)) is not None
+    )
     latency, handling, detection, share, share_target, polls_target = [], [], [], [], [], []
     punctual: list[int] = []
     polls_by_minute: dict[int, list[int]] = {}
+    created: list[float] = []
     for person in people:
         task = by_chat.get(person.user.id)
-        remote = kie.tasks.get(task.provider_task_id or "") if task else None
-        if task is None or remote is None or remote.completed is None:
+        remote = fake.tasks.get(task.provider_task_id or "") if task else None
+        if remote is None:
+            continue
+        created.append(remote.created - to_wall)
+        if remote.completed is None:
             continue
         age = remote.completed - remote.created
-        minute = int(age * scenario.time_scale // 60)
-        polls_by_minute.setdefault(minute, []).append(remote.polls)
-        in_target = TARGET_AGES[0] <= age * scenario.time_scale <= TARGET_AGES[1]
+        polls = polls_of[remote.task_id]
+        minute = int(age * k // 60)
+        polls_by_minute.setdefault(minute, []).append(polls)
+        in_target = TARGET_AGES[0] <= age * k <= TARGET_AGES[1]
         if in_target:
-            polls_target.append(remote.polls)
-            punctual.append(math.ceil(age * scenario.time_scale / PERIOD))
+            polls_target.append(polls)
+            punctual.append(math.ceil(age * k / PERIOD))
         if not person.videos:
             continue
         sent = person.videos[0].at + to_wall
         latency.append((sent - remote.completed) * 1000)
-        seen = kie.seen_done.get(remote.task_id)
+        seen = fake.seen_done.get(remote.task_id)
         if seen is not None:
             delay = max(0.0, seen - remote.completed)
-            detection.append(delay * scenario.time_scale)
+            detection.append(delay * k)
             share.append(delay / age if age > 0 else math.nan)
             if in_target and age > 0:
                 share_target.append(delay / age)
             handling.append((sent - seen) * 1000)
-    provider = Counter(_provider_kind(request.path) for request in kie.requests)
+    provider = Counter(fake.kind(request) for request in requests)
     provider.pop(None, None)
     telegram = Counter(
-        call.method for call in raw.telegram.calls if call.method not in SETUP_METHODS
+        call.method
+        for call in raw.telegram.calls[raw.telegram_mark :]
+        if call.method not in SETUP_METHODS
     )
-    created = [task.created - to_wall for task in kie.tasks.values()]
     drafts = [p.draft_at for p in people if p.draft_at is not None]
     acks = [p.acked_at for p in people if p.acked_at is not None]
     firsts = [p.videos[0].at for p in people if p.videos]
     return RunResult(
         scenario=scenario,
         users=n,
-        exactly_one=counts.get(1, 0) - wrong,
-        missing=counts.get(0, 0),
-        duplicates=sum(count for videos, count in counts.items() if videos > 1),
-        wrong_bytes=wrong,
+        exactly_one=wave.exactly_one,
+        missing=wave.missing,
+        duplicates=wave.duplicates,
+        wrong_bytes=wave.wrong_bytes,
         creates=provider.get("create", 0),
         makespan=(max(firsts) - t0) if firsts else math.nan,
         updates_per_s=_rate(len(drafts) + len(acks), t0, acks),
@@ -166,37 +222,32 @@ def summarize(raw: RawRun) -> RunResult:
         creates_per_s=_rate(len(created), t0, created),
         draft_ms=Spread.of(draft_ms),
         latency_ms=Spread.of(latency),
+        sent_s=Spread.of([ms / 1000 * k for ms in latency]),
         handling_ms=Spread.of(handling),
         detection_s=Spread.of(detection),
         detection_share=Spread.of([value for value in share if not math.isnan(value)]),
         detection_share_target=Spread.of(share_target),
         polls_target=mean(polls_target),
         punctual_naive_target=mean(punctual),
-        provider_calls={
-            kind: provider[kind] / n for kind in ("upload", "create", "poll", "download")
-        },
+        provider_calls={kind: provider[kind] / n for kind in PROVIDER_KINDS},
         polls_by_minute={m: mean(polls) for m, polls in sorted(polls_by_minute.items())},
         telegram_calls={method: count / n for method, count in telegram.most_common()},
         peak_rss_mb=raw.end.hwm / MB,
         rss_at_peak_inflight_mb=raw.sampler.rss_at_peak_gauge / MB,
         peak_inflight=raw.sampler.peak_gauge,
-        cpu_per_task_ms=(raw.end.cpu - raw.ready.cpu) / n * 1000,
+        cpu_per_task_ms=(raw.end.cpu - raw.wave_start.cpu) / n * 1000,
         cpu_total_s=raw.end.cpu,
         startup_rss_mb=raw.ready.rss / MB,
         db_bytes=raw.db_bytes,
         db_bytes_closed=raw.db_bytes_closed,
         bench_cpu_s=raw.bench_cpu,
         bench_lag_ms=Spread.of([lag * 1000 for lag in raw.lag.lags]),
-        busy=ratio(raw.at_served.cpu - raw.ready.cpu, raw.served_at - t0),
+        busy=ratio(raw.at_served.cpu - raw.wave_start.cpu, raw.served_at - t0),
         problems=raw.problems,
         profile=raw.profile,
+        warmup=Wave.of(raw.warm, fake.video) if raw.warm is not None else None,
+        refused=fake.refused - raw.refused_mark,
     )
-
-
-def _provider_kind(path: str) -> str | None:
-    if path.startswith("/results/"):
-        return "download"
-    return PROVIDER_PATHS.get(path)
 
 
 def _rate(count: int, start: float, moments: list[float]) -> float:

@@ -12,6 +12,8 @@ from bench.fakes import WebhookPusher
 from tests.fakes.telegram import Call, FakeTelegram, FakeUser
 
 FIRST_USER_ID = 700_000_000
+# The warm-up wave's users (see load.run): ids of their own, so each wave knows its videos.
+WARMUP_FIRST_ID = 710_000_000
 WATCH_PERIOD = 0.005
 WATCHED = frozenset({"sendMessage", "sendVideo", "answerCallbackQuery"})
 
