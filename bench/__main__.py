@@ -280,7 +280,7 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
         f"poll every {5 / k:g} s, Telegram flood limit {30 * k:g}/s, kie creates {20:g} per "
         f"{11 / k:g} s; every provider request limit scales alike)"
     )
-    found["video"] = "4 KB (the fake's default) in the load runs"
+    found["video"] = "4 KB (the fake's default) but in the big-video check"
     return found
 
 
