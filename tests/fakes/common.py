@@ -35,6 +35,7 @@ __all__ = [
     "ProviderFake",
     "RecordedRequest",
     "Recorder",
+    "SlidingWindow",
     "ms",
     "not_found",
     "parse_json",
@@ -119,6 +120,30 @@ def not_found() -> Response:
 def _tls_context() -> ssl.SSLContext:
     """Return one verifying TLS context for all fakes: building one costs ~30 ms."""
     return ssl.create_default_context()
+
+
+class SlidingWindow:
+    """Admits at most `limit` requests per key within any `seconds`-long span (a sliding log)."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        if limit < 1 or seconds <= 0:
+            raise ValueError("limit must be at least 1 and seconds above 0")
+        self.limit = limit
+        self.seconds = seconds
+        self.refused = 0
+        self._admitted: dict[str, deque[float]] = {}
+
+    def admit(self, key: str) -> bool:
+        """Count a request under `key` now; False (and not counted) when the window is full."""
+        now = time.monotonic()
+        log = self._admitted.setdefault(key, deque())
+        while log and log[0] <= now - self.seconds:
+            log.popleft()
+        if len(log) >= self.limit:
+            self.refused += 1
+            return False
+        log.append(now)
+        return True
 
 
 # ---- holds and delays (the Telegram fake uses these too) -----------------------------------

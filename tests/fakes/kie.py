@@ -22,6 +22,10 @@ task's callback as if it were in any state, leaving the task alone: for duplicat
 out-of-order callbacks. The hold, delay and callback plumbing lives in ``tests.fakes.common``.
 ``firewall_block(*endpoints, times=None)`` answers as Cloudflare does when it bans a client
 (providers.md D): HTTP 403 with the plain text ``error code: 1010``, before any key is checked.
+``status_limit`` refuses a key's recordInfo queries beyond 10 in any second (issue 12: "kie
+documents 10 status queries per second") with kie's rate-limit answer, HTTP 200 and code 429;
+a refused query still counts as a poll but not towards the limit, and consumes no injected
+failure. Set it to None to lift the limit, or to another ``SlidingWindow``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from tests.fakes.common import (
     ProviderFake,
     RecordedRequest,
     Recorder,
+    SlidingWindow,
     ms,
     not_found,
     parse_json,
@@ -77,6 +82,8 @@ UNAUTHORIZED_MSG = "You do not have access permissions"
 NOT_ACCESSIBLE_MSG = "image url not accessible"
 DEFAULT_FAIL_CODE = "500"
 DEFAULT_FAIL_MSG = "content moderation failed"
+# Code 429 as kie's pages describe it (seed 002).
+RATE_LIMITED_MSG = "Rate limited: the request limit for this resource has been exceeded"
 FIREWALL_BODY = "error code: 1010"
 _PATH_ENDPOINTS = {
     CREATE_PATH: "createTask",
@@ -312,6 +319,7 @@ class FakeKie(ProviderFake[KieTask]):
         self._counter = itertools.count(1)
         # endpoint -> requests still to block (None: all of them)
         self._firewall: dict[str, int | None] = {}
+        self.status_limit: SlidingWindow | None = SlidingWindow(10, 1.0)
         self.app = Starlette(
             routes=[
                 Route(CREATE_PATH, self._create_task, methods=["POST"]),
@@ -402,6 +410,9 @@ class FakeKie(ProviderFake[KieTask]):
         task = self.tasks.get(task_id)
         if task is not None:
             task.polls += 1
+        limit = self.status_limit
+        if limit is not None and not limit.admit(request.headers["authorization"]):
+            return _envelope(429, RATE_LIMITED_MSG)
         if (failure := self._take_failure("recordInfo")) is not None:
             return _envelope(failure.code, failure.message, status=failure.http_status)
         if not task_id:
@@ -659,7 +670,9 @@ class FakeKie(ProviderFake[KieTask]):
 
     def _task_data(self, task: KieTask) -> dict[str, Any]:
         result = {"resultUrls": [task.result_url]} if task.result_url is not None else None
-        cost = None if task.completed is None else int((task.completed - task.created) * 1000)
+        # costTime is given on success only (seed 000).
+        done = task.completed if task.state == "success" else None
+        cost = None if done is None else int((done - task.created) * 1000)
         return {
             "taskId": task.task_id,
             "model": task.model,

@@ -30,7 +30,9 @@ stale and out-of-order callbacks. Queries find tasks by ``task_id`` or ``externa
 (tu-zi, with ``proxy_rules``, by ``task_id`` only); an unknown one is answered 404, code 1201,
 "task not found". The official fake also serves the list query ``GET .../image2video`` (and
 multi-image2video): ``?external_task_id=`` answers that one task (or 404/1201), else a page of
-the newest (``pageNum`` 1-1000, ``pageSize`` 1-500); tu-zi documents no such route.
+the newest (``pageNum`` 1-1000, ``pageSize`` 1-500); tu-zi documents no such route, so its
+fake answers a GET there with the plain 404 of a route it lacks (as gin, whose default is 404
+even where the path takes another method), not Starlette's 405.
 ``spoil(endpoint, how)`` (see ``tests.fakes.common``) creates the task, then breaks the answer.
 ``/account/costs`` answers one pack in force holding ``remaining_quantity`` of
 ``total_quantity``, or the ``packs`` a test sets (make them with ``resource_pack()``).
@@ -615,7 +617,10 @@ class FakeKling(ProviderFake[KlingTask]):
                     methods=["GET"],
                 ),
                 *(
-                    []
+                    [
+                        Route(p + path, self._no_route, methods=["GET"])
+                        for path in (I2V_PATH, MULTI_PATH)
+                    ]
                     if proxy_rules
                     else [
                         Route(p + I2V_PATH, partial(self._list, "image2video"), methods=["GET"]),
@@ -730,6 +735,9 @@ class FakeKling(ProviderFake[KlingTask]):
             task.polls += 1
             self._advance(task)
         return _envelope([self._task_data(task) for task in mine])
+
+    async def _no_route(self, request: Request) -> Response:
+        return not_found()
 
     async def _costs(self, request: Request) -> Response:
         try:
