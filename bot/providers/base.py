@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 MAX_DYNAMIC_MASKS = 6
 MAX_TRAJECTORY_POINTS = 77
 MAX_REFERENCE_IMAGES = 4
+# A span a provider reports beyond this is a broken clock, not a generation.
+MAX_TOOK = 2 * 24 * 3600.0
 
 
 class ProviderState(StrEnum):
@@ -157,6 +160,26 @@ class ProviderTask(BaseModel):
     error_code: str | None = None
     # The callback URL the task was created with, where the provider echoes it (kie's `param`).
     callback_url: str | None = None
+    # Seconds from the provider's create to the task's end, by the provider's own clock; only
+    # for ended tasks, None when it gives no plausible figure.
+    took: float | None = None
+
+
+def took_seconds(milliseconds: Any) -> float | None:
+    """A span the provider reports in ms, in seconds; None unless above zero and at most 2 days."""
+    if not isinstance(milliseconds, int | float) or isinstance(milliseconds, bool):
+        return None
+    seconds = milliseconds / 1000
+    return seconds if math.isfinite(seconds) and 0 < seconds <= MAX_TOOK else None
+
+
+def took_between(start_ms: Any, end_ms: Any) -> float | None:
+    """The span between two ms timestamps, in seconds; None unless both are numbers and sane."""
+    numbers = all(
+        isinstance(value, int | float) and not isinstance(value, bool)
+        for value in (start_ms, end_ms)
+    )
+    return took_seconds(end_ms - start_ms) if numbers else None
 
 
 @dataclass(frozen=True)
@@ -174,6 +197,8 @@ class Provider(ABC):
     image_types: ClassVar[tuple[str, ...]] = ("image/jpeg", "image/png", "image/webp")
     # (requests, seconds): how many creates the backend takes per window, if it says.
     create_rate: ClassVar[tuple[int, float] | None] = None
+    # (requests, seconds): how many status queries it takes per window and key, if known.
+    status_rate: ClassVar[tuple[int, float] | None] = None
     # Whether `find` can tell if a create whose answer was lost went through.
     can_find: ClassVar[bool] = False
     # Whether the backend calls the task's callback_url when it ends.
@@ -210,6 +235,10 @@ class Provider(ABC):
     @abstractmethod
     async def fetch(self, task_id: str) -> ProviderTask:
         """Read the task's current state from the provider."""
+
+    async def fetch_many(self, task_ids: Sequence[str]) -> Mapping[str, ProviderTask] | None:
+        """What one batch query says of `task_ids` (one left out: fetch it); None: there is none."""
+        return None
 
     @abstractmethod
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:

@@ -22,6 +22,8 @@ from bot.providers.base import (
     ProviderState,
     ProviderTask,
     VideoRequest,
+    took_between,
+    took_seconds,
 )
 from bot.providers.catalogue import ANYWHERE, END_FRAME, THREE_TO_FIFTEEN, ModelSpec, Where
 from bot.providers.errors import (
@@ -41,6 +43,9 @@ from bot.providers.http import json_body, new_client, retry_after, send, status_
 UPLOAD_PATH = "kling-bot"
 SIGNATURE_WINDOW = 300.0
 MAINTENANCE = 455
+# Issue 12: "kie documents 10 status queries per second" (per key); providers.md gives no
+# figure for recordInfo.
+STATUS_RATE = (10, 1.0)
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ def parse_record(data: Mapping[str, Any]) -> ProviderTask:
     if not isinstance(task_id, str) or not task_id:
         raise ServiceUnavailableError("task record without a taskId")
     state = _STATES.get(str(data.get("state")), ProviderState.RUNNING)
+    took = _took(data) if state in (ProviderState.SUCCEEDED, ProviderState.FAILED) else None
     video_url = None
     if state is ProviderState.SUCCEEDED:
         video_url = _first_result_url(data.get("resultJson"))
@@ -167,6 +173,7 @@ def parse_record(data: Mapping[str, Any]) -> ProviderTask:
                 state=ProviderState.FAILED,
                 error="finished without a video",
                 callback_url=_requested_callback(data.get("param")),
+                took=took,
             )
     return ProviderTask(
         id=task_id,
@@ -175,6 +182,14 @@ def parse_record(data: Mapping[str, Any]) -> ProviderTask:
         error=_text(data.get("failMsg")),
         error_code=_text(data.get("failCode")),
         callback_url=_requested_callback(data.get("param")),
+        took=took,
+    )
+
+
+def _took(data: Mapping[str, Any]) -> float | None:
+    """kie's `costTime` (ms; on success only), else `completeTime - createTime`."""
+    return took_seconds(data.get("costTime")) or took_between(
+        data.get("createTime"), data.get("completeTime")
     )
 
 
@@ -219,6 +234,7 @@ class KieProvider(Provider):
     # kie drops (429) what exceeds 20 new tasks per 10 s by its own clock; counting them per
     # 11 s leaves room for ±0.5 s of jitter between our sending and its arrival.
     create_rate = (20, 11.0)
+    status_rate = STATUS_RATE
 
     def __init__(
         self,
@@ -280,9 +296,15 @@ class KieProvider(Provider):
 
     async def fetch(self, task_id: str) -> ProviderTask:
         """Read the task through recordInfo."""
-        data = await self._call(
-            "GET", f"{self._api_url}/api/v1/jobs/recordInfo", params={"taskId": task_id}
-        )
+        try:
+            data = await self._call(
+                "GET", f"{self._api_url}/api/v1/jobs/recordInfo", params={"taskId": task_id}
+            )
+        except RateLimitError as exc:
+            if exc.retry_after is not None:
+                raise
+            # kie's 429 carries no Retry-After; the query window is over within its length.
+            raise RateLimitError(exc.message, code=exc.code, retry_after=STATUS_RATE[1]) from exc
         if not isinstance(data, dict):
             raise ServiceUnavailableError("recordInfo answered without data")
         return parse_record(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -18,6 +18,7 @@ from bot.providers.base import (
     ProviderState,
     ProviderTask,
     VideoRequest,
+    took_between,
 )
 from bot.providers.errors import (
     AuthenticationError,
@@ -39,6 +40,14 @@ SINGLE = "image2video"
 MULTI = "multi-image2video"
 _MULTI_PREFIX = "multi:"
 _TOKEN_CODES = frozenset({1003, 1004})
+# The list query (providers.md D): pageSize ≤ 500. It holds the account's whole history, so
+# only a few pages are read, each large enough for every id asked about plus some margin.
+LIST_PAGE_MAX = 500
+LIST_PAGE_MIN = 50
+LIST_MARGIN = 20
+LIST_PAGES = 3
+# What a server without a route answers: 404, or 405 where the path takes another method.
+_NO_ROUTE = frozenset({404, 405})
 
 _STATES = {
     "submitted": ProviderState.QUEUED,
@@ -103,17 +112,19 @@ def _video_url(result: Any) -> str | None:
 def parse_task(data: Mapping[str, Any], reference: str) -> ProviderTask:
     """A task object (query answer or callback) as a ProviderTask named `reference`."""
     state = _STATES.get(str(data.get("task_status", "")), ProviderState.RUNNING)
+    if state not in (ProviderState.SUCCEEDED, ProviderState.FAILED):
+        return ProviderTask(id=reference, state=state)
+    took = took_between(data.get("created_at"), data.get("updated_at"))
     if state is ProviderState.FAILED:
         message = data.get("task_status_msg")
-        return ProviderTask(id=reference, state=state, error=str(message) if message else None)
-    if state is not ProviderState.SUCCEEDED:
-        return ProviderTask(id=reference, state=state)
+        error = str(message) if message else None
+        return ProviderTask(id=reference, state=state, error=error, took=took)
     url = _video_url(data.get("task_result"))
     if url is None:
         return ProviderTask(
-            id=reference, state=ProviderState.FAILED, error="finished without a video"
+            id=reference, state=ProviderState.FAILED, error="finished without a video", took=took
         )
-    return ProviderTask(id=reference, state=state, video_url=url)
+    return ProviderTask(id=reference, state=state, video_url=url, took=took)
 
 
 def task_object(payload: Any) -> Mapping[str, Any]:
@@ -146,6 +157,8 @@ class OfficialShapeProvider(Provider):
         self._auth = auth
         self._flavour = flavour
         self._client = new_client(transport, timeout)
+        # Cleared once the backend shows it has no list query (tu-zi documents none).
+        self._has_list = True
 
     def image2video_body(self, request: VideoRequest) -> dict[str, Any]:
         """The body of `POST /v1/videos/image2video`."""
@@ -220,13 +233,7 @@ class OfficialShapeProvider(Provider):
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """One authorised request; the envelope's `data` once its `code` says success."""
         body, response = await self._envelope(method, path, **kwargs)
-        code = body.get("code")
-        if code == 0:
-            return body.get("data")
-        message = str(body.get("message") or body.get("msg") or "unknown error")
-        if not isinstance(code, int):
-            raise status_error(response, message)
-        raise error_for(code, message, response)
+        return _data_of(body, response)
 
     async def _envelope(
         self, method: str, path: str, **kwargs: Any
@@ -296,15 +303,63 @@ class OfficialShapeProvider(Provider):
 
     async def fetch(self, task_id: str) -> ProviderTask:
         """Query the task at the endpoint it was created at."""
-        kind, plain = (
-            (MULTI, task_id[len(_MULTI_PREFIX) :])
-            if task_id.startswith(_MULTI_PREFIX)
-            else (SINGLE, task_id)
-        )
+        kind, plain = _route_of(task_id)
         data = await self._call("GET", f"/v1/videos/{kind}/{plain}")
         if not isinstance(data, dict):
             raise ServiceUnavailableError("query answered without data")
         return parse_task(data, task_id)
+
+    async def fetch_many(self, task_ids: Sequence[str]) -> Mapping[str, ProviderTask] | None:
+        """The tasks among `task_ids` that the list queries show; None if the backend has none."""
+        if not self._has_list:
+            return None
+        wanted: dict[str, dict[str, str]] = {}
+        for task_id in task_ids:
+            kind, plain = _route_of(task_id)
+            wanted.setdefault(kind, {})[plain] = task_id
+        found: dict[str, ProviderTask] = {}
+        for kind in sorted(wanted):
+            listed = await self._list(kind, wanted[kind])
+            if listed is None:
+                self._has_list = False
+                return None
+            found.update(listed)
+        return found
+
+    async def _list(self, kind: str, wanted: Mapping[str, str]) -> dict[str, ProviderTask] | None:
+        """The `wanted` tasks (plain id → caller's id) on the first pages; None: no list."""
+        size = min(LIST_PAGE_MAX, max(len(wanted) + LIST_MARGIN, LIST_PAGE_MIN))
+        missing = dict(wanted)
+        found: dict[str, ProviderTask] = {}
+        for page in range(1, LIST_PAGES + 1):
+            items = await self._page(kind, page, size)
+            if items is None:
+                return None
+            for item in items:
+                task_id = item.get("task_id") if isinstance(item, dict) else None
+                if isinstance(task_id, str) and task_id in missing:
+                    reference = missing.pop(task_id)
+                    found[reference] = parse_task(item, reference)
+            # The order is undocumented: only a short page proves there is no more.
+            if not missing or len(items) < size:
+                break
+        return found
+
+    async def _page(self, kind: str, page: int, size: int) -> list[Any] | None:
+        """One page of the list query; None when the answer shows there is no such query."""
+        params = {"pageNum": page, "pageSize": size}
+        try:
+            body, response = await self._envelope("GET", f"/v1/videos/{kind}", params=params)
+        except ProviderError as exc:
+            if not exc.retryable and exc.code in _NO_ROUTE:
+                return None  # a plain "not found" page: no such route
+            raise
+        if not isinstance(body.get("code"), int) and (
+            response.is_success or response.status_code in _NO_ROUTE
+        ):
+            return None  # JSON, but not Kling's envelope: the route is not the list query
+        data = _data_of(body, response)
+        return data if isinstance(data, list) else None
 
     async def costs(self, start_ms: int, end_ms: int) -> Any:
         """The account's resource packs (`GET /account/costs`)."""
@@ -352,6 +407,24 @@ class OfficialShapeProvider(Provider):
 
 _ABSENT = object()
 _UNKNOWN = object()
+
+
+def _route_of(task_id: str) -> tuple[str, str]:
+    """The endpoint kind a stored task id was created at, and the provider's own id."""
+    if task_id.startswith(_MULTI_PREFIX):
+        return MULTI, task_id[len(_MULTI_PREFIX) :]
+    return SINGLE, task_id
+
+
+def _data_of(body: Mapping[str, Any], response: httpx.Response) -> Any:
+    """The envelope's `data` once its `code` says success; else the error it means."""
+    code = body.get("code")
+    if code == 0:
+        return body.get("data")
+    message = str(body.get("message") or body.get("msg") or "unknown error")
+    if not isinstance(code, int):
+        raise status_error(response, message)
+    raise error_for(code, message, response)
 
 
 def _lookup_answer(body: Mapping[str, Any], response: httpx.Response, external_id: str) -> object:
