@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.engine.deliver import RETRY_DELAY, Deliverer
 from bot.engine.messenger import PROGRESS_INTERVAL, Messenger
 from bot.engine.submit import Submitter
+from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker
 from bot.engine.upload import VideoUploader
 from bot.handlers import ALBUM_WAIT, Handlers
@@ -39,6 +40,7 @@ from storage import (
     Database,
     DraftRepository,
     TaskRepository,
+    TimingRepository,
     UserSettingsRepository,
 )
 
@@ -160,6 +162,8 @@ class KlingBot:
         self.application = application
         tasks = TaskRepository(db)
         chats = ChatRepository(db)
+        timings = Timings(TimingRepository(db), settings.poll_interval)
+        await timings.load()
         messenger = Messenger(
             application.bot,
             catalogue,
@@ -167,6 +171,7 @@ class KlingBot:
             settings.task_timeout,
             self._progress_interval,
             admins=settings.admin_user_ids,
+            timings=timings,
         )
         uploader = VideoUploader(
             settings.telegram_api_url, settings.token, downloads, application.bot.rate_limiter
@@ -190,6 +195,7 @@ class KlingBot:
             providers,
             deliverer,
             messenger,
+            timings=timings,
             poll_interval=settings.poll_interval,
             task_timeout=settings.task_timeout,
             callback_wait=callback_wait,
@@ -217,6 +223,7 @@ class KlingBot:
             messenger=messenger,
             tracker=tracker,
             submitter=submitter,
+            timings=timings,
         )
         handlers = Handlers(self.services, album_wait=self._album_wait)
         handlers.register(application)

@@ -29,7 +29,7 @@ from rich.table import Table
 from bot.caption import shot_lines
 from bot.config import Settings
 from bot.engine.images import LONGEST, SMALLEST, ImageError, prepare_image
-from bot.engine.tracker import next_delay
+from bot.engine.timing import Schedule, kind, learned_times
 from bot.logs import RedactingFormatter, configure_logging
 from bot.providers.backend import BuildContext
 from bot.providers.base import (
@@ -598,21 +598,16 @@ async def create_task(provider: Provider, request: VideoRequest, reporter: Repor
 
 
 async def wait_for_video(
-    provider: Provider, task_id: str, poll_interval: float, patience: float, reporter: Reporter
+    provider: Provider, task_id: str, schedule: Schedule, patience: float, reporter: Reporter
 ) -> str:
-    """Poll until the task ends; its video URL, or Failed with the provider's reason."""
+    """Poll on the bot's schedule until the task ends; its video URL, or the provider's reason."""
     started = time.monotonic()
     reporter.stage("queued", f"task {task_id}")
-    polled = False
     while True:
         age = time.monotonic() - started
         if age >= patience:
             raise CliError(f"no video after {patience:g} s; task {task_id} may still finish")
-        # The first look comes after one POLL_INTERVAL, as the bot's: next_delay alone would
-        # wait about 13 intervals (131 s by default) even for a preview ready in seconds.
-        wait = next_delay(poll_interval, age) if polled else poll_interval
-        await asyncio.sleep(min(wait, patience - age))
-        polled = True
+        await asyncio.sleep(min(schedule.next_delay(age), patience - age))
         try:
             remote = await provider.fetch(task_id)
         except ProviderError as exc:
@@ -762,8 +757,10 @@ async def run_job(job: Job, provider: Provider, reporter: Reporter) -> int:
     started = time.monotonic()
     job.task_id = await create_task(provider, request, reporter)
     timeout = job.options.timeout or job.settings.task_timeout
-    poll = job.settings.poll_interval
-    url = await wait_for_video(provider, job.task_id, poll, timeout, reporter)
+    name = kind(job.spec.id, request.mode, request.duration, request.sound)
+    times = await learned_times(job.settings.database_path, name, job.settings.poll_interval)
+    schedule = Schedule(times, job.settings.poll_interval)
+    url = await wait_for_video(provider, job.task_id, schedule, timeout, reporter)
     out = job.output.path(job.options.image, job.task_id)
     size = await save_video(url, out, reporter)
     reporter.finish(f"saved {decimal(size)} in {time.monotonic() - started:.0f} s")

@@ -107,7 +107,7 @@ class Commands:
         total = await self.s.tasks.count_for_user(user_id)
         page = min(page, pages(total) - 1)
         tasks = await self.s.tasks.for_user(user_id, PAGE_SIZE, page * PAGE_SIZE)
-        return status_page(lang, tasks, self.s.catalogue, page, total)
+        return status_page(lang, tasks, self.s.catalogue, page, total, self.s.timings.of)
 
     async def cancel(self, update: Update, context: Context) -> None:
         """Drop the user's open draft in this chat."""

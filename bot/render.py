@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.callback_data import Action, DraftButton, TaskAction, TaskButton
 from bot.drafting import features, image_uses, offer
 from bot.engine.images import LONGEST, SMALLEST
+from bot.engine.timing import RunTimes, remaining
 from bot.providers.base import split_duration
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.catalogue import CAMERA, END_FRAME, Catalogue, ModelSpec
@@ -317,7 +318,9 @@ def reason_text(task: Task, task_timeout: float) -> str:
         return t(lang, "reason.provider_error", detail=detail)
 
 
-def status_text(task: Task, catalogue: Catalogue, task_timeout: float) -> str:
+def status_text(
+    task: Task, catalogue: Catalogue, task_timeout: float, times: RunTimes | None = None
+) -> str:
     """The status message that replaces a draft once it is generating."""
     lang = task.lang
     if task.state is TaskState.FAILED:
@@ -331,7 +334,34 @@ def status_text(task: Task, catalogue: Catalogue, task_timeout: float) -> str:
         )
     else:
         head = t(lang, f"status.{task.state.value}", id=task.id)
+    if times is not None and task.state in _WAITING and task.submitted_at is not None:
+        head += "\n" + eta(lang, times, time.time() - task.submitted_at)
     return f"{head}\n\n{summary(task, catalogue, PROMPT_PREVIEW // 2)}"
+
+
+_WAITING = (TaskState.QUEUED, TaskState.RUNNING)
+# Below this many seconds left, the video is "any moment" away.
+SOON = 10.0
+
+
+def eta(lang: str, times: RunTimes, age_seconds: float) -> str:
+    """The expected time left, from the learned generation times."""
+    if not times.learned:
+        low, high = times.quantile(0.1), times.quantile(0.9)
+        return t(lang, "eta.usually", low=span(lang, low, high), high=span(lang, high, high))
+    left = remaining(times, age_seconds)
+    if left is None:
+        return t(lang, "eta.late")
+    if left < SOON:
+        return t(lang, "eta.soon")
+    return t(lang, "eta.left", left=span(lang, left, left))
+
+
+def span(lang: str, seconds: float, scale: float) -> str:
+    """A rounded duration: tens of seconds under a minute (judged by `scale`), else minutes."""
+    if scale < 90:
+        return t(lang, "span.seconds", n=max(10, round(seconds / 10) * 10))
+    return t(lang, "span.minutes", n=max(1, round(seconds / 60)))
 
 
 # Failures a second try cannot mend: the photo itself, or a model no longer offered.
@@ -400,7 +430,13 @@ def age(lang: str, seconds: float) -> str:
     return t(lang, "age.seconds", n=seconds)
 
 
-def task_list(lang: str, tasks: list[Task], catalogue: Catalogue, now: float | None = None) -> str:
+def task_list(
+    lang: str,
+    tasks: list[Task],
+    catalogue: Catalogue,
+    now: float | None = None,
+    times: Callable[[Task], RunTimes] | None = None,
+) -> str:
     """The /status message."""
     if not tasks:
         return t(lang, "list.empty")
@@ -425,4 +461,6 @@ def task_list(lang: str, tasks: list[Task], catalogue: Catalogue, now: float | N
                 prompt=html.escape(excerpt(task.prompt, LIST_PROMPT_PREVIEW)),
             )
         )
+        if times is not None and task.state in _WAITING and task.submitted_at is not None:
+            lines.append("    " + eta(lang, times(task), now - task.submitted_at))
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
@@ -16,6 +16,7 @@ from bot.callback_data import (
     TaskButton,
     page_button,
 )
+from bot.engine.timing import RunTimes
 from bot.providers.catalogue import Catalogue
 from bot.render import age, duration_choices, excerpt, model_rows, reason_text, task_list
 from bot.texts import LANGUAGES, t
@@ -34,10 +35,15 @@ def pages(total: int) -> int:
 
 
 def status_page(
-    lang: str, tasks: list[Task], catalogue: Catalogue, page: int, total: int
+    lang: str,
+    tasks: list[Task],
+    catalogue: Catalogue,
+    page: int,
+    total: int,
+    times: Callable[[Task], RunTimes] | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """One /status page: the tasks, a refresh and an again button each, and the pager."""
-    text = task_list(lang, tasks, catalogue)
+    text = task_list(lang, tasks, catalogue, times=times)
     if not tasks:
         return text, None
     count = pages(total)

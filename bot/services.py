@@ -9,6 +9,7 @@ from telegram import User
 from bot.config import Settings
 from bot.engine.messenger import Messenger
 from bot.engine.submit import Submitter
+from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
 from bot.providers.catalogue import Catalogue
@@ -37,6 +38,7 @@ class Services:
     messenger: Messenger
     tracker: Tracker
     submitter: Submitter
+    timings: Timings
 
     async def language(self, user: User | None) -> str:
         """The user's language: chosen in /settings, else from Telegram's `language_code`."""

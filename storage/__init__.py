@@ -14,6 +14,7 @@ from storage.models import (
     UserSettings,
 )
 from storage.tasks import Limits, Refusal, Stats, TaskRepository
+from storage.timings import TimingRepository
 from storage.users import UserSettingsRepository
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Task",
     "TaskRepository",
     "TaskState",
+    "TimingRepository",
     "UserSettings",
     "UserSettingsRepository",
 ]

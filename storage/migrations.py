@@ -81,4 +81,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 4: the moment a video upload to Telegram began
     ("ALTER TABLE tasks ADD COLUMN sending_at REAL",),
+    # 5: how long finished generations took, to learn the poll schedule from
+    (
+        """
+        CREATE TABLE run_times (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            finished_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX run_times_by_kind ON run_times (kind, id)",
+    ),
 )

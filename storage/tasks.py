@@ -74,6 +74,12 @@ _RETRY_DELIVERY = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND state = 'd
 _COUNT_POLL = """
 UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL
 """
+_TRACKED = """
+SELECT * FROM tasks
+WHERE state IN ('queued', 'running') AND next_poll_at IS NOT NULL
+  AND provider_task_id IS NOT NULL AND json_extract(options, '$.model') LIKE ? || ':%'
+ORDER BY id
+"""
 _HASTEN = """
 UPDATE tasks SET next_poll_at = MIN(
     next_poll_at, ?1 + MAX(?2, (?1 - COALESCE(submitted_at, created_at)) * ?3)
@@ -299,6 +305,14 @@ class TaskRepository:
         """Move a scheduled task's next check to `at` (a wake-up); False if it is not tracked."""
         return await self._db.execute(_SCHEDULE, (at, task_id)) == 1
 
+    async def schedule_many(self, moments: list[tuple[int, float]]) -> None:
+        """Move many tracked tasks' next checks at once: (task id, when) pairs."""
+        if not moments:
+            return
+        async with self._db.transaction() as tx:
+            for task_id, at in moments:
+                await tx.execute(_SCHEDULE, (at, task_id))
+
     async def retry_delivery(self, task_id: int, at: float) -> None:
         """Try a delivery Telegram refused again at `at`."""
         await self._db.execute(_RETRY_DELIVERY, (at, task_id))
@@ -306,6 +320,11 @@ class TaskRepository:
     async def unschedule(self, task_id: int) -> None:
         """Stop checking a task."""
         await self._db.execute(_UNSCHEDULE, (task_id,))
+
+    async def tracked(self, backend: str) -> list[Task]:
+        """The backend's tasks being followed at the provider, oldest first."""
+        rows = await self._db.fetchall(_TRACKED, (backend,))
+        return [Task.from_row(row) for row in rows]
 
     async def hasten(self, backend: str, now: float, least: float, share: float) -> int:
         """Bring the backend's generating tasks' next checks to within `share` of their age."""

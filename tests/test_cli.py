@@ -28,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bot.cli import PlainReporter, save_video, wait_for_video
+from bot.engine.timing import RunTimes, Schedule, prior_of
 from bot.providers.base import ProviderState, ProviderTask
 from tests.conftest import KIE_KEY, KLING_ACCESS, KLING_SECRET, TOKEN, TUZI_KEY, free_port, jpeg
 from tests.fakes.common import Breakage
@@ -482,8 +483,12 @@ async def test_generate_with_the_free_preview_needs_no_key(tmp_path: Path) -> No
     assert abs(seconds - 5.0) < 0.2
 
 
-async def test_generate_looks_at_the_task_after_one_poll_interval(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("backend", "first"),
+    [("preview", 1.0), ("kie", 10.0)],
+)
+async def test_generate_waits_on_the_bots_schedule(
+    monkeypatch: pytest.MonkeyPatch, backend: str, first: float
 ) -> None:
     slept: list[float] = []
 
@@ -495,6 +500,8 @@ async def test_generate_looks_at_the_task_after_one_poll_interval(
             return ProviderTask(id=task_id, state=ProviderState.SUCCEEDED, video_url="https://v")
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
-    url = await wait_for_video(Ready(), "t1", 10.0, 1200.0, PlainReporter())  # type: ignore[arg-type]
-    # Not the ~131 s the late-poll schedule would wait first: a preview is ready in seconds.
-    assert url == "https://v" and slept == [10.0]
+    schedule = Schedule(RunTimes((), prior_of(f"{backend}:model|-|5|-", 10.0)), 10.0)
+    url = await wait_for_video(Ready(), "t1", schedule, 1200.0, PlainReporter())  # type: ignore[arg-type]
+    # A preview is ready in seconds: its first look is after 1 s, not one POLL_INTERVAL;
+    # a Kling task's first look comes after one interval (quick refusals), not at ~131 s.
+    assert url == "https://v" and slept == [pytest.approx(first, abs=0.01)]

@@ -1,58 +1,19 @@
-"""The tracker's polling schedule, and how it copes when callbacks stop arriving."""
+"""The tracker: how it copes when callbacks stop arriving, and its schedule in the database."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from bot.engine.tracker import GROWTH, next_delay
 from storage.models import Task, TaskState
 from tests.conftest import PHOTO, Harness, button, until
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
-
-POLL = 10.0  # the default POLL_INTERVAL
-NAIVE = 5.0  # the baseline the issue compares against: a poll every 5 s
-
-
-def poll_times(until: float) -> list[float]:
-    """When a task created at 0 is polled, up to the first poll at or after `until`."""
-    times = [POLL]
-    while times[-1] < until:
-        times.append(times[-1] + next_delay(POLL, times[-1]))
-    return times
-
-
-def detection(finished: float) -> tuple[float, int]:
-    """The poll that notices a task finished at `finished`, and how many polls it took."""
-    times = poll_times(finished)
-    return times[-1], len(times)
-
-
-def test_a_finished_task_is_noticed_within_a_tenth_of_its_age() -> None:
-    for finished in (120 + n * 0.25 for n in range(int(60 * 60 / 0.25))):  # 2 min to 1 h
-        noticed, _ = detection(finished)
-        assert noticed - finished <= GROWTH * finished + 1e-9, finished
-    assert GROWTH < 0.10
-
-
-def test_tasks_of_two_to_five_minutes_take_five_times_fewer_polls_than_every_five_s() -> None:
-    for minute in (2, 3, 4):
-        ends = [minute * 60 + n * 0.5 for n in range(120)]
-        ours = sum(detection(end)[1] for end in ends) / len(ends)
-        naive = sum(math.ceil(end / NAIVE) for end in ends) / len(ends)
-        assert naive / ours >= 5.0, (minute, naive, ours)
-
-
-def test_waits_are_capped_for_very_long_tasks() -> None:
-    assert next_delay(POLL, 0) == pytest.approx(12 * POLL * (1 + GROWTH))
-    assert next_delay(POLL, 3 * 3600) == 12 * POLL
 
 
 async def _generate(h: Harness, user: FakeUser) -> Task:

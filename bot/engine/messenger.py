@@ -10,6 +10,7 @@ from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, Rep
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.engine.timing import Timings
 from bot.providers.catalogue import Catalogue
 from bot.render import status_keyboard, status_text, summary
 from bot.texts import t
@@ -37,8 +38,10 @@ class Messenger:
         task_timeout: float,
         progress_interval: float = PROGRESS_INTERVAL,
         admins: frozenset[int] = frozenset(),
+        timings: Timings | None = None,
     ) -> None:
         self.bot = bot
+        self.timings = timings
         self.admins = admins
         # When each (backend, reason) was last told to the admins: once an hour is enough.
         self._alerted: dict[tuple[str, str], float] = {}
@@ -52,15 +55,18 @@ class Messenger:
 
     async def show(self, task: Task) -> None:
         """Edit the task's status message to its current state."""
-        text = status_text(task, self.catalogue, self.task_timeout)
-        await self._status(task, text, status_keyboard(task))
+        await self._status(task, self._text(task), status_keyboard(task))
+
+    def _text(self, task: Task) -> str:
+        times = self.timings.of(task) if self.timings is not None else None
+        return status_text(task, self.catalogue, self.task_timeout, times)
 
     async def progress(self, task: Task) -> None:
         """Refresh a generating task's elapsed minutes when they change, at a calm rate per chat."""
         last = self._last_edit.get(task.chat_id)
         if last is not None and time.monotonic() - last < self.progress_interval:
             return
-        text = status_text(task, self.catalogue, self.task_timeout)
+        text = self._text(task)
         if self._shown.get(task.id) != text:
             await self._status(task, text, status_keyboard(task))
 
@@ -72,7 +78,7 @@ class Messenger:
 
     async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
         self._last_edit[task.chat_id] = time.monotonic()
-        if task.state is TaskState.RUNNING:
+        if task.state in (TaskState.QUEUED, TaskState.RUNNING):
             self._shown[task.id] = text
         else:
             self._shown.pop(task.id, None)

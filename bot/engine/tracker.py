@@ -1,4 +1,4 @@
-"""Follow tasks until they end: due polls with backoff, callback wake-ups, timeouts."""
+"""Follow tasks until they end: polls on the learned schedule, list sweeps, callbacks, timeouts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from bot.engine.deliver import Deliverer
+from bot.engine.gate import RateGate
 from bot.engine.messenger import Messenger
+from bot.engine.timing import GROWTH, MIN_GAP_SHARE, Timings
 from bot.providers.base import Provider, ProviderState, ProviderTask
 from bot.providers.errors import ProviderError
 from storage.models import Task, TaskState
@@ -18,32 +21,16 @@ from storage.tasks import TaskRepository
 log = logging.getLogger(__name__)
 
 BATCH = 100
-MAX_DELAY_FACTOR = 12
-# Tasks older than this many intervals are noticed within GROWTH of their age once finished.
-SETTLED = 12
-GROWTH = 0.095
 # Re-read the schedule at least this often, in case another process changed it.
 MAX_SLEEP = 60.0
 # After the deadline a task is still looked at now and then, for this long.
 LATE_WINDOW = 24 * 3600.0
 # A callback may trail the end it reports by this many POLL_INTERVALs before it counts as lost.
 CALLBACK_GRACE = 3
+# The status gate's window is this much wider than the backend's: requests arrive with jitter.
+STATUS_MARGIN = 1.1
 # How many tasks whose callback came are remembered (far more than are ever in flight).
 HEARD_MEMORY = 10_000
-
-
-def next_delay(poll_interval: float, age: float) -> float:
-    """Seconds to the next poll of a task `age` seconds old, when no callback is coming.
-
-    The first poll (at POLL_INTERVAL) catches early refusals. Kling videos take minutes, so
-    the next waits until a task finished at 12 intervals would be 9.5 % late; from then on
-    each wait is 9.5 % of the age: a video is noticed within 10 % of its age at a
-    logarithmic number of polls.
-    """
-    second = SETTLED * poll_interval * (1 + GROWTH)
-    if age < second:
-        return second - age
-    return min(age * GROWTH, poll_interval * MAX_DELAY_FACTOR)
 
 
 class Tracker:
@@ -56,6 +43,7 @@ class Tracker:
         deliverer: Deliverer,
         messenger: Messenger,
         *,
+        timings: Timings,
         poll_interval: float,
         task_timeout: float,
         callback_wait: float | None = None,
@@ -66,7 +54,19 @@ class Tracker:
         self._providers = providers
         self._deliverer = deliverer
         self._messenger = messenger
+        self._timings = timings
         self._poll_interval = poll_interval
+        # Status queries per backend stay within what the backend takes, across all tasks.
+        self._gates = {
+            name: RateGate(provider.status_rate[0], provider.status_rate[1] * STATUS_MARGIN)
+            for name, provider in providers.items()
+            if provider.status_rate is not None
+        }
+        # Backends that list their tasks: one sweep covers every task in flight.
+        self._sweeps: dict[str, asyncio.Task[None]] = {}
+        self._swept_at: dict[str, float] = {}
+        self._unlisted: set[str] = set()
+        self._sweep_gap = poll_interval * MIN_GAP_SHARE
         self._task_timeout = task_timeout
         self._late_interval = min(600.0, task_timeout)
         self._callback_wait = callback_wait
@@ -113,7 +113,7 @@ class Tracker:
         """Seconds from a task's creation to its first poll."""
         if callback and self._awaits_callback(task):
             return self._callback_wait or self._poll_interval
-        return self._poll_interval
+        return self._timings.schedule(task).next_delay(0.0)
 
     async def wake(self, task: Task) -> bool:
         """Check this task at once; False if it is not being tracked."""
@@ -187,24 +187,102 @@ class Tracker:
         while True:
             self._wakeup.clear()
             now = time.time()
+            listed: set[str] = set()
             for task in await self._tasks.due(now, BATCH + len(self._inflight)):
-                if task.id not in self._inflight and len(self._inflight) < BATCH:
+                if task.id in self._inflight or len(self._inflight) >= BATCH:
+                    continue
+                if self._lists(task):
+                    listed.add(task.backend)
+                else:
                     self._spawn(task)
+            waits = [self._sweep(backend, now) for backend in listed]
             # Tasks due by `now` are in flight or wait for a free slot; either way the end of
             # a check pokes the loop, so only later ones need a timer.
             due_at = await self._tasks.next_due_after(now)
             timeout = MAX_SLEEP if due_at is None else min(MAX_SLEEP, due_at - time.time())
+            timeout = min([timeout, *(wait for wait in waits if wait > 0)])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(0.0, timeout))
 
-    def _spawn(self, task: Task) -> None:
-        job = asyncio.create_task(self._guarded_check(task), name=f"check-{task.id}")
+    def _lists(self, task: Task) -> bool:
+        """Whether this task's state comes from a sweep of its backend's task list."""
+        return (
+            task.state in (TaskState.QUEUED, TaskState.RUNNING)
+            and task.backend not in self._unlisted
+            and task.backend in self._providers
+        )
+
+    def _sweep(self, backend: str, now: float) -> float:
+        """Start a sweep of the backend's list unless one runs; seconds until one may start."""
+        if backend in self._sweeps:
+            return 0.0  # the end of the running sweep pokes the loop
+        wait = self._swept_at.get(backend, 0.0) + self._sweep_gap - now
+        if wait > 0:
+            return wait
+        self._swept_at[backend] = now
+        job = asyncio.create_task(self._guarded_sweep(backend), name=f"sweep-{backend}")
+        self._sweeps[backend] = job
+        return 0.0
+
+    async def _guarded_sweep(self, backend: str) -> None:
+        try:
+            await self._sweep_list(backend)
+        except Exception:
+            log.exception("%s: sweep failed", backend)
+        finally:
+            self._sweeps.pop(backend, None)
+            self.poke()
+
+    async def _sweep_list(self, backend: str) -> None:
+        """One list call for every task of the backend in flight; per-task polls for the rest."""
+        provider = self._providers[backend]
+        tracked = [
+            task for task in await self._tasks.tracked(backend) if task.id not in self._inflight
+        ]
+        if not tracked:
+            return
+        found: Mapping[str, ProviderTask] | None
+        try:
+            await self._turn(backend)
+            found = await provider.fetch_many([t.provider_task_id or "" for t in tracked])
+        except ProviderError as exc:
+            log.info("%s: task list failed: %s (%s)", backend, exc.reason, exc.message)
+            found = {}
+        if found is None:
+            log.info("%s: no task list; polling tasks one by one", backend)
+            self._unlisted.add(backend)
+            found = {}
+        now = time.time()
+        later: list[tuple[int, float]] = []
+        for task in tracked:
+            if task.id in self._inflight:
+                continue  # a callback's wake-up got there first
+            due = task.next_poll_at is not None and task.next_poll_at <= now
+            remote = found.get(task.provider_task_id or "")
+            if remote is None:
+                if due:
+                    self._spawn(task)  # not in the list: asked about on its own
+                continue
+            final = remote.state in (ProviderState.SUCCEEDED, ProviderState.FAILED)
+            starts = remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED
+            if due or final or starts:
+                self._spawn(task, remote, due=due)
+            elif not self._awaits_callback(task):
+                # Seen now: its next look is where its own schedule puts one after this.
+                later.append((task.id, self._next_look(task, now)))
+        await self._tasks.schedule_many(later)
+
+    def _spawn(self, task: Task, remote: ProviderTask | None = None, *, due: bool = True) -> None:
+        job = asyncio.create_task(self._guarded_check(task, remote, due), name=f"check-{task.id}")
         self._inflight[task.id] = job
 
-    async def _guarded_check(self, task: Task) -> None:
+    async def _guarded_check(self, task: Task, remote: ProviderTask | None, due: bool) -> None:
         try:
+            if remote is None and task.state in (TaskState.QUEUED, TaskState.RUNNING):
+                # Outside the check slots, so waiting polls never hold up deliveries.
+                await self._turn(task.backend)
             async with self._limit:
-                await self.check(task)
+                await self.check(task, remote, due=due)
         except Exception:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
@@ -213,12 +291,14 @@ class Tracker:
             self._inflight.pop(task.id, None)
             self.poke()
 
-    async def check(self, task: Task) -> None:
-        """Bring one task forward: poll the provider, or deliver a finished one."""
+    async def check(
+        self, task: Task, remote: ProviderTask | None = None, *, due: bool = True
+    ) -> None:
+        """Bring one task forward: poll the provider (or use `remote`), or deliver it."""
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
-            await self._poll(task)
+            await self._poll(task, remote, due=due)
         elif task.state is TaskState.DELIVERING:
             await self._tasks.unschedule(task.id)
             await self._deliverer.recover(task)  # refused before: a link, or the video again
@@ -227,27 +307,27 @@ class Tracker:
         else:
             await self._tasks.unschedule(task.id)
 
-    async def _poll(self, task: Task) -> None:
+    async def _poll(self, task: Task, known: ProviderTask | None, *, due: bool) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
         deadline = started + self._task_timeout
-        safety_net = self._awaits_callback(task)
+        safety_net = due and self._awaits_callback(task)
         if safety_net:
             next_at = now + (self._callback_wait or self._poll_interval)
         else:
-            next_at = now + next_delay(self._poll_interval, now - started)
+            next_at = self._next_look(task, now)
         if now < deadline:
             next_at = min(next_at, deadline)
         if not await self._tasks.count_poll(task.id, next_at):
             return  # a stale copy: the task ended meanwhile
-        remote = await self._fetch(task, next_at)
+        remote = known or await self._fetch(task, next_at)
         if remote is None:
             if now >= deadline:
                 await self._time_out(task)
             return
         # A poll that sees the end before the callback came may mean the callback is lost.
         if remote.state is ProviderState.SUCCEEDED:
-            await self._succeeded(task, remote.video_url, suspect=safety_net)
+            await self._succeeded(task, remote, suspect=safety_net)
         elif remote.state is ProviderState.FAILED:
             reason = remote.error or remote.error_code
             if await self._fail(task, "generation_failed", reason) is not None and safety_net:
@@ -258,8 +338,21 @@ class Tracker:
             running = await self._tasks.advance(task.id, TaskState.RUNNING)
             if running is not None:
                 await self._messenger.show(running)
-        elif remote.state is ProviderState.RUNNING:
-            await self._messenger.progress(task)
+        else:
+            await self._messenger.progress(task)  # the time so far and the time left
+
+    def _next_look(self, task: Task, now: float) -> float:
+        """When to look at the task next, after a look now, by its learned schedule."""
+        started = task.submitted_at or task.created_at
+        schedule = self._timings.schedule(task, listed=self._lists(task))
+        next_at = now + schedule.next_delay(now - started)
+        return min(next_at, max(now, started + self._task_timeout))
+
+    async def _turn(self, backend: str) -> None:
+        """Wait until the backend takes another status query."""
+        gate = self._gates.get(backend)
+        if gate is not None:
+            await gate.acquire()
 
     async def _fetch(self, task: Task, next_at: float) -> ProviderTask | None:
         """The provider's view of the task, or None if it could not be had this time."""
@@ -277,15 +370,29 @@ class Tracker:
                 await self._tasks.count_poll(task.id, time.time() + hint)
             return None
 
-    async def _succeeded(self, task: Task, video_url: str | None, *, suspect: bool) -> None:
+    async def _succeeded(self, task: Task, remote: ProviderTask, *, suspect: bool) -> None:
         now = time.time()
         done = await self._tasks.advance(
-            task.id, TaskState.SUCCEEDED, result_url=video_url, finished_at=now, next_poll_at=now
+            task.id,
+            TaskState.SUCCEEDED,
+            result_url=remote.video_url,
+            finished_at=now,
+            next_poll_at=now,
         )
         if done is not None:
             if suspect:
                 self._suspect(task)
+            await self._learn(done, remote)
             await self._deliverer.deliver(done)
+
+    async def _learn(self, task: Task, remote: ProviderTask) -> None:
+        """Remember how long the task took, by the provider's own clock."""
+        if remote.took is None:
+            return
+        try:
+            await self._timings.record(task, remote.took)
+        except Exception:  # learning must never stand between a user and the video
+            log.exception("task %s: could not record its generation time", task.id)
 
     async def _time_out(self, task: Task) -> None:
         """Give up waiting, but keep looking now and then: a late video is still delivered."""
@@ -307,6 +414,7 @@ class Tracker:
             await self._tasks.unschedule(task.id)
             return
         await self._tasks.count_poll(task.id, now + self._late_interval)
+        await self._turn(task.backend)
         remote = await self._fetch(task, now + self._late_interval)
         if remote is None:
             return

@@ -351,7 +351,8 @@ class PreviewProvider(Provider):
             return ProviderTask(id=task_id, state=state)
         if await asyncio.to_thread(video.exists):
             url = video.as_uri()
-            return ProviderTask(id=task_id, state=ProviderState.SUCCEEDED, video_url=url)
+            took = await asyncio.to_thread(self._took, task_id)
+            return ProviderTask(id=task_id, state=ProviderState.SUCCEEDED, video_url=url, took=took)
         if task_id in self._errors:
             error = self._errors[task_id]
             return ProviderTask(id=task_id, state=ProviderState.FAILED, error=error)
@@ -361,6 +362,15 @@ class PreviewProvider(Provider):
             raise ServiceUnavailableError("the preview backend is closed")
         self._launch(task_id)
         return ProviderTask(id=task_id, state=ProviderState.RUNNING)
+
+    def _took(self, task_id: str) -> float | None:
+        """Seconds from the job's start (its saved description) to the finished video."""
+        try:
+            begun = self._file(task_id, ".json").stat().st_mtime
+            ended = self._file(task_id, ".mp4").stat().st_mtime
+        except OSError:
+            return None
+        return ended - begun if ended > begun else None
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, now: float) -> str:
         """Refuse: the preview backend sends no callbacks."""
