@@ -52,7 +52,7 @@ def configured(prog: str) -> Settings | None:
         for line in loaded:
             print(f"{prog}: {line}", file=sys.stderr)
         return None
-    configure_logging(loaded.secrets())
+    configure_logging(loaded.secrets(), level=loaded.log_level, form=loaded.log_format)
     return loaded
 
 
@@ -67,8 +67,11 @@ def run_bot() -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(settings))
     except StartupError as exc:
-        masked = RedactingFormatter("%(message)s", settings.secrets()).redact(str(exc))
-        print(f"kling-bot: {masked}", file=sys.stderr)
+        if settings.log_format == "json":  # a log collector reads stderr: one JSON line
+            logging.getLogger("bot").error("kling-bot: %s", exc)
+        else:
+            masked = RedactingFormatter("%(message)s", settings.secrets()).redact(str(exc))
+            print(f"kling-bot: {masked}", file=sys.stderr)
         return 2
     except Exception:
         # Python's own report of a crash would print the traceback unmasked.

@@ -166,6 +166,12 @@ def load_settings(masker: Masker, *, need_bot: bool) -> Settings:
     return settings
 
 
+def quiet_logging(settings: Settings) -> None:
+    """Log warnings and errors only, unless LOG_LEVEL asks for more (or less)."""
+    level = settings.log_level if "log_level" in settings.model_fields_set else logging.WARNING
+    configure_logging(settings.secrets(), level=level, form=settings.log_format)
+
+
 def offered_ids(catalogue: Catalogue) -> str:
     """The ids of the offered models, comma-separated."""
     return ", ".join(spec.id for spec in catalogue.models)
@@ -782,7 +788,7 @@ def run_generate(args: argparse.Namespace, masker: Masker) -> int:
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
     output = output_of(options.out)
-    configure_logging(settings.secrets(), level=logging.WARNING)
+    quiet_logging(settings)
     return asyncio.run(generate(Job(settings, spec, options, output)))
 
 
@@ -898,7 +904,7 @@ def run_check(args: argparse.Namespace, masker: Masker) -> int:
     """`kling-bot check`."""
     settings = load_settings(masker, need_bot=True)
     choose_model(settings, None)  # an unoffered DEFAULT_MODEL stops the bot too
-    configure_logging(settings.secrets(), level=logging.WARNING)
+    quiet_logging(settings)
     rows = asyncio.run(run_checks(settings))
     print_rows(rows, masker)
     failed = [row.name for row in rows if not row.ok]

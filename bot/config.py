@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.logs import LogFormat, LogLevel
 from bot.providers.backend import Url
 from bot.providers.catalogue import Catalogue
 from bot.providers.kie import KieSettings
@@ -50,6 +51,9 @@ class Settings(BaseSettings, KieSettings, KlingSettings, TuziSettings, PreviewSe
     max_active_tasks_per_user: int | None = Field(default=3, ge=1)
     daily_tasks_per_user: int | None = Field(default=None, ge=1)
 
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+
     @field_validator("allowed_user_ids", "admin_user_ids", mode="before")
     @classmethod
     def _id_list(cls, value: object) -> object:
@@ -65,6 +69,16 @@ class Settings(BaseSettings, KieSettings, KlingSettings, TuziSettings, PreviewSe
         if isinstance(value, str) and value.strip().lower() in ("", "0", "none", "unlimited"):
             return None
         return None if value == 0 else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def token(self) -> str:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import io
+import json
 import logging
 import logging.config
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import uvicorn.config
 from starlette.applications import Starlette
 
 from bot.config import Settings
-from bot.logs import MASK, RedactingFormatter, configure_logging
+from bot.logs import MASK, LogFormat, RedactingFormatter, configure_logging
 from bot.web import server_config
 from tests.conftest import KIE_KEY, KLING_ACCESS, KLING_SECRET, TOKEN, TUZI_KEY
 
@@ -87,10 +90,13 @@ def leak_everything(name: str) -> None:
         logger.exception("traceback-%s", name or "root")
 
 
-def test_no_logger_prints_a_secret(capfd: pytest.CaptureFixture[str], saved_logging: None) -> None:
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_no_logger_prints_a_secret(
+    capfd: pytest.CaptureFixture[str], saved_logging: None, form: LogFormat
+) -> None:
     # As the test fakes' servers (or any uvicorn run with its defaults) leave them.
     logging.config.dictConfig(copy.deepcopy(uvicorn.config.LOGGING_CONFIG))
-    configure_logging(SETTINGS.secrets())
+    configure_logging(SETTINGS.secrets(), form=form)
     # Built after, as the bot builds it when the web app starts.
     server_config(Starlette(), "127.0.0.1", 0)
     for name in LOGGERS:
@@ -99,11 +105,62 @@ def test_no_logger_prints_a_secret(capfd: pytest.CaptureFixture[str], saved_logg
     for secret in SECRETS:
         assert secret not in out + err
     assert out == ""
-    for name in LOGGERS:
-        assert f"marker-{name or 'root'}: token {MASK}" in err
-        assert f"ERROR {name or 'root'}: traceback-{name or 'root'}" in err
     assert err.count("Traceback (most recent call last)") == 2 * len(LOGGERS)
     assert err.count(f"/callbacks/kie/7/{MASK}") == len(LOGGERS)
+    if form == "json":
+        entries = [json.loads(line) for line in err.splitlines()]
+        lines = [f"{e['level']} {e['logger'] or 'root'}: {e['message']}" for e in entries]
+        assert len(lines) == 3 * len(LOGGERS)
+        assert all("Traceback" in e["exception"] for e in entries if "traceback-" in e["message"])
+    else:
+        lines = err.splitlines()
+    for name in LOGGERS:
+        assert any(f"marker-{name or 'root'}: token {MASK}" in line for line in lines)
+        assert any(f"ERROR {name or 'root'}: traceback-{name or 'root'}" in line for line in lines)
+
+
+def test_json_lines_are_objects_with_utc_time_and_mask_what_json_escapes(
+    saved_logging: None,
+) -> None:
+    quoted = 'key-with-"quote"-and-\\backslash'
+    stream = io.StringIO()
+    configure_logging([*SETTINGS.secrets(), quoted], form="json", stream=stream)
+    logger = logging.getLogger("bot")
+    logger.info("plain")
+    logger.warning("secret %s and path /callbacks/kie/7/%s\\tail", quoted, CALLBACK_SECRET)
+    try:
+        raise ValueError(f"bad key {quoted} for {TOKEN}")
+    except ValueError:
+        logger.exception("failed")
+    plain, warned, failed = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert set(plain) == {"time", "level", "logger", "message"}
+    assert (plain["level"], plain["logger"], plain["message"]) == ("INFO", "bot", "plain")
+    moment = datetime.fromisoformat(plain["time"])
+    assert moment.utcoffset() == timedelta(0) and plain["time"].endswith("Z")
+    assert abs((datetime.now(UTC) - moment).total_seconds()) < 60
+    assert warned["message"] == f"secret {MASK} and path /callbacks/kie/7/{MASK}\\tail"
+    assert failed["message"] == "failed" and failed["level"] == "ERROR"
+    assert failed["exception"].startswith("Traceback (most recent call last)")
+    assert failed["exception"].endswith(f"ValueError: bad key {MASK} for {MASK}")
+    assert quoted not in stream.getvalue() and TOKEN not in stream.getvalue()
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_log_level_holds_for_every_logger(saved_logging: None, form: LogFormat) -> None:
+    logging.config.dictConfig(copy.deepcopy(uvicorn.config.LOGGING_CONFIG))
+    stream = io.StringIO()
+    configure_logging(SETTINGS.secrets(), level="ERROR", form=form, stream=stream)
+    server_config(Starlette(), "127.0.0.1", 0)
+    for name in ("bot", "httpx", "uvicorn.error", "telegram"):
+        logging.getLogger(name).warning("hidden-%s", name)
+        logging.getLogger(name).error("shown-%s", name)
+    text = stream.getvalue()
+    assert "hidden" not in text and text.count("shown-") == 4
+    stream = io.StringIO()
+    configure_logging(SETTINGS.secrets(), level="DEBUG", form=form, stream=stream)
+    logging.getLogger("bot.engine").debug("detail")
+    logging.getLogger("httpx").info(f"GET https://api.telegram.org/bot{TOKEN}/getMe")
+    assert "detail" in stream.getvalue() and "getMe" not in stream.getvalue()
 
 
 def test_uvicorn_logs_through_the_root_handler_only(saved_logging: None) -> None:

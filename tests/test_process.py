@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -59,6 +60,9 @@ async def test_bad_values_and_unknown_default_model_exit_2(tmp_path: Path) -> No
     env = {"TELEGRAM_BOT_TOKEN": TOKEN, "KIE_API_KEY": "k", "DEFAULT_MODEL": "kie:nope"}
     code, err = await finished(env, tmp_path)
     assert code == 2 and "DEFAULT_MODEL" in err and "kie:kling/v2-1-pro" in err
+    for name, value in (("LOG_LEVEL", "verbose"), ("LOG_FORMAT", "xml")):
+        code, err = await finished({**env, "DEFAULT_MODEL": "", name: value}, tmp_path)
+        assert code == 2 and err.startswith(f"kling-bot: {name}: Input should be "), err
 
 
 async def test_env_file_is_read(tmp_path: Path) -> None:
@@ -179,6 +183,30 @@ async def test_a_crash_at_start_is_reported_through_our_masking_handler(tmp_path
     assert OUR_LINE.match(err), err
     assert "CRITICAL bot: kling-bot stopped by an unexpected error" in err
     assert "Traceback" in err and "/dev/null/[redacted]" in err
+    assert TOKEN not in err and TOKEN.split(":")[1] not in err
+
+
+async def test_json_logs_are_one_masked_object_a_line(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": closed, "KIE_API_KEY": KIE_KEY}
+    env |= {"HTTP_PORT": "0", "LOG_FORMAT": "json"}
+    code, err = await finished(env, tmp_path)
+    assert code == 2
+    (refused,) = (json.loads(line) for line in err.splitlines())
+    assert refused["level"] == "ERROR" and refused["logger"] == "bot"
+    assert refused["message"].startswith(f"kling-bot: cannot reach the Bot API at {closed} (")
+    # A crash: its traceback is inside the object, masked.
+    env |= {"DATABASE_PATH": f"/dev/null/{TOKEN}/bot.sqlite3", "LOG_LEVEL": "warning"}
+    code, err = await finished(env, tmp_path)
+    assert code == 1
+    (crash,) = (json.loads(line) for line in err.splitlines())
+    assert (
+        crash["level"] == "CRITICAL"
+        and crash["message"] == "kling-bot stopped by an unexpected error"
+    )
+    assert (
+        crash["exception"].startswith("Traceback") and "/dev/null/[redacted]" in crash["exception"]
+    )
     assert TOKEN not in err and TOKEN.split(":")[1] not in err
 
 
