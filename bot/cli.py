@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bot import __version__
 from bot.caption import shot_lines
 from bot.config import Settings
 from bot.engine.images import LONGEST, SMALLEST, ImageError, prepare_image
@@ -977,6 +979,14 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run_generate)
 
 
+def package_version() -> str:
+    """The installed package's version (pyproject's); the source's own when not installed."""
+    try:
+        return importlib.metadata.version("kling-bot")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `kling-bot` command line."""
     parser = argparse.ArgumentParser(
@@ -984,6 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Kling videos from the command line, with the bot's configuration "
         "(environment and .env). Without a command, kling-bot runs the Telegram bot.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {package_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_generate(commands)
     check = commands.add_parser(

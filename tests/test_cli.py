@@ -14,6 +14,7 @@ import io
 import os
 import signal
 import sys
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from bot import __version__
 from bot.cli import PlainReporter, save_video, wait_for_video
 from bot.engine.timing import RunTimes, Schedule, prior_of
 from bot.providers.base import ProviderState, ProviderTask
@@ -505,3 +507,24 @@ async def test_generate_waits_on_the_bots_schedule(
     # A preview is ready in seconds: its first look is after 1 s, not one POLL_INTERVAL;
     # a Kling task's first look comes after one interval (quick refusals), not at ~131 s.
     assert url == "https://v" and slept == [pytest.approx(first, abs=0.01)]
+
+
+async def test_version_is_the_packages_in_pyproject(tmp_path: Path) -> None:
+    expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for entry in (["-m", "bot"], ["-c", ENTRY]):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *entry,
+            "--version",
+            env={**BASE_ENV, "PYTHONPATH": str(ROOT)},
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert (process.returncode, out.decode(), err.decode()) == (
+            0,
+            f"kling-bot {expected}\n",
+            "",
+        )
+    assert __version__ == expected, "the User-Agent's version is the package's"
