@@ -34,7 +34,6 @@ from bot.providers.errors import (
     ServiceUnavailableError,
 )
 from bot.providers.kling import official_kling
-from bot.providers.kling_auth import JwtAuth, encode_jwt
 from bot.providers.kling_wire import OfficialShapeProvider
 from bot.providers.tuzi import tuzi
 
@@ -111,22 +110,6 @@ async def test_jwt_has_kling_claims_and_verifies_with_pyjwt() -> None:
     assert claims["iss"] == "AK"
     assert now + 1700 < claims["exp"] <= now + 1801
     assert now - 10 < claims["nbf"] <= now
-
-
-def test_jwt_is_reused_then_renewed_before_expiry() -> None:
-    clock = [1_000_000.0]
-    auth = JwtAuth("AK", SECRET, clock=lambda: clock[0])
-    first = auth.header()
-    clock[0] += 600
-    assert auth.header() == first
-    clock[0] += 1000  # 1600 s: within five minutes of expiry
-    renewed = auth.header()
-    assert renewed != first
-    claims = jwt.decode(
-        renewed["Authorization"][7:], SECRET, algorithms=["HS256"], options={"verify_exp": False}
-    )
-    assert claims["exp"] == int(clock[0]) + 1800
-    assert encode_jwt("AK", SECRET, 0).count(".") == 2
 
 
 async def test_expired_token_code_renews_and_retries_once() -> None:

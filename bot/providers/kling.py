@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from bot.providers.backend import Backend, BuildContext, SettingsSection, Url
 from bot.providers.base import Provider
-from bot.providers.kling_auth import Auth, BearerAuth, JwtAuth
+from bot.providers.kling_auth import BearerAuth, KlingJwtAuth
 from bot.providers.kling_models import official_models
 from bot.providers.kling_wire import OFFICIAL, OfficialShapeProvider
 
@@ -22,9 +22,9 @@ def official_kling(
     timeout: httpx.Timeout | None = None,
 ) -> OfficialShapeProvider:
     """The `kling` backend; access + secret key win over a plain key."""
-    auth: Auth
+    auth: httpx.Auth
     if access_key and secret_key:
-        auth = JwtAuth(access_key, secret_key)
+        auth = KlingJwtAuth(access_key, secret_key)
     elif api_key:
         auth = BearerAuth(api_key)
     else:

@@ -33,13 +33,11 @@ from bot.providers.errors import (
     ServiceUnavailableError,
 )
 from bot.providers.http import json_body, new_client, retry_after, send, status_error
-from bot.providers.kling_auth import Auth
 from bot.providers.kling_models import CFG_SCALE_MODELS
 
 SINGLE = "image2video"
 MULTI = "multi-image2video"
 _MULTI_PREFIX = "multi:"
-_TOKEN_CODES = frozenset({1003, 1004})
 # The list query (providers.md D): pageSize ≤ 500. It holds the account's whole history, so
 # only a few pages are read, each large enough for every id asked about plus some margin.
 LIST_PAGE_MAX = 500
@@ -146,7 +144,7 @@ class OfficialShapeProvider(Provider):
         self,
         name: str,
         base_url: str,
-        auth: Auth,
+        auth: httpx.Auth,
         flavour: WireFlavour = OFFICIAL,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
@@ -154,9 +152,10 @@ class OfficialShapeProvider(Provider):
         self.name = name
         self.sends_callbacks = flavour.callbacks
         self._base = base_url.rstrip("/")
-        self._auth = auth
         self._flavour = flavour
         self._client = new_client(transport, timeout)
+        # The auth adds the token to each request and renews it (kling_auth.py).
+        self._client.auth = auth
         # Cleared once the backend shows it has no list query (tu-zi documents none).
         self._has_list = True
 
@@ -238,18 +237,10 @@ class OfficialShapeProvider(Provider):
     async def _envelope(
         self, method: str, path: str, **kwargs: Any
     ) -> tuple[dict[str, Any], httpx.Response]:
-        """The JSON envelope of one request; a stale token is renewed and the request resent."""
-        for attempt in (1, 2):
-            request = self._client.build_request(
-                method, f"{self._base}{path}", headers=self._auth.header(), **kwargs
-            )
-            response = await send(self._client, request)
-            body = json_body(response)
-            if body.get("code") in _TOKEN_CODES and attempt == 1:
-                self._auth.renew()
-                continue
-            return body, response
-        raise AssertionError("unreachable")
+        """The JSON envelope of one request; the client's auth resends it once with a new token."""
+        request = self._client.build_request(method, f"{self._base}{path}", **kwargs)
+        response = await send(self._client, request)
+        return json_body(response), response
 
     async def prepare(self, request: VideoRequest) -> PreparedTask:
         """Build the body; images travel inside it, so nothing is uploaded."""
