@@ -9,6 +9,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
+from bot.core.failures import Failure
 from bot.engine.gate import RateGate
 from bot.engine.tracker import BATCH, MAX_SLEEP, Tracker
 from bot.providers.base import ProviderState, ProviderTask
@@ -112,7 +113,7 @@ class NaiveTracker(Tracker):
                     await self._deliverer.deliver(done)
                 return
             if remote is not None and remote.state is ProviderState.FAILED:
-                await self._fail(task, "generation_failed", remote.error or remote.error_code)
+                await self._fail(task, Failure.GENERATION_FAILED, remote.error or remote.error_code)
                 return
             if now >= deadline:
                 await self._time_out(task)

@@ -16,6 +16,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot.commands import Commands, set_commands
 from bot.config import Settings
+from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import RETRY_DELAY, Deliverer
 from bot.engine.messenger import PROGRESS_INTERVAL, Messenger
 from bot.engine.submit import Submitter
@@ -190,6 +191,7 @@ class KlingBot:
             if settings.public_url
             else None
         )
+        watch = FailureWatch(messenger)
         tracker = self._tracker_class(
             tasks,
             providers,
@@ -199,6 +201,7 @@ class KlingBot:
             poll_interval=settings.poll_interval,
             task_timeout=settings.task_timeout,
             callback_wait=callback_wait,
+            watch=watch,
         )
         submitter = Submitter(
             application.bot,
@@ -210,6 +213,7 @@ class KlingBot:
             poll_interval=settings.poll_interval,
             public_url=settings.public_url,
             retry_base=min(1.0, settings.poll_interval),
+            watch=watch,
         )
         self.services = Services(
             settings=settings,

@@ -22,6 +22,7 @@ from telegram.ext import (
 
 from bot.callback_data import Action, DraftButton, decode
 from bot.caption import Caption, parse_caption
+from bot.core.failures import Failure
 from bot.drafting import (
     apply_button,
     draft_problem,
@@ -47,11 +48,11 @@ GETFILE_LIMIT = 20 * 1024 * 1024
 ALBUM_WAIT = 1.5
 # What to tell for each reason an image is refused (anything else: "not_image").
 _INTAKE_TEXTS = {
-    "image_too_small": "too_small",
-    "image_shape": "bad_shape",
-    "image_too_large": "image_too_large",
-    "image_animated": "animation",
-    "image_fetch": "fetch_failed",
+    Failure.IMAGE_TOO_SMALL: "too_small",
+    Failure.IMAGE_SHAPE: "bad_shape",
+    Failure.IMAGE_TOO_LARGE: "image_too_large",
+    Failure.IMAGE_ANIMATED: "animation",
+    Failure.IMAGE_FETCH: "fetch_failed",
 }
 # A GIF is an image to Telegram's filters (image/gif), but no still photo.
 _ANIMATIONS = filters.ANIMATION | filters.Document.GIF
@@ -76,7 +77,7 @@ def with_caption(
     return fit_options(spec, options.model_copy(update=update), count)
 
 
-def refusal(lang: str, reason: str) -> str:
+def refusal(lang: str, reason: Failure) -> str:
     """What to tell a user whose image was refused for `reason` (an `ImageError` reason)."""
     key = _INTAKE_TEXTS.get(reason, "not_image")
     return t(lang, key, smallest=SMALLEST, longest=LONGEST)

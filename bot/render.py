@@ -10,6 +10,7 @@ from collections.abc import Callable
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callback_data import Action, DraftButton, TaskAction, TaskButton
+from bot.core.failures import Failure
 from bot.drafting import features, image_uses, offer
 from bot.engine.images import LONGEST, SMALLEST
 from bot.engine.timing import RunTimes, remaining
@@ -306,25 +307,38 @@ def camera_menu(draft: Draft, spec: ModelSpec) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def reason_text(task: Task, task_timeout: float) -> str:
-    """Why a task failed, in plain words."""
+def reason_text(task: Task, task_timeout: float, owner_told: bool = False) -> str:
+    """Why a task failed, in plain words; for what needs the owner, whether they were told."""
     lang = task.lang
+    failure = Failure.of(task.error)
     detail = html.escape(excerpt(task.error_detail or "?", 300))
-    key = f"reason.{task.error or 'provider_error'}"
     minutes = max(1, round(task_timeout / 60))
-    try:
-        return t(lang, key, detail=detail, minutes=minutes, smallest=SMALLEST, longest=LONGEST)
-    except KeyError:
-        return t(lang, "reason.provider_error", detail=detail)
+    text = t(
+        lang,
+        f"reason.{failure.value}",
+        detail=detail,
+        minutes=minutes,
+        smallest=SMALLEST,
+        longest=LONGEST,
+    )
+    if failure.needs_owner:
+        text += " " + t(lang, "reason.owner_told" if owner_told else "reason.tell_owner")
+    return text
 
 
 def status_text(
-    task: Task, catalogue: Catalogue, task_timeout: float, times: RunTimes | None = None
+    task: Task,
+    catalogue: Catalogue,
+    task_timeout: float,
+    times: RunTimes | None = None,
+    *,
+    owner_told: bool = False,
 ) -> str:
     """The status message that replaces a draft once it is generating."""
     lang = task.lang
     if task.state is TaskState.FAILED:
-        head = t(lang, "status.failed", id=task.id, reason=reason_text(task, task_timeout))
+        reason = reason_text(task, task_timeout, owner_told)
+        head = t(lang, "status.failed", id=task.id, reason=reason)
     elif task.state is TaskState.RUNNING and task.submitted_at is not None:
         head = t(
             lang,
@@ -364,22 +378,11 @@ def span(lang: str, seconds: float, scale: float) -> str:
     return t(lang, "span.minutes", n=max(1, round(seconds / 60)))
 
 
-# Failures a second try cannot mend: the photo itself, or a model no longer offered.
-_NO_RETRY = frozenset(
-    {
-        "image_unreadable",
-        "unknown_model",
-        "image_too_small",
-        "image_shape",
-        "image_too_large",
-        "image_animated",
-    }
-)
-
-
 def status_keyboard(task: Task) -> InlineKeyboardMarkup | None:
     """A Retry button under a failed task that another try might mend."""
-    if task.state is not TaskState.FAILED or task.error in _NO_RETRY or task.retried_as:
+    if task.state is not TaskState.FAILED or task.retried_as:
+        return None
+    if not Failure.of(task.error).retry_may_help:
         return None
     data = TaskButton(task.id, TaskAction.RETRY).encode()
     return InlineKeyboardMarkup(

@@ -220,7 +220,7 @@ def stats_text(
     ]
     now = time.time()
     for task in stats.recent_failures:
-        reason = reason_text(task.model_copy(update={"lang": lang}), task_timeout)
+        reason = reason_text(task.model_copy(update={"lang": lang}), task_timeout, True)
         lines.append(
             t(
                 lang,

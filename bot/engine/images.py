@@ -16,6 +16,7 @@ from PIL import ExifTags, Image, ImageStat, PngImagePlugin, UnidentifiedImageErr
 from telegram import Bot
 from telegram.error import NetworkError, TelegramError
 
+from bot.core.failures import Failure
 from bot.providers.base import ImageFile
 
 _FORMATS = {
@@ -80,7 +81,7 @@ _BAND = 128
 class ImageError(Exception):
     """The image cannot be used; `reason` names the text to show."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Failure) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -90,12 +91,12 @@ def too_small(width: int, height: int) -> bool:
     return min(width, height) < SMALLEST
 
 
-def size_problem(width: int, height: int) -> str | None:
+def size_problem(width: int, height: int) -> Failure | None:
     """Why an image of this size cannot be used (an `ImageError` reason), or None."""
     if max(width, height) > LONGEST * max(1, min(width, height)):
-        return "image_shape"
+        return Failure.IMAGE_SHAPE
     if too_small(width, height):
-        return "image_too_small"
+        return Failure.IMAGE_TOO_SMALL
     return None
 
 
@@ -104,13 +105,13 @@ def _open(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=_OPENED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError("image_too_large") from exc
+        raise ImageError(Failure.IMAGE_TOO_LARGE) from exc
     except _BROKEN as exc:
-        raise ImageError("image_unreadable") from exc
+        raise ImageError(Failure.IMAGE_UNREADABLE) from exc
     if image.format == "GIF":
-        raise ImageError("image_animated")
+        raise ImageError(Failure.IMAGE_ANIMATED)
     if image.format in ("PNG", "WEBP") and getattr(image, "is_animated", False):
-        raise ImageError("image_animated")
+        raise ImageError(Failure.IMAGE_ANIMATED)
     problem = size_problem(*image.size)
     if problem is not None:
         raise ImageError(problem)
@@ -163,14 +164,14 @@ def _decode(image: Image.Image, pixels: int) -> Image.Transpose | None:
         scale = _jpeg_scale(image, pixels, fixed)
         image.draft(None, (max(1, image.width // scale), max(1, image.height // scale)))
     if fixed + image.width * image.height * _pixel_bytes(image) > DECODE_BUDGET:
-        raise ImageError("image_too_large")
+        raise ImageError(Failure.IMAGE_TOO_LARGE)
     try:
         image.load()
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError("image_too_large") from exc
+        raise ImageError(Failure.IMAGE_TOO_LARGE) from exc
     except _BROKEN as exc:
-        raise ImageError("image_unreadable") from exc
+        raise ImageError(Failure.IMAGE_UNREADABLE) from exc
     return _TURNS.get(orientation)
 
 
@@ -287,11 +288,11 @@ async def _download(bot: Bot, file_id: str) -> bytes:
             return bytes(await telegram_file.download_as_bytearray())
         except NetworkError as exc:  # timeouts included: worth another try
             if attempt == FETCH_ATTEMPTS:
-                raise ImageError("image_fetch") from exc
+                raise ImageError(Failure.IMAGE_FETCH) from exc
             await asyncio.sleep(attempt)
         except TelegramError as exc:
-            raise ImageError("image_fetch") from exc
-    raise ImageError("image_fetch")
+            raise ImageError(Failure.IMAGE_FETCH) from exc
+    raise ImageError(Failure.IMAGE_FETCH)
 
 
 async def check_file(bot: Bot, file_id: str) -> None:

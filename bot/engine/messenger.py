@@ -59,7 +59,8 @@ class Messenger:
 
     def _text(self, task: Task) -> str:
         times = self.timings.of(task) if self.timings is not None else None
-        return status_text(task, self.catalogue, self.task_timeout, times)
+        told = bool(self.admins)
+        return status_text(task, self.catalogue, self.task_timeout, times, owner_told=told)
 
     async def progress(self, task: Task) -> None:
         """Refresh a generating task's elapsed minutes when they change, at a calm rate per chat."""
@@ -136,8 +137,10 @@ class Messenger:
             log.warning("task %s: notice failed: %s", task.id, exc)
         return None
 
-    async def alert_admins(self, backend: str, reason: str, detail: str | None) -> None:
-        """Tell the bot's admins that a backend refuses its key or has run dry, once an hour."""
+    async def alert_admins(
+        self, backend: str, reason: str, detail: str | None, *, count: int = 0
+    ) -> None:
+        """Tell the bot's admins what a backend needs of them, once an hour per reason."""
         now = time.monotonic()
         last = self._alerted.get((backend, reason))
         if not self.admins or (last is not None and now - last < ALERT_EVERY):
@@ -146,7 +149,12 @@ class Messenger:
         log.warning("%s: %s (%s); telling the admins", backend, reason, detail)
         title = self.catalogue.title(backend)
         text = "\n\n".join(
-            t(lang, "admin.alert", backend=html.escape(title), reason=t(lang, f"admin.{reason}"))
+            t(
+                lang,
+                "admin.alert",
+                backend=html.escape(title),
+                reason=t(lang, f"admin.{reason}", count=count),
+            )
             for lang in ("en", "zh")
         )
         if detail:

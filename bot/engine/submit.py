@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 from telegram import Bot
 
+from bot.core.failures import Failure
+from bot.engine.alerts import FailureWatch
 from bot.engine.gate import RateGate
 from bot.engine.images import ImageError, fetch_image
 from bot.engine.messenger import Messenger
@@ -33,9 +35,6 @@ from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
 
 log = logging.getLogger(__name__)
-
-# Refusals only the bot's owner can mend: the key, the account's money, the firewall.
-ADMIN_REASONS = frozenset({"auth", "no_credits", "key_limit", "blocked"})
 
 
 def image_files(task: Task) -> list[str]:
@@ -101,6 +100,7 @@ class Submitter:
         public_url: str | None,
         retry_base: float = 1.0,
         stop_timeout: float = 30.0,
+        watch: FailureWatch | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -108,6 +108,7 @@ class Submitter:
         self._catalogue = catalogue
         self._tracker = tracker
         self._messenger = messenger
+        self._watch = watch or FailureWatch(messenger)
         self._poll_interval = poll_interval
         self._public_url = public_url
         self._retry_base = retry_base
@@ -167,13 +168,13 @@ class Submitter:
                 # The paid call may have gone through: never a plain failure with a Retry.
                 await self._give_up(task, UncertainCreateError("crashed after the paid call"))
                 return
-            await self._fail(task, "provider_error", "internal error")
+            await self._fail(task, Failure.PROVIDER_ERROR, "internal error")
 
     async def submit(self, task: Task) -> None:
         """Create the task at its provider and hand it to the tracker."""
         provider = self._providers.get(task.backend)
         if provider is None:
-            await self._fail(task, "unknown_model", None)
+            await self._fail(task, Failure.UNKNOWN_MODEL, None)
             return
         callback_url = self.callback_url(task) if provider.sends_callbacks else None
         # The photos are dropped once prepared: a task waiting for a create slot (kie allows
@@ -188,7 +189,7 @@ class Submitter:
         """Fetch the photos and do the provider's free work; None if the task failed."""
         spec = self._catalogue.get(task.options.model)
         if spec is None:
-            await self._fail(task, "unknown_model", None)
+            await self._fail(task, Failure.UNKNOWN_MODEL, None)
             return None
         try:
             images = [
@@ -201,12 +202,12 @@ class Submitter:
         try:
             request = build_request(task, spec, images, callback_url)
         except ValidationError as exc:
-            await self._fail(task, "invalid_request", str(exc.errors()[0]["msg"]))
+            await self._fail(task, Failure.INVALID_REQUEST, str(exc.errors()[0]["msg"]))
             return None
         refused = request_refusal(spec, request)
         if refused is not None:
             # The keyboard offers only what the map accepts; a stale draft is refused free.
-            await self._fail(task, "invalid_request", refused)
+            await self._fail(task, Failure.INVALID_REQUEST, refused)
             return None
         try:
             # Uploads and encoding cost nothing: retry them even after a timeout.
@@ -218,7 +219,7 @@ class Submitter:
             )
         except ProviderError as exc:
             # Nothing paid yet: a lost upload answer is the service being unavailable.
-            reason = "unavailable" if exc.reason == "uncertain" else exc.reason
+            reason = Failure.UNAVAILABLE if exc.reason is Failure.UNCERTAIN else exc.reason
             await self._fail(task, reason, exc.message)
             return None
 
@@ -261,7 +262,7 @@ class Submitter:
         provider proves there is none, else tell the user honestly."""
         provider = self._providers.get(task.backend)
         if provider is None:
-            await self._fail(task, "unknown_model", None)
+            await self._fail(task, Failure.UNKNOWN_MODEL, None)
             return
         try:
             found = await settle(provider, external_id(task), base=self._retry_base)
@@ -297,7 +298,7 @@ class Submitter:
             return False
         if not (
             task.state is TaskState.SUBMITTING
-            or (task.state is TaskState.FAILED and task.error == "uncertain")
+            or (task.state is TaskState.FAILED and task.error == Failure.UNCERTAIN)
         ):
             return False
         provider = self._providers.get(task.backend)
@@ -355,6 +356,7 @@ class Submitter:
         )
         log.info("task %s: created at %s", task.id, provider.name)
         if queued is not None:
+            self._watch.worked(task.backend)
             self._tracker.poke()
             await self._messenger.show(queued)
 
@@ -362,17 +364,17 @@ class Submitter:
         """Fail a task whose create failed; an unsure one only while nothing adopted it."""
         if not isinstance(exc, UncertainCreateError):
             await self._fail(task, exc.reason, exc.message)
-            if exc.reason in ADMIN_REASONS:
-                await self._messenger.alert_admins(task.backend, exc.reason, exc.message)
             return
         # A callback may have adopted the task meanwhile: only a still-unsure task fails.
         failed = await self._tasks.give_up_create(task.id, time.time())
         if failed is not None:
             await self._messenger.show(failed)
+            await self._watch.failed(task.backend, Failure.UNCERTAIN, exc.message)
 
-    async def _fail(self, task: Task, reason: str, detail: str | None) -> None:
+    async def _fail(self, task: Task, reason: Failure, detail: str | None) -> None:
         failed = await self._tasks.advance(
             task.id, TaskState.FAILED, error=reason, error_detail=detail, finished_at=time.time()
         )
         if failed is not None:
             await self._messenger.show(failed)
+            await self._watch.failed(task.backend, reason, detail)

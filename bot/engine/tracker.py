@@ -9,6 +9,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from bot.core.failures import Failure
+from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import Deliverer
 from bot.engine.gate import RateGate
 from bot.engine.messenger import Messenger
@@ -49,11 +51,13 @@ class Tracker:
         callback_wait: float | None = None,
         concurrency: int = 32,
         stop_timeout: float = 30.0,
+        watch: FailureWatch | None = None,
     ) -> None:
         self._tasks = tasks
         self._providers = providers
         self._deliverer = deliverer
         self._messenger = messenger
+        self._watch = watch or FailureWatch(messenger)
         self._timings = timings
         self._poll_interval = poll_interval
         # Status queries per backend stay within what the backend takes, across all tasks.
@@ -302,7 +306,7 @@ class Tracker:
         elif task.state is TaskState.DELIVERING:
             await self._tasks.unschedule(task.id)
             await self._deliverer.recover(task)  # refused before: a link, or the video again
-        elif task.state is TaskState.FAILED and task.error == "timeout":
+        elif task.state is TaskState.FAILED and task.error == Failure.TIMEOUT:
             await self._late_check(task)
         else:
             await self._tasks.unschedule(task.id)
@@ -330,7 +334,8 @@ class Tracker:
             await self._succeeded(task, remote, suspect=safety_net)
         elif remote.state is ProviderState.FAILED:
             reason = remote.error or remote.error_code
-            if await self._fail(task, "generation_failed", reason) is not None and safety_net:
+            failed = await self._fail(task, Failure.GENERATION_FAILED, reason)
+            if failed is not None and safety_net:
                 self._suspect(task)
         elif now >= deadline:
             await self._time_out(task)
@@ -359,7 +364,7 @@ class Tracker:
         provider = self._providers.get(task.backend)
         assert task.provider_task_id is not None
         if provider is None:
-            await self._fail(task, "unknown_model", None)
+            await self._fail(task, Failure.UNKNOWN_MODEL, None)
             return None
         try:
             return await provider.fetch(task.provider_task_id)
@@ -380,6 +385,7 @@ class Tracker:
             next_poll_at=now,
         )
         if done is not None:
+            self._watch.worked(task.backend)
             if suspect:
                 self._suspect(task)
             await self._learn(done, remote)
@@ -400,12 +406,13 @@ class Tracker:
         failed = await self._tasks.advance(
             task.id,
             TaskState.FAILED,
-            error="timeout",
+            error=Failure.TIMEOUT,
             finished_at=now,
             next_poll_at=now + self._late_interval,
         )
         if failed is not None:
             await self._messenger.show(failed)
+            await self._watch.failed(task.backend, Failure.TIMEOUT, None)
 
     async def _late_check(self, task: Task) -> None:
         now = time.time()
@@ -426,7 +433,7 @@ class Tracker:
         elif remote.state is ProviderState.FAILED:
             await self._tasks.unschedule(task.id)
 
-    async def _fail(self, task: Task, reason: str, detail: str | None) -> Task | None:
+    async def _fail(self, task: Task, reason: Failure, detail: str | None) -> Task | None:
         failed = await self._tasks.advance(
             task.id,
             TaskState.FAILED,
@@ -437,4 +444,5 @@ class Tracker:
         )
         if failed is not None:
             await self._messenger.show(failed)
+            await self._watch.failed(task.backend, reason, detail)
         return failed

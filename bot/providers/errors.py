@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from bot.core.failures import Failure
+
 
 class ProviderError(Exception):
     """Root of every provider error."""
 
-    reason: ClassVar[str] = "provider_error"
+    reason: ClassVar[Failure] = Failure.PROVIDER_ERROR
     retryable: ClassVar[bool] = False
     # True only where the provider surely started nothing: a refusal it documents as dropping
     # the request, or a connection that failed before the request left. Anything else after
@@ -32,27 +34,27 @@ class ProviderError(Exception):
 class AuthenticationError(ProviderError):
     """The key was refused."""
 
-    reason = "auth"
+    reason = Failure.AUTH
     started_nothing = True
 
 
 class InsufficientCreditsError(ProviderError):
     """The account has no credits or package left."""
 
-    reason = "no_credits"
+    reason = Failure.NO_CREDITS
     started_nothing = True
 
 
 class KeyLimitError(InsufficientCreditsError):
     """A kie sub-key used up the spending limit its owner set (code 433; providers.md D)."""
 
-    reason = "key_limit"
+    reason = Failure.KEY_LIMIT
 
 
 class FirewallBlockedError(ProviderError):
     """A firewall in front of the provider refused this server; the key was never checked."""
 
-    reason = "blocked"
+    reason = Failure.BLOCKED
     # Cloudflare answers before the request reaches the provider (providers.md D).
     started_nothing = True
 
@@ -60,34 +62,34 @@ class FirewallBlockedError(ProviderError):
 class InvalidRequestError(ProviderError):
     """The provider rejected the request's parameters."""
 
-    reason = "invalid_request"
+    reason = Failure.INVALID_REQUEST
     started_nothing = True
 
 
 class ContentRejectedError(ProviderError):
     """The prompt or image was refused by moderation."""
 
-    reason = "moderation"
+    reason = Failure.MODERATION
     started_nothing = True
 
 
 class GenerationFailedError(ProviderError):
     """The provider refused to generate (kie code 501)."""
 
-    reason = "generation_failed"
+    reason = Failure.GENERATION_FAILED
 
 
 class NotFoundError(ProviderError):
     """The provider does not know the task."""
 
-    reason = "not_found"
+    reason = Failure.NOT_FOUND
     started_nothing = True
 
 
 class RateLimitError(ProviderError):
     """Too many requests; try again after `retry_after` seconds."""
 
-    reason = "busy"
+    reason = Failure.BUSY
     retryable = True
     # kie 429 and Kling 1302/1303 are documented as dropping the request.
     started_nothing = True
@@ -102,7 +104,7 @@ class RateLimitError(ProviderError):
 class ServiceUnavailableError(ProviderError):
     """The provider failed or is in maintenance; a paid call may have gone through anyway."""
 
-    reason = "unavailable"
+    reason = Failure.UNAVAILABLE
     retryable = True
 
 
@@ -115,16 +117,16 @@ class ProviderConnectionError(ServiceUnavailableError):
 class ProviderTimeoutError(ServiceUnavailableError):
     """No complete answer: the request may or may not have been accepted."""
 
-    reason = "uncertain"
+    reason = Failure.UNCERTAIN
 
 
 class LookupInconclusiveError(ProviderError):
     """The provider could not say whether a task made under our id exists."""
 
-    reason = "uncertain"
+    reason = Failure.UNCERTAIN
 
 
 class CallbackRejectedError(ProviderError):
     """A callback whose signature or shape is wrong."""
 
-    reason = "bad_callback"
+    reason = Failure.BAD_CALLBACK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from bot.core.failures import Failure
 from bot.providers.base import PreparedTask, Provider
 from bot.providers.errors import ProviderError
 from bot.providers.retry import with_retries
@@ -18,7 +19,7 @@ LOOKUP_BACKOFF_CAP = 60.0
 class UncertainCreateError(ProviderError):
     """The create may have gone through and the provider could not say: never send it again."""
 
-    reason = "uncertain"
+    reason = Failure.UNCERTAIN
 
 
 def _retryable(error: ProviderError) -> bool:
