@@ -445,6 +445,27 @@ async def test_check_without_public_url_says_the_bot_polls(fakes: Fakes) -> None
     assert rows["Telegram"].startswith("FAIL") and "not reachable" in rows["Telegram"]
 
 
+def tree(folder: Path) -> dict[str, tuple[bool, int, int]]:
+    """Every path under `folder` (itself too): whether a folder, its size and its mtime."""
+    stats = {path: path.stat() for path in [folder, *folder.rglob("*")]}
+    return {
+        str(path.relative_to(folder)): (path.is_dir(), stat.st_size, stat.st_mtime_ns)
+        for path, stat in stats.items()
+    }
+
+
+async def test_check_changes_nothing_on_disk(fakes: Fakes, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    telegram = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fakes.env["TELEGRAM_API_URL"]}
+    # The data folder (`data/` by default) would be made where it is missing; home too.
+    for env in (fakes.check_env, telegram, {**fakes.check_env, "PREVIEW_BACKEND": "true"}):
+        before = tree(empty)
+        result = await cli(["check"], {**env, "HOME": str(empty)}, empty)
+        assert result.code == 0, result.out + result.err
+        assert tree(empty) == before
+
+
 async def test_ctrl_c_exits_130_without_a_traceback(fakes: Fakes) -> None:
     fakes.kie.finish_after = None
     poll = fakes.kie.hold("recordInfo")  # the task exists once its first poll arrives

@@ -241,6 +241,18 @@ def local_file(provider: PreviewProvider, task: ProviderTask) -> Path:
     return path
 
 
+async def test_the_folder_is_made_by_the_first_job_not_by_the_provider(tmp_path: Path) -> None:
+    backend = PreviewProvider(tmp_path / "data" / "previews", **FAST)
+    try:
+        assert list(tmp_path.iterdir()) == []  # `kling-bot check` builds it and writes nothing
+        with pytest.raises(NotFoundError):
+            await backend.fetch("pv-" + "0" * 32)
+        task_id = await backend.create(request(duration=1))
+        assert (await finish(backend, task_id)).state is ProviderState.SUCCEEDED
+    finally:
+        await backend.aclose()
+
+
 async def test_create_runs_then_succeeds(provider: PreviewProvider) -> None:
     camera = CameraMove(type="simple", axis="pan", amount=3)
     task_id = await provider.create(request(camera=camera))
@@ -341,6 +353,7 @@ async def test_aclose_stops_a_render_in_flight(tmp_path: Path) -> None:
 
 async def test_old_files_are_swept_when_a_job_starts(provider: PreviewProvider) -> None:
     folder = provider.output_directory()
+    folder.mkdir()
     old = [folder / "pv-old.mp4", folder / "pv-old.input", folder / ".pv-old.mp4.part"]
     recent = folder / "pv-recent.mp4"
     for path in [*old, recent]:

@@ -242,8 +242,8 @@ class PreviewProvider(Provider):
     def __init__(
         self, directory: Path, *, fps: int = 24, max_side: int = 720, parallel: int = 1
     ) -> None:
+        # Made with the first job: building the provider (`kling-bot check`) writes nothing.
         self._directory = directory.resolve()
-        self._directory.mkdir(parents=True, exist_ok=True)
         self._fps = fps
         self._max_side = max_side
         self._slots = asyncio.Semaphore(parallel)  # the host has few cores; renders take turns
@@ -304,6 +304,7 @@ class PreviewProvider(Provider):
             log.info("preview: removed %d old files", removed)
 
     def _save(self, task_id: str, image: bytes, job: dict[str, Any]) -> None:
+        self._directory.mkdir(parents=True, exist_ok=True)
         # The input goes last: its presence means the job is complete on disk.
         _write(self._file(task_id, ".json"), json.dumps(job).encode())
         _write(self._file(task_id, ".input"), image)
