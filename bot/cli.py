@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
@@ -55,10 +55,10 @@ from bot.providers.catalogue import (
     Catalogue,
     ModelSpec,
 )
-from bot.providers.errors import ProviderError
+from bot.providers.errors import ProviderError, ProviderTimeoutError
 from bot.providers.http import USER_AGENT
 from bot.providers.paid import UncertainCreateError, create_once
-from bot.providers.registry import BACKEND_NAMES, all_model_ids, build_providers
+from bot.providers.registry import BACKEND_NAMES, all_model_ids, api_root, build_providers
 from bot.providers.retry import with_retries
 
 PROG = "kling-bot"
@@ -69,7 +69,11 @@ RETRY_BASE = 1.0
 DOWNLOAD_ATTEMPTS = 3
 CHUNK = 256 * 1024
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-CHECK_TIMEOUT = httpx.Timeout(15.0, connect=10.0)
+# A check gives up on a server that has not answered after this long (`check --timeout`),
+# and recalls on stderr every REMIND_EVERY seconds what it is still waiting for.
+CHECK_SECONDS = 15.0
+CHECK_CONNECT_SECONDS = 10.0
+REMIND_EVERY = 5.0
 
 REASONS = {
     "auth": "the key was refused",
@@ -815,11 +819,18 @@ def body_of(response: httpx.Response) -> dict[str, object]:
     return body if isinstance(body, dict) else {}
 
 
-async def check_telegram(client: httpx.AsyncClient, settings: Settings) -> Row:
+def host_of(url: str) -> str:
+    """Where a URL goes, for people: its host and port, never a user name or password."""
+    return urlparse(url).netloc.rpartition("@")[2] or "(no host)"
+
+
+async def check_telegram(client: httpx.AsyncClient, settings: Settings, seconds: float) -> Row:
     """getMe with the token; neither the token nor the URL holding it is shown."""
-    host = urlparse(settings.telegram_api_url).netloc or settings.telegram_api_url
+    host = host_of(settings.telegram_api_url)
     try:
         response = await client.get(f"{settings.telegram_api_url}/bot{settings.token}/getMe")
+    except httpx.TimeoutException:
+        return Row("Telegram", False, f"{host} did not answer within {seconds:g} s")
     except httpx.HTTPError as exc:
         return Row("Telegram", False, f"{host} not reachable ({type(exc).__name__})")
     body = body_of(response)
@@ -836,20 +847,22 @@ def backend_title(name: str) -> str:
     return ROW_NAMES.get(name) or BACKEND_NAMES.get(name, name)
 
 
-async def check_provider(name: str, provider: Provider) -> Row:
+async def check_provider(name: str, provider: Provider, seconds: float) -> Row:
     """The provider's balance, which also proves the key works."""
     label = backend_title(name)
     try:
         return Row(label, True, await provider.balance())
     except NotImplementedError:
         return Row(label, True, "configured (no balance to show)")
+    except ProviderTimeoutError as exc:  # not "may have started": a balance starts nothing
+        return Row(label, False, f"no complete answer within {seconds:g} s: {exc.message}")
     except ProviderError as exc:
         return Row(label, False, f"{REASONS.get(exc.reason, 'error')}: {exc.message}")
     except Exception as exc:  # a check reports, it does not crash
         return Row(label, False, f"{type(exc).__name__}: {exc}")
 
 
-async def check_public_url(client: httpx.AsyncClient, settings: Settings) -> Row:
+async def check_public_url(client: httpx.AsyncClient, settings: Settings, seconds: float) -> Row:
     """Whether `<PUBLIC_URL>/healthz` answers; without PUBLIC_URL the bot polls."""
     if not settings.public_url:
         return Row("PUBLIC_URL", True, "not set: callbacks are off, the bot polls the providers")
@@ -857,6 +870,8 @@ async def check_public_url(client: httpx.AsyncClient, settings: Settings) -> Row
     hint = "is the bot running and is the URL public?"
     try:
         response = await client.get(url)
+    except httpx.TimeoutException:
+        return Row("PUBLIC_URL", False, f"{url} did not answer within {seconds:g} s; {hint}")
     except httpx.HTTPError as exc:
         return Row("PUBLIC_URL", False, f"{url} not reachable ({type(exc).__name__}); {hint}")
     if response.status_code != 200:
@@ -871,19 +886,67 @@ def models_row(settings: Settings) -> Row:
     return Row("Models", True, f"{len(catalogue.models)} offered; new drafts use {default}")
 
 
-async def run_checks(settings: Settings) -> list[Row]:
-    """Every check, run at once."""
-    context = BuildContext(settings.data_directory, timeout=CHECK_TIMEOUT)
-    providers = build_providers(settings, context)
+class Waiting:
+    """The network checks in flight: each is announced as it starts, the slow ones recalled."""
+
+    def __init__(self, masker: Masker) -> None:
+        self._masker = masker
+        self._pending: list[str] = []
+
+    async def on(self, what: str, host: str | None, check: Awaitable[Row]) -> Row:
+        """Say what `check` asks of which host, then run it; a check without a host is silent."""
+        if host is None:
+            return await check
+        say(self._masker, f"checking {what} at {host}…")
+        self._pending.append(f"{what} at {host}")
+        try:
+            return await check
+        finally:
+            self._pending.remove(f"{what} at {host}")
+
+    async def remind(self, every: float) -> None:
+        """Every `every` seconds until cancelled, name the checks still waiting for an answer."""
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(every)
+            if self._pending:
+                waited = time.monotonic() - started
+                say(
+                    self._masker,
+                    f"still waiting for {', '.join(self._pending)} ({waited:.0f} s so far)",
+                )
+
+
+async def run_checks(settings: Settings, seconds: float, masker: Masker) -> list[Row]:
+    """Every check, run at once; each says on stderr where it goes before it waits there."""
+    timeout = httpx.Timeout(seconds, connect=min(seconds, CHECK_CONNECT_SECONDS))
+    providers = build_providers(settings, BuildContext(settings.data_directory, timeout=timeout))
     headers = {"User-Agent": USER_AGENT}
+    waiting = Waiting(masker)
+    reminder = asyncio.create_task(waiting.remind(REMIND_EVERY))
+    public = host_of(settings.public_url) if settings.public_url else None
     try:
-        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT, headers=headers) as client:
+        async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
             rows = await asyncio.gather(
-                check_telegram(client, settings),
-                *(check_provider(name, provider) for name, provider in providers.items()),
-                check_public_url(client, settings),
+                waiting.on(
+                    "Telegram (getMe)",
+                    host_of(settings.telegram_api_url),
+                    check_telegram(client, settings, seconds),
+                ),
+                *(
+                    waiting.on(
+                        f"{backend_title(name)} (balance)",
+                        host_of(root) if (root := api_root(settings, name)) else None,
+                        check_provider(name, provider, seconds),
+                    )
+                    for name, provider in providers.items()
+                ),
+                waiting.on(
+                    "PUBLIC_URL (/healthz)", public, check_public_url(client, settings, seconds)
+                ),
             )
     finally:
+        reminder.cancel()
         await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
     return [*rows, models_row(settings)]
 
@@ -907,7 +970,7 @@ def run_check(args: argparse.Namespace, masker: Masker) -> int:
     settings = load_settings(masker, need_bot=True)
     choose_model(settings, None)  # an unoffered DEFAULT_MODEL stops the bot too
     quiet_logging(settings)
-    rows = asyncio.run(run_checks(settings))
+    rows = asyncio.run(run_checks(settings, args.timeout, masker))
     print_rows(rows, masker)
     failed = [row.name for row in rows if not row.ok]
     if failed:
@@ -1002,6 +1065,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="test the configuration: Telegram, each backend, PUBLIC_URL",
         description="Test the configuration: the bot token, each backend's key and balance, "
         "and PUBLIC_URL. Exit status: 0 all ok, 1 something failed, 2 configuration errors.",
+    )
+    check.add_argument(
+        "--timeout",
+        type=positive,
+        default=CHECK_SECONDS,
+        metavar="SECONDS",
+        help=f"give up on a server that has not answered after this long (default: "
+        f"{CHECK_SECONDS:g})",
     )
     check.set_defaults(handler=run_check)
     return parser

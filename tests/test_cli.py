@@ -14,6 +14,7 @@ import io
 import os
 import signal
 import sys
+import time
 import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,9 +30,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bot import __version__
-from bot.cli import PlainReporter, save_video, wait_for_video
+from bot.cli import PlainReporter, host_of, save_video, wait_for_video
+from bot.config import Settings
 from bot.engine.timing import RunTimes, Schedule, prior_of
 from bot.providers.base import ProviderState, ProviderTask
+from bot.providers.registry import BACKENDS, api_root
 from tests.conftest import KIE_KEY, KLING_ACCESS, KLING_SECRET, TOKEN, TUZI_KEY, free_port, jpeg
 from tests.fakes.common import Breakage
 from tests.fakes.kie import FakeKie
@@ -464,6 +467,71 @@ async def test_check_changes_nothing_on_disk(fakes: Fakes, tmp_path: Path) -> No
         result = await cli(["check"], {**env, "HOME": str(empty)}, empty)
         assert result.code == 0, result.out + result.err
         assert tree(empty) == before
+
+
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[str]:
+    """A loopback HTTP root whose server accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read()  # until the client gives up
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_check_says_what_it_waits_for_on_a_server_that_never_answers(fakes: Fakes) -> None:
+    async with silent_server() as silent:
+        host = silent.removeprefix("http://")
+        env = {**fakes.check_env, "TELEGRAM_API_URL": silent, "KIE_API_URL": silent}
+        env["PUBLIC_URL"] = silent
+        process = await start_cli(["check", "--timeout", "6"], env, fakes.cwd)
+        assert process.stderr is not None
+        said: dict[str, float] = {}
+        while len(said) < 5:
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            assert line, said
+            said[line.rstrip("\n")] = time.monotonic()
+        result = await ended(process)
+    exited = time.monotonic()
+    kling = fakes.env["KLING_API_URL"].removeprefix("http://")
+    assert list(said) == [
+        f"kling-bot: checking Telegram (getMe) at {host}…",
+        f"kling-bot: checking kie.ai (balance) at {host}…",
+        f"kling-bot: checking Kling API (balance) at {kling}…",
+        f"kling-bot: checking PUBLIC_URL (/healthz) at {host}…",
+        f"kling-bot: still waiting for Telegram (getMe) at {host}, kie.ai (balance) at {host}, "
+        f"PUBLIC_URL (/healthz) at {host} (5 s so far)",
+    ]
+    # Said before the wait, not after it: the silent server held the check for 6 s more.
+    assert exited - said[f"kling-bot: checking Telegram (getMe) at {host}…"] > 5
+    assert result.code == 1
+    rows = {line.split()[1]: line for line in result.out.splitlines()}
+    assert rows["Telegram"] == f"FAIL  Telegram    {host} did not answer within 6 s"
+    assert rows["kie.ai"].startswith("FAIL") and "no complete answer within 6 s" in rows["kie.ai"]
+    assert (
+        rows["PUBLIC_URL"].startswith("FAIL") and "did not answer within 6 s" in rows["PUBLIC_URL"]
+    )
+    assert rows["Kling"].startswith("ok")
+    assert result.err.endswith("check failed: Telegram, kie.ai, PUBLIC_URL\n")
+
+
+def test_every_paid_backend_names_the_host_check_waits_for() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    for backend in BACKENDS:
+        root = api_root(settings, backend.name)
+        assert (root is not None) == backend.paid, backend.name
+        assert root is None or root.startswith("https://")
+    assert host_of("https://user:secret@proxy.example:8443/bot") == "proxy.example:8443"
+    assert host_of("http://[::1]:8081") == "[::1]:8081"
 
 
 async def test_ctrl_c_exits_130_without_a_traceback(fakes: Fakes) -> None:

@@ -51,6 +51,12 @@ def problems(settings: SettingsSection) -> list[str]:
     return found
 
 
+def api_root(settings: SettingsSection, name: str) -> str | None:
+    """Where a backend's API lives: its `<NAME>_API_URL` setting; None for one without."""
+    root = getattr(settings, f"{name}_api_url", None)
+    return root if isinstance(root, str) else None
+
+
 def build_providers(settings: SettingsSection, context: BuildContext) -> dict[str, Provider]:
     """One provider per configured backend, keyed by backend name."""
     return {name: BY_NAME[name].build(settings, context) for name in configured_backends(settings)}
