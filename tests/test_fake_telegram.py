@@ -344,6 +344,41 @@ async def test_send_video_upload_keeps_exact_bytes(
         await bot.send_video(7, "not-a-known-file-id")
 
 
+async def test_uploads_over_50_mb_and_broken_bodies_are_refused(
+    fake: FakeTelegram, root: str, http: httpx.AsyncClient
+) -> None:
+    url = f"{root}/bot{TOKEN}/sendVideo"
+    chunk = bytes(1024 * 1024)
+
+    async def big_file() -> AsyncIterator[bytes]:
+        for _ in range(51):
+            yield chunk
+
+    boundary = "fake-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n7\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="v.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        async for part in big_file():
+            yield part
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    content_type = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    # Streamed without a Content-Length: the fake reads it to the end, keeps none of it.
+    too_big = await http.post(url, content=body(), headers=content_type)
+    assert too_big.status_code == 413
+    assert too_big.json()["description"] == "Request Entity Too Large"
+    broken = await http.post(url, content=b"no parts here", headers=content_type)
+    assert broken.status_code == 400
+    not_json = await http.post(url, content=b"[1]", headers={"content-type": "application/json"})
+    assert not_json.json()["description"] == "Bad Request: can't parse JSON object"
+    assert fake.messages == {}
+
+
 async def test_send_document_and_photo_uploads(fake: FakeTelegram, bot: Bot) -> None:
     document = await bot.send_document(7, b"report body", filename="report.txt", caption="log")
     assert document.document is not None

@@ -24,7 +24,6 @@ from tests.fakes.telegram.parsing import (
 from tests.fakes.telegram.state import MessageKey, StoredFile, TelegramState
 
 MAX_ANSWER_TEXT = 200
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
 NOT_MODIFIED = (
@@ -297,8 +296,6 @@ class BotMethods:
         if isinstance(value, str) and value.startswith("attach://"):
             upload = call.uploads.get(value.removeprefix("attach://"))
         if upload is not None:
-            if len(upload.content) > MAX_UPLOAD_BYTES:
-                raise ApiError(413, "Request Entity Too Large")
             file_suffix = suffix(upload.filename, default_suffix)
             return self.state.store(upload.content, folder, file_suffix), upload
         if isinstance(value, str) and value.startswith(("http://", "https://")):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
-import urllib.parse
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from tests.fakes.telegram.errors import bad_request
+from tests.fakes.telegram.errors import TOO_LARGE, ApiError, bad_request
 
 JSON = dict[str, Any]
 
@@ -50,6 +50,14 @@ _TEXT_FIELDS = frozenset(
 )
 
 
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# A request may carry one file of the largest size plus its other fields; past that the
+# body is read and dropped, not kept, so a runaway upload takes neither memory nor disk.
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
+# Form fields are text: a message is at most 4096 characters, reply_markup a few kB.
+MAX_FIELD_BYTES = 1024 * 1024
+
+
 @dataclass
 class Upload:
     """A file sent in a multipart request."""
@@ -63,24 +71,76 @@ async def read_params(request: Request) -> tuple[JSON, dict[str, Upload]]:
     """Return a request's parameters (query string and body) and its uploaded files."""
     raw: JSON = dict(request.query_params)
     uploads: dict[str, Upload] = {}
-    body = await request.body()
-    content_type = request.headers.get("content-type", "")
-    mime = content_type.split(";", 1)[0].strip().lower()
-    if body and mime == "application/json":
-        try:
-            loaded = json.loads(body)
-        except ValueError as err:
-            raise bad_request("can't parse JSON object") from err
-        if not isinstance(loaded, dict):
-            raise bad_request("can't parse JSON object")
-        raw.update(loaded)
-    elif body and mime == "multipart/form-data":
-        fields, uploads = _parse_multipart(body, content_type)
+    mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if mime == "application/json":
+        raw.update(await _read_json(request))
+    else:
+        fields, uploads = await _read_form(request, multipart=mime == "multipart/form-data")
         raw.update(fields)
-    elif body:
-        raw.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
     params = {k: _decode_value(k, v) if isinstance(v, str) else v for k, v in raw.items()}
     return params, uploads
+
+
+async def _read_json(request: Request) -> JSON:
+    body = bytearray()
+    async for chunk in _capped(request.stream(), MAX_REQUEST_BYTES):
+        body += chunk
+    if not body:
+        return {}
+    try:
+        loaded = json.loads(body)
+    except ValueError as err:
+        raise bad_request("can't parse JSON object") from err
+    if not isinstance(loaded, dict):
+        raise bad_request("can't parse JSON object")
+    return loaded
+
+
+async def _read_form(request: Request, *, multipart: bool) -> tuple[JSON, dict[str, Upload]]:
+    """Parse a form body with python-multipart, as Starlette's ``request.form()`` does.
+
+    File parts are spooled to a temporary file past 1 MB and read once, after their size is
+    checked: a 50 MB video is held in memory once (the call records its bytes), not copied.
+    """
+    stream = _capped(request.stream(), MAX_REQUEST_BYTES)
+    parser: MultiPartParser | FormParser
+    if multipart:
+        parser = MultiPartParser(
+            request.headers, stream, max_files=10, max_fields=100, max_part_size=MAX_FIELD_BYTES
+        )
+    else:
+        parser = FormParser(request.headers, stream, max_fields=100, max_part_size=MAX_FIELD_BYTES)
+    try:
+        form = await parser.parse()
+    except MultiPartException as err:
+        raise bad_request(f"can't parse request body: {err.message}") from err
+    fields: JSON = {}
+    uploads: dict[str, Upload] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields[name] = value
+            elif value.size is not None and value.size > MAX_UPLOAD_BYTES:
+                raise ApiError(413, TOO_LARGE)
+            else:
+                content_type = value.content_type or "application/octet-stream"
+                uploads[name] = Upload(value.filename or name, content_type, await value.read())
+    finally:
+        await form.close()
+    return fields, uploads
+
+
+async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    """Yield the body's chunks; past `limit` bytes, drain the rest and answer 413."""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            # Read to the end so that the client gets the 413, not a connection reset.
+            async for _ in chunks:
+                pass
+            raise ApiError(413, TOO_LARGE)
+        yield chunk
 
 
 def _reject_constant(name: str) -> Any:
@@ -96,48 +156,6 @@ def _decode_value(name: str, raw: str) -> Any:
     except ValueError:
         return raw
     return raw if isinstance(value, str) or value is None else value
-
-
-def _header_param(header: str, name: str) -> str | None:
-    quoted = re.search(rf'(?:^|;)\s*{name}="((?:[^"\\]|\\.)*)"', header, re.IGNORECASE)
-    if quoted:
-        return re.sub(r"\\(.)", r"\1", quoted.group(1))
-    bare = re.search(rf"(?:^|;)\s*{name}=([^;\s]*)", header, re.IGNORECASE)
-    return bare.group(1) if bare else None
-
-
-def _parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], dict[str, Upload]]:
-    """Split a multipart/form-data body into text fields and file uploads."""
-    boundary = _header_param(content_type, "boundary")
-    if not boundary:
-        raise bad_request("multipart boundary is missing")
-    fields: dict[str, str] = {}
-    uploads: dict[str, Upload] = {}
-    for part in (b"\r\n" + body).split(b"\r\n--" + boundary.encode())[1:]:
-        if part.startswith(b"--"):
-            break
-        head, _, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        headers = _part_headers(head.decode("utf-8", "replace"))
-        disposition = headers.get("content-disposition", "")
-        name = _header_param(disposition, "name")
-        filename = _header_param(disposition, "filename")
-        if name is None:
-            continue
-        if filename is None:
-            fields[name] = content.decode("utf-8", "replace")
-        else:
-            content_type = headers.get("content-type", "application/octet-stream")
-            uploads[name] = Upload(filename, content_type, content)
-    return fields, uploads
-
-
-def _part_headers(head: str) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for line in head.split("\r\n"):
-        key, sep, value = line.partition(":")
-        if sep:
-            headers[key.strip().lower()] = value.strip()
-    return headers
 
 
 # ----- parameter types ------------------------------------------------------------------------
