@@ -16,7 +16,7 @@ from urllib.request import url2pathname
 
 import av
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageStat
 
 from bot.providers.base import (
     CameraMove,
@@ -32,7 +32,14 @@ from bot.providers.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from bot.providers.preview import TASK_ID, PreviewProvider, RenderStopped, render_preview
+from bot.providers.preview import (
+    TASK_ID,
+    Label,
+    PreviewProvider,
+    RenderStopped,
+    label_box,
+    render_preview,
+)
 
 FAST = {"fps": 8, "max_side": 160}
 
@@ -96,8 +103,9 @@ def difference(a: Image.Image, b: Image.Image) -> float:
 
 
 def marker(frame: Image.Image) -> tuple[float, float, int]:
-    """The bright marker's centre and width in a frame."""
-    box = frame.convert("L").point(lambda v: 255 if v > 200 else 0).getbbox()
+    """The bright marker's centre and width in a frame, above the label's band."""
+    above = frame.crop((0, 0, frame.width, label_box(*frame.size)[1]))
+    box = above.convert("L").point(lambda v: 255 if v > 200 else 0).getbbox()
     assert box is not None, "the marker left the frame"
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0]
 
@@ -116,6 +124,50 @@ def test_render_at_defaults_is_streamable_h264(tmp_path: Path) -> None:
     data = out.read_bytes()
     assert data.index(b"moov") < data.index(b"mdat"), "faststart puts the index first"
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+def grey(width: int, height: int) -> bytes:
+    """A flat mid-grey photo: whatever is not grey in a frame was drawn on it."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (128, 128, 128)).save(out, "PNG")
+    return out.getvalue()
+
+
+def assert_labelled(frame: Image.Image) -> None:
+    """The picture untouched above the band; in it, a dark shade and white letters across."""
+    left, top, right, bottom = label_box(*frame.size)
+    assert bottom - top >= 0.09 * min(frame.size)
+    light = frame.convert("L")
+    above = ImageStat.Stat(light.crop((0, 0, frame.width, top)))
+    assert abs(above.mean[0] - 128) < 3 and above.stddev[0] < 3
+    band = light.crop((left, top, right, bottom))
+    assert ImageStat.Stat(band).median[0] < 60, "the picture is shaded under the label"
+    letters = band.point(lambda v: 255 if v > 200 else 0)
+    share = ImageStat.Stat(letters).mean[0] / 255
+    assert 0.01 < share < 0.4, share
+    box = letters.getbbox()
+    assert box is not None
+    assert box[2] - box[0] > 0.2 * frame.width, "words, not a speck"
+    assert abs((box[0] + box[2]) / 2 - frame.width / 2) < 0.05 * frame.width, "centred"
+    assert box[3] - box[1] > 0.4 * (bottom - top), "letters tall enough to read"
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280), (400, 300)])
+def test_every_frame_says_preview_not_ai(tmp_path: Path, size: tuple[int, int]) -> None:
+    out = tmp_path / "clip.mp4"
+    render_preview(grey(*size), out, duration=1)
+    with av.open(str(out)) as container:
+        frames = [frame.to_image() for frame in container.decode(video=0)]
+    assert len(frames) == 24
+    for frame in frames:
+        assert_labelled(frame)
+
+
+def test_the_label_is_drawn_without_freetype_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    bitmap = ImageFont.load_default_imagefont()
+    monkeypatch.setattr(ImageFont, "load_default", lambda size=None: bitmap)
+    frame = Image.new("RGB", (720, 404), (128, 128, 128))
+    assert_labelled(Label.for_frame(*frame.size).burn(frame))
 
 
 @pytest.mark.parametrize("duration", [5, 10])

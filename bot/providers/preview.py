@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 from pydantic import Field
 
 from bot.providers.backend import Backend, BuildContext, SettingsSection
@@ -52,6 +52,12 @@ _FORMATS = ("JPEG", "PNG", "WEBP")
 KEEP_SECONDS = 2 * 24 * 3600.0
 SWEEP_EVERY = 3600.0
 _X264 = {"preset": "veryfast", "crf": "23"}
+# Burned into every frame, as the README promises: a preview must never pass for an AI video.
+# Pillow's default font (Aileron) has no dashes: a middle dot separates the words.
+LABEL = "PREVIEW · NOT AI"
+BAND = 0.1  # the band's height, of the frame's shorter side
+TEXT = 0.5  # the letters' height, of the band's
+SHADE = 160  # how much the band darkens the picture under it (of 255)
 # AVCOL_SPC/PRI/TRC_BT709 are all 1: frames get the BT.709 matrix and say so, as HD players expect.
 _BT709 = 1
 
@@ -151,12 +157,60 @@ def _decode(image: bytes, side: int) -> Image.Image:
         raise ValueError("the photo could not be decoded") from exc
 
 
+def label_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """Where the label's band lies in a width×height frame: along the bottom edge."""
+    return 0, height - max(8, round(min(width, height) * BAND)), width, height
+
+
+def _glyphs(height: int, width: int) -> Image.Image:
+    """LABEL in white on black, its capitals about `height` px tall, at most `width` px wide."""
+    font = ImageFont.load_default(100)
+    if isinstance(font, ImageFont.FreeTypeFont):
+        left, top, right, bottom = font.getbbox(LABEL)
+        scale = min(height / (bottom - top), width / (right - left))
+        font = ImageFont.load_default(max(1, int(100 * scale)))
+    left, top, right, bottom = (round(edge) for edge in font.getbbox(LABEL))
+    drawn = Image.new("L", (right - left, bottom - top))
+    ImageDraw.Draw(drawn).text((-left, -top), LABEL, fill=255, font=font)
+    glyphs = drawn.crop(drawn.getbbox() or (0, 0, drawn.width, drawn.height))
+    # Pillow without FreeType has one small bitmap font: enlarged by whole pixels, it stays crisp.
+    times = max(1, min(round(height / glyphs.height), width // glyphs.width))
+    return glyphs.resize((glyphs.width * times, glyphs.height * times), Image.Resampling.NEAREST)
+
+
+@dataclass(frozen=True)
+class Label:
+    """The band with LABEL, made once per render and pasted onto every frame."""
+
+    corner: tuple[int, int]
+    picture: Image.Image
+    mask: Image.Image
+
+    @classmethod
+    def for_frame(cls, width: int, height: int) -> Label:
+        """The label for width×height frames."""
+        left, top, right, bottom = label_box(width, height)
+        band = (right - left, bottom - top)
+        glyphs = _glyphs(max(1, round(band[1] * TEXT)), max(1, round(band[0] * 0.9)))
+        letters = Image.new("L", band)
+        letters.paste(glyphs, ((band[0] - glyphs.width) // 2, (band[1] - glyphs.height) // 2))
+        # Black shade under white letters: the letters opaque, the picture darkened around them.
+        mask = ImageChops.lighter(Image.new("L", band, SHADE), letters)
+        return cls((left, top), Image.merge("RGB", (letters, letters, letters)), mask)
+
+    def burn(self, frame: Image.Image) -> Image.Image:
+        """The frame with the label on it (changed in place)."""
+        frame.paste(self.picture, self.corner, self.mask)
+        return frame
+
+
 def _frames(
     source: Image.Image, size: tuple[int, int], motion: Motion, count: int
 ) -> Iterator[Image.Image]:
+    label = Label.for_frame(*size)
     for index in range(count):
         box = motion.window(source.width, source.height, _ease(index / max(1, count - 1)))
-        yield source.resize(size, Image.Resampling.BILINEAR, box=box)
+        yield label.burn(source.resize(size, Image.Resampling.BILINEAR, box=box))
 
 
 def _encode(
@@ -205,7 +259,7 @@ def render_preview(
     max_side: int = 720,
     stop: threading.Event | None = None,
 ) -> None:
-    """Render `image` as a silent `duration`-second H.264 MP4 at `out`, written atomically."""
+    """Render `image` as a silent `duration`-second H.264 MP4 at `out`, labelled, atomically."""
     if duration < 1 or fps < 1 or max_side < 2:
         raise ValueError("duration and fps must be positive, max_side at least 2")
     motion = motion_for(camera)
