@@ -71,6 +71,19 @@ async def test_env_file_is_read(tmp_path: Path) -> None:
     assert code == 2 and "TELEGRAM_BOT_TOKEN" not in err and "KIE_API_KEY" in err
 
 
+async def test_env_file_is_read_from_the_working_directory_only_and_the_environment_wins(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nPREVIEW_BACKEND=false\n")
+    below = tmp_path / "below"
+    below.mkdir()
+    code, err = await finished({}, below)
+    assert code == 2 and "TELEGRAM_BOT_TOKEN" in err, "a parent's .env is not read"
+    (below / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nLOG_LEVEL=chatty\n")
+    code, err = await finished({"LOG_LEVEL": "error", "PREVIEW_BACKEND": "false"}, below)
+    assert code == 2 and "LOG_LEVEL" not in err and "KIE_API_KEY" in err
+
+
 async def test_python_m_bot_serves_a_user_and_stops_on_sigterm(tmp_path: Path) -> None:
     telegram = FakeTelegram(token=TOKEN)
     async with (
