@@ -232,6 +232,122 @@ async def test_html_parse_mode_becomes_text_and_entities(fake: FakeTelegram, bot
         await bot.send_message(7, "<blink>x</blink>", parse_mode="HTML")
 
 
+async def test_parse_mode_must_be_one_telegram_knows(fake: FakeTelegram, bot: Bot) -> None:
+    with pytest.raises(BadRequest, match="Unsupported parse_mode"):
+        await bot.send_message(7, "<b>x</b>", parse_mode="Textile")
+    with pytest.raises(BadRequest, match="Unsupported parse_mode"):
+        await bot.send_photo(7, jpeg(10, 10), caption="x", parse_mode="XML")
+    assert fake.calls_of("sendMessage")[0].error == "Bad Request: unsupported parse_mode"
+    assert fake.messages == {}
+    # Any case; "none" and "" mean none; an empty text is refused for being empty.
+    assert (await bot.send_message(7, "<b>a</b>", parse_mode="html")).text == "a"
+    assert (await bot.send_message(7, "<b>a</b>", parse_mode="None")).text == "<b>a</b>"
+    with pytest.raises(BadRequest, match="Message text is empty"):
+        await bot.send_message(7, "", parse_mode="Textile")
+    # Markdown is accepted, not modelled: stored as sent.
+    assert (await bot.send_message(7, "*a*", parse_mode="MarkdownV2")).text == "*a*"
+
+
+async def test_inline_buttons_need_exactly_one_action(
+    fake: FakeTelegram, root: str, http: httpx.AsyncClient
+) -> None:
+    async def send(*buttons: dict[str, Any]) -> httpx.Response:
+        markup = {"inline_keyboard": [list(buttons)]}
+        body = {"chat_id": 7, "text": "pick", "reply_markup": markup}
+        return await http.post(f"{root}/bot{TOKEN}/sendMessage", json=body)
+
+    cant = "Bad Request: can't parse inline keyboard button: "
+    refused = {
+        "no action": ({"text": "A"}, f"{cant}Text buttons are unallowed in the inline keyboard"),
+        "empty data": (
+            {"text": "A", "callback_data": ""},
+            f"{cant}Text buttons are unallowed in the inline keyboard",
+        ),
+        "two actions": (
+            {"text": "A", "callback_data": "a", "url": "https://x.y"},
+            f"{cant}exactly one of the optional fields must be used (found url, callback_data)",
+        ),
+        "no text": ({"callback_data": "a"}, f'{cant}Can\'t find field "text"'),
+        "not an object": ("A", f"{cant}InlineKeyboardButton must be an Object"),
+        "data too long": (
+            {"text": "A", "callback_data": "é" * 33},
+            "Bad Request: BUTTON_DATA_INVALID",
+        ),
+    }
+    for case, (button, description) in refused.items():
+        answer = await send({"text": "ok", "callback_data": "ok"}, button)
+        assert (answer.status_code, answer.json()["description"]) == (400, description), case
+    assert fake.messages == {}
+    fine = [
+        {"text": "A", "callback_data": "a"},
+        {"text": "B", "url": "https://x.y"},
+        {"text": "C", "switch_inline_query": ""},
+        {"text": "D", "copy_text": {"text": "copied"}},
+    ]
+    assert (await send(*fine)).status_code == 200
+
+
+async def test_a_reply_needs_its_message_unless_allowed_without(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    incoming = fake.send_text(ANN, "hello")
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await bot.send_message(7, "x", reply_parameters=ReplyParameters(999))
+    assert fake.calls_of("sendMessage")[0].error == "Bad Request: message to be replied not found"
+    alone = await bot.send_message(
+        7, "x", reply_parameters=ReplyParameters(999, allow_sending_without_reply=True)
+    )
+    assert alone.reply_to_message is None
+    legacy = await bot.send_message(
+        7, "y", reply_to_message_id=999, allow_sending_without_reply=True
+    )
+    assert legacy.reply_to_message is None
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await bot.send_message(7, "y", reply_to_message_id=999)
+    # The message must be in this chat, and not deleted.
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await bot.send_message(8, "z", reply_parameters=ReplyParameters(incoming["message_id"]))
+    sent = await bot.send_message(7, "z", reply_parameters=ReplyParameters(incoming["message_id"]))
+    assert sent.reply_to_message is not None and sent.reply_to_message.text == "hello"
+    await bot.delete_message(7, sent.message_id)
+    with pytest.raises(BadRequest, match="Message to be replied not found"):
+        await bot.send_message(7, "z", reply_parameters=ReplyParameters(sent.message_id))
+
+
+async def test_set_webhook_wants_https_on_a_public_address_and_a_valid_secret(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    bad = "Bad Request: bad webhook: "
+    refused = {
+        "http://example.com/hook": f"{bad}An HTTPS URL must be provided for webhook",
+        "https://example.com:8080/hook": (
+            f"{bad}Webhook can be set up only on ports 80, 88, 443 or 8443"
+        ),
+        "https://127.0.0.1:8443/hook": f"{bad}IP address 127.0.0.1 is reserved",
+        "https://localhost/hook": f"{bad}IP address 127.0.0.1 is reserved",
+        "https://[2001:db8::1]/hook": f"{bad}IPv6-only addresses are not allowed",
+        "ftp://example.com/hook": "Bad Request: invalid webhook URL specified",
+        "http://127.0.0.1:8000/telegram": f"{bad}An HTTPS URL must be provided for webhook",
+    }
+    await bot.set_webhook("https://example.com/old")
+    for url, description in refused.items():
+        with pytest.raises(BadRequest):
+            await bot.set_webhook(url)
+        assert fake.calls_of("setWebhook")[-1].error == description, url
+    assert fake.webhook_url == ""  # the old webhook is gone, as in Telegram
+    for token, description in [("a" * 257, "is too long"), ("no spaces", "contains unallowed")]:
+        with pytest.raises(BadRequest, match=f"Secret token {description}"):
+            await bot.set_webhook("https://example.com/hook", secret_token=token)
+    assert await bot.set_webhook("example.com:8443/hook", secret_token="A-z_09" * 42)
+    assert fake.webhook_url == "example.com:8443/hook"
+
+    fake.allow_loopback_http_webhook = True
+    assert await bot.set_webhook("http://127.0.0.1:8000/telegram", secret_token="s")
+    assert await bot.set_webhook("http://[::1]:8000/telegram")
+    with pytest.raises(BadRequest, match="(?i)an https url must be provided"):
+        await bot.set_webhook("http://example.com/hook")
+
+
 async def test_limits_and_callback_answers(fake: FakeTelegram, bot: Bot) -> None:
     with pytest.raises(BadRequest, match=r"(?i)message is too long"):
         await bot.send_message(7, "x" * 4097)

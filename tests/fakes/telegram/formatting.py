@@ -13,6 +13,7 @@ JSON = dict[str, Any]
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+PARSE_MODES = frozenset({"html", "markdown", "markdownv2"})
 
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[^<>]*)?)>")
@@ -60,13 +61,23 @@ def user_caption(caption: str | None) -> JSON:
 
 
 def _formatted(text: str, params: JSON, entities_field: str) -> tuple[str, list[JSON] | None]:
-    """Apply parse_mode or explicit entities the way Telegram stores the result."""
+    """Apply parse_mode, else explicit entities, the way Telegram stores the result.
+
+    As in Telegram's server (``Client::get_formatted_text``), the mode is matched in any case,
+    "" and "none" mean none, an empty text is never parsed, and a mode wins over entities.
+    Markdown and MarkdownV2 are accepted but not modelled: their text is stored as sent.
+    """
+    mode = str(params.get("parse_mode") or "").lower()
+    if text and mode and mode != "none":
+        if mode not in PARSE_MODES:
+            raise bad_request("unsupported parse_mode")
+        if mode == "html":
+            plain, entities = parse_html(text)
+            return plain, entities or None
+        return text, None
     explicit = params.get(entities_field)
     if isinstance(explicit, list):
         return text, explicit or None
-    if str(params.get("parse_mode", "")).upper() == "HTML":
-        plain, entities = parse_html(text)
-        return plain, entities or None
     return text, None
 
 

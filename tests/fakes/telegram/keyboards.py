@@ -11,6 +11,21 @@ from tests.fakes.telegram.errors import bad_request
 JSON = dict[str, Any]
 
 MAX_CALLBACK_DATA_BYTES = 64
+# What an InlineKeyboardButton can do, in the order Telegram's server looks for them
+# (``Client::get_inline_keyboard_button_type`` in tdlib/telegram-bot-api).
+BUTTON_ACTIONS = (
+    "url",
+    "callback_data",
+    "callback_game",
+    "pay",
+    "switch_inline_query",
+    "switch_inline_query_chosen_chat",
+    "switch_inline_query_current_chat",
+    "login_url",
+    "web_app",
+    "copy_text",
+)
+_CANT_PARSE = "can't parse inline keyboard button: "
 
 
 def inline_markup(params: JSON) -> JSON | None:
@@ -20,18 +35,47 @@ def inline_markup(params: JSON) -> JSON | None:
         return None
     rows = markup["inline_keyboard"]
     if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-        raise bad_request("can't parse inline keyboard button")
+        raise bad_request(
+            'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+        )
     for button in itertools.chain.from_iterable(rows):
-        _check_button(button)
+        problem = _button_problem(button)
+        if problem is not None:
+            raise bad_request(problem)
     return copy.deepcopy(markup)
 
 
-def _check_button(button: Any) -> None:
-    if not isinstance(button, dict) or not button.get("text"):
-        raise bad_request("can't parse inline keyboard button: text is empty")
+def _button_problem(button: Any) -> str | None:
+    """Say why Telegram refuses an InlineKeyboardButton, or None if it takes it."""
+    if not isinstance(button, dict):
+        return f"{_CANT_PARSE}InlineKeyboardButton must be an Object"
+    text = button.get("text")
+    if text is None:
+        return f'{_CANT_PARSE}Can\'t find field "text"'
+    if not isinstance(text, str):
+        return f'{_CANT_PARSE}Field "text" must be of type String'
+    if not text:
+        # Not seen from the Bot API; MTProto's documented error for an invalid button text.
+        return "BUTTON_TEXT_INVALID"
+    actions = [name for name in BUTTON_ACTIONS if _has_action(button, name)]
+    if not actions:
+        return f"{_CANT_PARSE}Text buttons are unallowed in the inline keyboard"
+    if len(actions) > 1:
+        # Telegram's server takes the first action in its own order and ignores the rest;
+        # the Bot API documents "exactly one", so the fake refuses, in its own words.
+        found = ", ".join(actions)
+        return f"{_CANT_PARSE}exactly one of the optional fields must be used (found {found})"
     data = button.get("callback_data")
-    if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
-        raise bad_request("BUTTON_DATA_INVALID")
+    if data is not None and len(str(data).encode()) > MAX_CALLBACK_DATA_BYTES:
+        return "BUTTON_DATA_INVALID"
+    return None
+
+
+def _has_action(button: JSON, name: str) -> bool:
+    # Telegram's server takes an empty url or callback_data for none at all.
+    if name in ("url", "callback_data"):
+        return button.get(name) not in (None, "")
+    return name in button
 
 
 def require_button(message: JSON, callback_data: str) -> None:

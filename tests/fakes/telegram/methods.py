@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +20,10 @@ from tests.fakes.telegram.parsing import (
     JSON,
     Upload,
     chat_id_param,
+    flag,
     int_param,
     number_param,
+    reply_target,
 )
 from tests.fakes.telegram.state import MessageKey, StoredFile, TelegramState
 
@@ -32,6 +36,10 @@ NOT_MODIFIED = (
 )
 QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 _BOT_COMMAND_NAME_RE = re.compile(r"[a-z0-9_]{1,32}")
+# Ports Telegram delivers webhooks to; the token "" means no secret header.
+WEBHOOK_PORTS = frozenset({80, 88, 443, 8443})
+_SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]*")
+_BAD_WEBHOOK = "bad webhook: "
 _CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -169,15 +177,24 @@ class BotMethods:
     def delete_webhook(self, call: MethodCall) -> bool:
         """deleteWebhook: back to getUpdates."""
         self.state.webhook_url = ""
-        if call.params.get("drop_pending_updates") is True:
+        if flag(call.params.get("drop_pending_updates")):
             self.state.drop_updates()
         return True
 
     def set_webhook(self, call: MethodCall) -> bool:
-        """setWebhook: remember the URL (the fake never calls it: tests post the updates)."""
-        self.state.webhook_url = str(call.params.get("url", ""))
-        if call.params.get("drop_pending_updates") is True:
+        """setWebhook: check and remember the URL (the fake never calls it: tests post updates).
+
+        As in Telegram's server, the old webhook is gone and pending updates are dropped (when
+        asked) before the new URL is checked, so a refused one leaves no webhook behind.
+        """
+        self.state.webhook_url = ""
+        if flag(call.params.get("drop_pending_updates")):
             self.state.drop_updates()
+        url = str(call.params.get("url") or "")
+        if url:
+            _check_webhook_url(url, loopback_http=self.state.allow_loopback_http_webhook)
+            _check_secret_token(str(call.params.get("secret_token") or ""))
+        self.state.webhook_url = url
         return True
 
     def get_webhook_info(self, call: MethodCall) -> JSON:
@@ -272,21 +289,17 @@ class BotMethods:
         return self.state.bot_message(chat_id, content, reply_to, markup)
 
     def _reply_to(self, chat_id: int, params: JSON) -> JSON | None:
-        reply_parameters = params.get("reply_parameters")
-        if isinstance(reply_parameters, dict):
-            message_id = reply_parameters.get("message_id")
-        else:
-            message_id = params.get("reply_to_message_id")
-        if not isinstance(message_id, int):
+        """Return the message a send replies to; a missing one is a 400 unless allowed."""
+        target = reply_target(params)
+        if target is None:
             return None
-        known = self.state.known_message((chat_id, message_id))
-        if known is None:
-            return {
-                "message_id": message_id,
-                "date": int(time.time()),
-                "chat": self.state.chat(chat_id),
-            }
-        return known
+        chat = chat_id if target.chat_id is None else target.chat_id
+        message = self.state.known_message((chat, target.message_id))
+        if message is not None:
+            return message
+        if target.allow_sending_without_reply:
+            return None
+        raise bad_request("message to be replied not found")
 
     def _input_file(
         self, call: MethodCall, name: str, folder: str, default_suffix: str
@@ -401,3 +414,48 @@ def _check_bot_command(command: Any) -> None:
 
 def _without_edit_date(message: JSON) -> JSON:
     return {k: v for k, v in message.items() if k != "edit_date"}
+
+
+def _check_webhook_url(url: str, *, loopback_http: bool) -> None:
+    """Refuse a webhook URL as Telegram does (``WebhookActor::start_up`` and its IP check).
+
+    With `loopback_http`, an http or https URL on this machine's loopback, on any port, is
+    taken: Telegram refuses both, but a test's bot listens on plain loopback HTTP.
+    """
+    parts = urllib.parse.urlsplit(url if "://" in url else f"https://{url}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise bad_request("invalid webhook URL specified") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise bad_request("invalid webhook URL specified")
+    address = _host_address(host)
+    if loopback_http and address is not None and address.is_loopback:
+        return
+    if parts.scheme == "http":
+        raise bad_request(f"{_BAD_WEBHOOK}An HTTPS URL must be provided for webhook")
+    if (port or 443) not in WEBHOOK_PORTS:
+        raise bad_request(f"{_BAD_WEBHOOK}Webhook can be set up only on ports 80, 88, 443 or 8443")
+    if isinstance(address, ipaddress.IPv6Address):
+        raise bad_request(f"{_BAD_WEBHOOK}IPv6-only addresses are not allowed")
+    if address is not None and not address.is_global:
+        raise bad_request(f"{_BAD_WEBHOOK}IP address {address} is reserved")
+
+
+def _host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Return the address a host names when the fake knows it without DNS (else None)."""
+    if host == "localhost":
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _check_secret_token(token: str) -> None:
+    """Refuse a secret_token Telegram refuses: over 256 characters, or outside A-Za-z0-9_-."""
+    if len(token) > 256:
+        raise bad_request("secret token is too long")
+    if not _SECRET_TOKEN_RE.fullmatch(token):
+        raise bad_request("secret token contains unallowed characters")

@@ -182,3 +182,53 @@ def chat_id_param(params: JSON) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_request("chat not found")
     return value
+
+
+def flag(value: Any) -> bool:
+    """Read a Boolean parameter as Telegram does: true, "true", "yes" and 1 are true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value == 1
+    return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1")
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """The message a send replies to, and whether it may go out without it."""
+
+    chat_id: int | None
+    message_id: int
+    allow_sending_without_reply: bool
+
+
+def reply_target(params: JSON) -> ReplyTarget | None:
+    """Return what `reply_parameters` (or the older `reply_to_message_id`) asks for.
+
+    As Telegram's server reads it (``Client::get_reply_parameters``): without
+    reply_parameters, the top-level fields; an empty object or a message_id under 1 is no reply.
+    """
+    if "reply_parameters" not in params:
+        message_id = params.get("reply_to_message_id")
+        if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id < 1:
+            return None
+        return ReplyTarget(None, message_id, flag(params.get("allow_sending_without_reply")))
+    value = params["reply_parameters"]
+    if value in ("", None):
+        return None
+    if isinstance(value, str):
+        raise bad_request("can't parse reply parameters JSON object")
+    if not isinstance(value, dict):
+        raise bad_request("object expected as reply parameters")
+    if not value:
+        return None
+    if "message_id" not in value:
+        raise bad_request('can\'t find field "message_id"')
+    message_id = value["message_id"]
+    if isinstance(message_id, bool) or not isinstance(message_id, int):
+        raise bad_request('field "message_id" must be of type Number')
+    if message_id < 1:
+        return None
+    chat_id = value.get("chat_id")
+    chat = chat_id if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None
+    return ReplyTarget(chat, message_id, flag(value.get("allow_sending_without_reply")))

@@ -41,12 +41,25 @@ class _Fault:
 
 
 class FakeTelegram(TelegramState):
-    """An in-memory Telegram Bot API served as a Starlette app (`app`)."""
+    """An in-memory Telegram Bot API served as a Starlette app (`app`).
+
+    It refuses what the Bot API refuses, webhooks included: Telegram wants an https URL on a
+    public address and port 80, 88, 443 or 8443. `allow_loopback_http_webhook` is for tests
+    that run the bot in webhook mode: its web server listens on plain HTTP on 127.0.0.1 (where
+    production puts a TLS proxy on a public name), and the test posts the updates to it
+    itself. With it on, setWebhook also takes http and https URLs on a loopback address, any
+    port; everything else is still refused as Telegram would.
+    """
 
     def __init__(
-        self, token: str = "123456:TEST-TOKEN", bot_username: str = "kling_test_bot"
+        self,
+        token: str = "123456:TEST-TOKEN",
+        bot_username: str = "kling_test_bot",
+        *,
+        allow_loopback_http_webhook: bool = False,
     ) -> None:
         super().__init__(token, bot_username)
+        self.allow_loopback_http_webhook = allow_loopback_http_webhook
         self._methods = BotMethods(self)
         self._faults: dict[str, deque[_Fault]] = {}
         self._gates = Gates(None)

@@ -98,6 +98,8 @@ class TelegramState:
         self.file_downloads: list[str] = []
         self.blocked_users: set[int] = set()
         self.webhook_url = ""
+        # See FakeTelegram: take an http webhook on loopback, which Telegram refuses.
+        self.allow_loopback_http_webhook = False
         self.closed = False
         self._known: dict[MessageKey, JSON] = {}
         self._users: dict[int, FakeUser] = {}
