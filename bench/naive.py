@@ -124,9 +124,9 @@ class NaiveTracker(Tracker):
                 running = await self._tasks.advance(task.id, TaskState.RUNNING)
                 if running is not None:
                     task = running
-                    await self._messenger.show(running)
+                    await self._reporter.show(running)
             else:
-                await self._messenger.progress(task)
+                await self._reporter.progress(task)
 
     def _status_gate(self, backend: str) -> RateGate | None:
         """A queue in front of the backend's status-query limit (kie: 10 per second and key),

@@ -71,6 +71,14 @@ class Messenger:
         if self._shown.get(task.id) != text:
             await self._status(task, text, status_keyboard(task))
 
+    async def adopted(self, task: Task) -> None:
+        """Tell the user that a task we could not tell had started did start after all."""
+        if task.retried_as is not None:  # the user paid for another try meanwhile
+            text = t(task.lang, "status.adopted_retried", id=task.id, retry=task.retried_as)
+        else:
+            text = t(task.lang, "status.adopted", id=task.id)
+        await self.notify(task, text)
+
     async def show_waiting(self, task: Task, ahead: int) -> None:
         """Say that the task waits in the local queue for the backend's rate limit."""
         backend = self.catalogue.title(task.backend)

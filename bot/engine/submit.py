@@ -16,7 +16,7 @@ from bot.core.failures import Failure
 from bot.engine.alerts import FailureWatch
 from bot.engine.gate import RateGate
 from bot.engine.images import ImageError, fetch_image
-from bot.engine.messenger import Messenger
+from bot.engine.reporting import Reporter
 from bot.engine.tracker import Tracker
 from bot.providers.base import (
     ImageFile,
@@ -30,7 +30,6 @@ from bot.providers.catalogue import Catalogue, ModelSpec, request_refusal
 from bot.providers.errors import NotFoundError, ProviderError
 from bot.providers.paid import CREATE_ATTEMPTS, UncertainCreateError, create_once, settle
 from bot.providers.retry import with_retries
-from bot.texts import t
 from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
 
@@ -94,7 +93,7 @@ class Submitter:
         providers: dict[str, Provider],
         catalogue: Catalogue,
         tracker: Tracker,
-        messenger: Messenger,
+        reporter: Reporter,
         *,
         poll_interval: float,
         public_url: str | None,
@@ -107,8 +106,8 @@ class Submitter:
         self._providers = providers
         self._catalogue = catalogue
         self._tracker = tracker
-        self._messenger = messenger
-        self._watch = watch or FailureWatch(messenger)
+        self._reporter = reporter
+        self._watch = watch or FailureWatch(reporter)
         self._poll_interval = poll_interval
         self._public_url = public_url
         self._retry_base = retry_base
@@ -253,7 +252,7 @@ class Submitter:
             return
 
         async def tell(ahead: int) -> None:
-            await self._messenger.show_waiting(task, ahead)
+            await self._reporter.show_waiting(task, ahead)
 
         await gate.acquire(tell)
 
@@ -331,14 +330,8 @@ class Submitter:
         if adopted is None:
             return False
         log.info("task %s: started at %s after all; tracking it", task.id, provider.name)
-        if adopted.retried_as is not None:  # the user paid for another try meanwhile
-            text = t(
-                adopted.lang, "status.adopted_retried", id=adopted.id, retry=adopted.retried_as
-            )
-        else:
-            text = t(adopted.lang, "status.adopted", id=adopted.id)
-        await self._messenger.notify(adopted, text)
-        await self._messenger.show(adopted)
+        await self._reporter.adopted(adopted)
+        await self._reporter.show(adopted)
         return await self._tracker.callback_arrived(adopted)
 
     async def _queued(
@@ -358,7 +351,7 @@ class Submitter:
         if queued is not None:
             self._watch.worked(task.backend)
             self._tracker.poke()
-            await self._messenger.show(queued)
+            await self._reporter.show(queued)
 
     async def _give_up(self, task: Task, exc: ProviderError) -> None:
         """Fail a task whose create failed; an unsure one only while nothing adopted it."""
@@ -368,7 +361,7 @@ class Submitter:
         # A callback may have adopted the task meanwhile: only a still-unsure task fails.
         failed = await self._tasks.give_up_create(task.id, time.time())
         if failed is not None:
-            await self._messenger.show(failed)
+            await self._reporter.show(failed)
             await self._watch.failed(task.backend, Failure.UNCERTAIN, exc.message)
 
     async def _fail(self, task: Task, reason: Failure, detail: str | None) -> None:
@@ -376,5 +369,5 @@ class Submitter:
             task.id, TaskState.FAILED, error=reason, error_detail=detail, finished_at=time.time()
         )
         if failed is not None:
-            await self._messenger.show(failed)
+            await self._reporter.show(failed)
             await self._watch.failed(task.backend, reason, detail)

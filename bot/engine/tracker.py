@@ -13,7 +13,7 @@ from bot.core.failures import Failure
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import Deliverer
 from bot.engine.gate import RateGate
-from bot.engine.messenger import Messenger
+from bot.engine.reporting import Reporter
 from bot.engine.timing import GROWTH, MIN_GAP_SHARE, Timings
 from bot.providers.base import Provider, ProviderState, ProviderTask
 from bot.providers.errors import ProviderError
@@ -43,7 +43,7 @@ class Tracker:
         tasks: TaskRepository,
         providers: dict[str, Provider],
         deliverer: Deliverer,
-        messenger: Messenger,
+        reporter: Reporter,
         *,
         timings: Timings,
         poll_interval: float,
@@ -56,8 +56,8 @@ class Tracker:
         self._tasks = tasks
         self._providers = providers
         self._deliverer = deliverer
-        self._messenger = messenger
-        self._watch = watch or FailureWatch(messenger)
+        self._reporter = reporter
+        self._watch = watch or FailureWatch(reporter)
         self._timings = timings
         self._poll_interval = poll_interval
         # Status queries per backend stay within what the backend takes, across all tasks.
@@ -342,9 +342,9 @@ class Tracker:
         elif remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED:
             running = await self._tasks.advance(task.id, TaskState.RUNNING)
             if running is not None:
-                await self._messenger.show(running)
+                await self._reporter.show(running)
         else:
-            await self._messenger.progress(task)  # the time so far and the time left
+            await self._reporter.progress(task)  # the time so far and the time left
 
     def _next_look(self, task: Task, now: float) -> float:
         """When to look at the task next, after a look now, by its learned schedule."""
@@ -411,7 +411,7 @@ class Tracker:
             next_poll_at=now + self._late_interval,
         )
         if failed is not None:
-            await self._messenger.show(failed)
+            await self._reporter.show(failed)
             await self._watch.failed(task.backend, Failure.TIMEOUT, None)
 
     async def _late_check(self, task: Task) -> None:
@@ -443,6 +443,6 @@ class Tracker:
             next_poll_at=None,
         )
         if failed is not None:
-            await self._messenger.show(failed)
+            await self._reporter.show(failed)
             await self._watch.failed(task.backend, reason, detail)
         return failed
