@@ -1,0 +1,73 @@
+"""The import rules of the layers: nothing below imports upward (read from the source)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+# The Telegram layer: what speaks to users.
+PRESENTATION = (
+    "bot.app",
+    "bot.handlers",
+    "bot.commands",
+    "bot.render",
+    "bot.screens",
+    "bot.texts",
+    "bot.replies",
+    "bot.web",
+    "bot.services",
+    "bot.drafting",
+    "bot.callback_data",
+)
+# Still speaking Telegram inside the engine, until the Deliverer is split (issue 13).
+ENGINE_SPEAKS_TELEGRAM = (
+    "bot/engine/messenger.py",
+    "bot/engine/deliver.py",
+    "bot/engine/upload.py",
+)
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, absolute names."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def offending(path: Path, banned: tuple[str, ...]) -> list[str]:
+    return sorted(
+        name
+        for name in imports(path)
+        if any(name == ban or name.startswith(ban + ".") for ban in banned)
+    )
+
+
+@pytest.mark.parametrize("path", modules("storage"), ids=lambda p: p.name)
+def test_storage_imports_nothing_of_the_bot(path: Path) -> None:
+    assert offending(path, ("bot", "telegram")) == []
+
+
+@pytest.mark.parametrize(
+    "path", modules("bot/providers") + modules("bot/core"), ids=lambda p: p.name
+)
+def test_providers_and_the_core_know_no_telegram_engine_or_storage(path: Path) -> None:
+    assert offending(path, ("telegram", "bot.engine", "storage", *PRESENTATION)) == []
+
+
+@pytest.mark.parametrize("path", modules("bot/engine"), ids=lambda p: p.name)
+def test_the_engine_never_points_up_at_the_telegram_layer(path: Path) -> None:
+    banned: tuple[str, ...] = ("bot.app", "bot.handlers", "bot.commands", "bot.web")
+    if path.relative_to(ROOT).as_posix() not in ENGINE_SPEAKS_TELEGRAM:
+        banned += (*PRESENTATION, "telegram.ext")
+    assert offending(path, banned) == []
