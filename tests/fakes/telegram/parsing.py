@@ -14,6 +14,13 @@ from tests.fakes.telegram.errors import TOO_LARGE, ApiError, bad_request
 
 JSON = dict[str, Any]
 
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+# A request may carry one file of the largest size plus its other fields; past that the
+# body is read and dropped, not kept, so a runaway upload takes neither memory nor disk.
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
+# Form fields are text: a message is at most 4096 characters, reply_markup a few kB.
+MAX_FIELD_BYTES = 1024 * 1024
+
 # Form values that are free text or file references: never JSON-decode these ("42" stays "42").
 _TEXT_FIELDS = frozenset(
     {
@@ -48,14 +55,6 @@ _TEXT_FIELDS = frozenset(
         "cover",
     }
 )
-
-
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-# A request may carry one file of the largest size plus its other fields; past that the
-# body is read and dropped, not kept, so a runaway upload takes neither memory nor disk.
-MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 1024 * 1024
-# Form fields are text: a message is at most 4096 characters, reply_markup a few kB.
-MAX_FIELD_BYTES = 1024 * 1024
 
 
 @dataclass
