@@ -36,8 +36,9 @@ NOT_MODIFIED = (
 )
 QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
 _BOT_COMMAND_NAME_RE = re.compile(r"[a-z0-9_]{1,32}")
-# Ports Telegram delivers webhooks to; the token "" means no secret header.
+# The ports Telegram delivers webhooks to.
 WEBHOOK_PORTS = frozenset({80, 88, 443, 8443})
+# An empty secret_token is no secret_token: Telegram then sends no secret header.
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]*")
 _BAD_WEBHOOK = "bad webhook: "
 _CHAT_ACTIONS = frozenset(
