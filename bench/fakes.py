@@ -131,7 +131,8 @@ class BenchKie(FakeKie):
     """FakeKie whose tasks take times from a TaskTimes, in creation order.
 
     It also notes when the bot learned that a task was done: the arrival (time.time()) of the
-    first status request answered with success, by task id.
+    first status request answered with success, by task id; and the arrival of every status
+    request, refused or not.
     """
 
     backend: ClassVar[str] = "kie"
@@ -140,6 +141,7 @@ class BenchKie(FakeKie):
         super().__init__(**kwargs)
         self.spread = Spread(times)
         self.seen_done: dict[str, float] = {}
+        self.status_times: list[float] = []
         # kie's status limit (10 recordInfo per second and key), where the fake has one:
         # the same count in a window `time_scale` times shorter.
         limit = getattr(self, "status_limit", None)
@@ -162,6 +164,7 @@ class BenchKie(FakeKie):
 
     async def _record_info(self, request: Request) -> Response:
         arrived = time.time()
+        self.status_times.append(arrived)
         response = await super()._record_info(request)
         body = _answer(response)
         data = body.get("data") if isinstance(body, dict) and body.get("code") == 200 else None
@@ -187,7 +190,7 @@ class BenchKling(FakeKling):
 
     Like BenchKie it notes the first status answer that said "succeed", by task id, whether a
     per-task query (`GET /v1/videos/image2video/{id}`) or a list call (`GET
-    /v1/videos/image2video?pageNum=…`) gave it.
+    /v1/videos/image2video?pageNum=…`) gave it; and the arrival of every such request.
     """
 
     backend: ClassVar[str] = "kling"
@@ -196,6 +199,7 @@ class BenchKling(FakeKling):
         super().__init__(access_key=KLING_ACCESS_KEY, secret_key=KLING_SECRET_KEY, **kwargs)
         self.spread = Spread(times)
         self.seen_done: dict[str, float] = {}
+        self.status_times: list[float] = []
 
     @property
     def refused(self) -> int:
@@ -212,12 +216,14 @@ class BenchKling(FakeKling):
 
     async def _query(self, kind: str, request: Request) -> Response:
         arrived = time.time()
+        self.status_times.append(arrived)
         response = await super()._query(kind, request)
         self._note_done(_answer(response), arrived)
         return response
 
     async def _list(self, kind: str, request: Request) -> Response:
         arrived = time.time()
+        self.status_times.append(arrived)
         response = await super()._list(kind, request)
         self._note_done(_answer(response), arrived)
         return response

@@ -23,6 +23,8 @@ TARGET_AGES = (120.0, 310.0)
 # status query about one task, "list" one about every task (Kling's list call), "lookup" a
 # search by our external id.
 PROVIDER_KINDS = ("upload", "create", "poll", "list", "lookup", "download")
+# Status queries per second are read over windows this many real-life seconds long.
+RATE_WINDOW = 10.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ class RunResult:
     profile: Path | None = None
     warmup: Wave | None = None
     refused: int = 0  # status queries the provider refused for going over its limit
+    # The most status requests (per-task queries and list calls) the provider received in any
+    # RATE_WINDOW real-life seconds of the measured wave, per real-life second.
+    peak_status_per_s: float = math.nan
 
     @property
     def provider_api_calls(self) -> float:
@@ -256,7 +261,21 @@ def summarize(raw: RawRun) -> RunResult:
         profile=raw.profile,
         warmup=Wave.of(raw.warm, fake.video) if raw.warm is not None else None,
         refused=fake.refused - raw.refused_mark,
+        peak_status_per_s=peak_rate(fake.status_times[raw.status_mark :], RATE_WINDOW / k) / k,
     )
+
+
+def peak_rate(moments: list[float], window: float) -> float:
+    """The most of `moments` (seconds) in any `window` seconds, per second; NaN for none."""
+    if not moments:
+        return math.nan
+    ordered = sorted(moments)
+    most, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while ordered[first] <= moment - window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most / window
 
 
 def _rate(count: int, start: float, moments: list[float]) -> float:

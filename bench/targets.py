@@ -32,6 +32,14 @@ MAX_POLL_SHARE = 0.5
 MAX_KLING_MEDIAN_S = 1.5
 MAX_KLING_STATUS = 1.0
 ISSUE_12 = "issue 12: learned poll schedule"
+# kie answers 10 status queries per second and key; the bot's gate lets 10 through per 1.1 s.
+KIE_STATUS_PER_S = 10.0
+KIE_GATE_PER_S = KIE_STATUS_PER_S / 1.1
+# The bot creates kie tasks at most 20 per 11 s (kie takes 20 per 10 s).
+KIE_CREATES_PER_S = 20 / 11
+# A run whose status queries peaked at this share of the gate's rate was held by kie's limit
+# (a gate kept busy shows its own rate or a little above, as arrivals bunch).
+AT_LIMIT = 0.99
 
 
 @dataclass(frozen=True)
@@ -74,12 +82,7 @@ def evaluate(
     found += [
         _kie_60(results),
         _kling_60(results),
-        _both(
-            f"tasks of 2–5 min: still noticed within {MAX_DETECTION_SHARE:.0%} of their age, "
-            f"with ≥ {MIN_POLL_RATIO:.0f}× fewer polls than the baseline",
-            detection,
-            polls,
-        ),
+        _long(results),
         _both(
             f"{AT_ONCE:,} users at once: still everyone exactly one video, peak RSS ≤ "
             f"{MAX_RSS_MB:.0f} MB",
@@ -103,6 +106,96 @@ def _both(goal: str, first: Target | None, second: Target | None) -> Target:
     else:
         verdict = "met"
     return Target(goal, measured, verdict, ISSUE_12)
+
+
+def at_kie_limit(run: RunResult) -> bool:
+    """Whether kie's status limit held the run's status queries back at their peak."""
+    return run.scenario.backend == "kie" and run.peak_status_per_s >= AT_LIMIT * KIE_GATE_PER_S
+
+
+def _limit_note(run: RunResult) -> str:
+    """Said of a run whose status queries ran at kie's limit."""
+    if not at_kie_limit(run):
+        return ""
+    return (
+        f"; status queries ran at kie's limit (peak {run.peak_status_per_s:.1f} per real-life "
+        f"second over 10 s; kie takes {KIE_STATUS_PER_S:g}, the bot's gate "
+        f"{KIE_GATE_PER_S:.1f}): the limit, not the schedule, set the {run.scenario.tracker} "
+        "tracker's pace"
+    )
+
+
+def _long(results: Sequence[RunResult]) -> Target:
+    goal = (
+        f"tasks of 2–5 min: still noticed within {MAX_DETECTION_SHARE:.0%} of their age (p99 "
+        f"and max), with ≥ {MIN_POLL_RATIO:.0f}× fewer polls than a baseline polling every "
+        f"5 s; judged in the long scenario, where kie's {KIE_STATUS_PER_S:g} status queries "
+        f"per second do not bind, with {AT_ONCE:,} users at once beside it"
+    )
+    ours, naive = _learned(results, "long")
+    beside = _thousand(results)
+    if ours is None:
+        return Target(goal, "not run (the long scenario)" + beside, "not shown", ISSUE_12)
+    share = ours.detection_share_target
+    punctual = ours.punctual_naive_target
+    fewer = ratio(punctual, ours.polls_target)
+    measured = (
+        f"long, {ours.users} users after a warm-up of "
+        f"{ours.warmup.users if ours.warmup else 0}: delay ÷ age p50 {share.p50:.1%}, "
+        f"p99 {share.p99:.1%}, max {share.max:.1%} (delay p99 {ours.detection_s.p99:.1f} s "
+        f"real-life); polls per task of 2–5 min {ours.polls_target:.1f} vs a punctual 5 s "
+        f"poller's {punctual:.1f}: {fewer:.2f}× fewer; peak "
+        f"{ours.peak_status_per_s:.1f} status queries per real-life second over 10 s"
+    )
+    if naive is not None:
+        measured += (
+            f"; the naive baseline, kept to kie's limit, made {naive.polls_target:.1f} "
+            f"({ratio(naive.polls_target, ours.polls_target):.2f}× ours) and noticed tasks "
+            f"p50 {naive.detection_s.p50:.1f} / p99 {naive.detection_s.p99:.1f} s after they "
+            f"ended (ours {ours.detection_s.p50:.1f} / {ours.detection_s.p99:.1f} s)"
+        )
+    measured += _caveats(ours) + _limit_note(ours) + beside
+    if not share.count:
+        return Target(goal, measured, "not shown", ISSUE_12)
+    ok = (
+        share.p99 <= MAX_DETECTION_SHARE
+        and share.max <= MAX_DETECTION_SHARE
+        and fewer >= MIN_POLL_RATIO
+        and ours.waves_perfect
+    )
+    return Target(goal, measured, _judge(ok), ISSUE_12)
+
+
+def _thousand(results: Sequence[RunResult]) -> str:
+    """The load runs in poll mode, said beside the long scenario's figures."""
+    polled = [
+        r
+        for r in results
+        if r.scenario.group == "load"
+        and not r.scenario.public_url
+        and r.detection_share_target.count
+    ]
+    ours = [r for r in polled if r.scenario.tracker == "real"]
+    if not ours:
+        return ""
+    worst = max(ours, key=lambda r: r.detection_share_target.max)
+    naive = next((r for r in polled if r.scenario.tracker == "naive"), None)
+    share = worst.detection_share_target
+    said = (
+        f". Beside it, {worst.users:,} users at once (load, poll mode, kie creating at its "
+        f"maximum for {worst.users / KIE_CREATES_PER_S:.0f} s): delay ÷ age p99 "
+        f"{share.p99:.1%}, max {share.max:.1%}, {worst.polls_target:.1f} polls per task of "
+        "2–5 min"
+    )
+    if naive is not None:
+        said += f" (the naive baseline, kept to kie's limit, {naive.polls_target:.1f})"
+    said += f", peak {worst.peak_status_per_s:.1f} status queries per real-life second"
+    if share.max > MAX_DETECTION_SHARE and at_kie_limit(worst):
+        said += (
+            f": there kie's {KIE_STATUS_PER_S:g} status queries per second cannot carry the "
+            f"{MAX_DETECTION_SHARE:.0%} rule; at that load use callbacks (PUBLIC_URL)"
+        )
+    return said
 
 
 def _learned(results: Sequence[RunResult], group: str) -> tuple[RunResult | None, RunResult | None]:
@@ -252,6 +345,7 @@ def _poll_ratio(results: Sequence[RunResult]) -> Target | None:
     )
     if base.busy > BUSY:
         measured += f"; the baseline was CPU-bound ({base.busy:.0%} of a core): its count is low"
+    measured += _limit_note(base) + _limit_note(ours)
     punctual = ours.punctual_naive_target
     if base.polls_target < LATE_BASELINE * punctual:
         measured += (
@@ -278,6 +372,12 @@ def _detection(runs: Sequence[RunResult]) -> Target | None:
     )
     if worst.busy > BUSY:
         measured += f"; the bot was CPU-bound ({worst.busy:.0%} of a core)"
+    measured += _limit_note(worst)
+    if share.max > MAX_DETECTION_SHARE and at_kie_limit(worst):
+        measured += (
+            f"; at {worst.users:,} users kie's {KIE_STATUS_PER_S:g} status queries per second "
+            f"cannot carry the {MAX_DETECTION_SHARE:.0%} rule: use callbacks (PUBLIC_URL)"
+        )
     return Target(goal, measured, _judge(share.max <= MAX_DETECTION_SHARE))
 
 
