@@ -27,6 +27,7 @@ from bot.handlers import ALBUM_WAIT, Handlers
 from bot.providers.backend import BuildContext
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
+from bot.sending import TelegramRecipient
 from bot.services import Services
 from bot.web import (
     WEBHOOK_PATH,
@@ -180,8 +181,8 @@ class KlingBot:
         deliverer = Deliverer(
             tasks,
             messenger,
+            TelegramRecipient(messenger, uploader),
             downloads,
-            uploader,
             local_roots=tuple(root for p in providers.values() for root in p.local_roots),
             retry_delay=min(RETRY_DELAY, 30 * settings.poll_interval),
         )

@@ -22,10 +22,9 @@ PRESENTATION = (
     "bot.drafting",
     "bot.callback_data",
 )
-# Still speaking Telegram inside the engine, until the Deliverer is split (issue 13).
+# Still speaking Telegram inside the engine, until they move to the Telegram layer (issue 13).
 ENGINE_SPEAKS_TELEGRAM = (
     "bot/engine/messenger.py",
-    "bot/engine/deliver.py",
     "bot/engine/upload.py",
 )
 

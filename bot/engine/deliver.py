@@ -1,10 +1,9 @@
-"""Deliver a finished video exactly once: claim, download to a temporary file, send."""
+"""Deliver a finished video exactly once: claim, download to a temporary file, hand it over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import os
 import shutil
@@ -15,15 +14,8 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import httpx
-from telegram.constants import ChatAction
-from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot.background import alongside
-from bot.engine.messenger import Messenger
-from bot.engine.upload import VideoUploader
-from bot.render import video_caption
-from bot.screens import video_keyboard
-from bot.texts import t
+from bot.engine.reporting import LinkReason, Recipient, Reporter, Sent
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
 
@@ -68,9 +60,9 @@ class Deliverer:
     def __init__(
         self,
         tasks: TaskRepository,
-        messenger: Messenger,
+        reporter: Reporter,
+        recipient: Recipient,
         client: httpx.AsyncClient,
-        uploader: VideoUploader,
         upload_limit: int = UPLOAD_LIMIT,
         local_roots: tuple[Path, ...] = (),
         retry_delay: float = RETRY_DELAY,
@@ -78,9 +70,9 @@ class Deliverer:
         self._tasks = tasks
         # A video Telegram refused (and a link to it) is tried again this much later.
         self._retry_delay = retry_delay
-        self._messenger = messenger
+        self._reporter = reporter
+        self._recipient = recipient
         self._client = client
-        self._uploader = uploader
         self._upload_limit = upload_limit
         # file:// results are read only below these folders (the preview backend's output).
         self._local_roots = tuple(root.resolve() for root in local_roots)
@@ -97,7 +89,7 @@ class Deliverer:
         """Finish a delivery cut off (or refused) before, without ever sending a second video."""
         if task.sending_at is None:
             await self._finish(task)  # nothing had gone to Telegram yet
-        elif await self._link(task, "video.resent_link", id=task.id):
+        elif await self._link(task, LinkReason.RESENT):
             await self._done(task)
         else:
             await self._try_again_later(task)
@@ -116,12 +108,12 @@ class Deliverer:
     async def _done(self, task: Task) -> None:
         done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
         if done is not None:
-            await self._messenger.show(done)
+            await self._reporter.show(done)
 
     async def _send(self, task: Task) -> bool:
         """Send the video, or a link to it; False if the user surely got neither."""
         assert task.result_url is not None
-        if await self._messenger.chats.is_blocked(task.chat_id):
+        if await self._recipient.turned_away(task):
             log.info("task %s: chat %s blocks the bot; video not sent", task.id, task.chat_id)
             return True
         fd, name = tempfile.mkstemp(prefix=f"kling-bot-{task.id}-", suffix=".mp4")
@@ -131,11 +123,10 @@ class Deliverer:
             try:
                 await self._download(task.result_url, path)
             except VideoTooLarge as exc:
-                size = round(exc.size / 1024 / 1024)
-                return await self._link(task, "video.too_big", size=size)
+                return await self._link(task, LinkReason.TOO_BIG, round(exc.size / 1024 / 1024))
             except (httpx.HTTPError, OSError) as exc:
                 log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
-                return await self._link(task, "video.link")
+                return await self._link(task, LinkReason.UNSENT)
             return await self._upload(task, path)
         finally:
             with contextlib.suppress(OSError):
@@ -164,61 +155,15 @@ class Deliverer:
         shutil.copyfile(source, path)
 
     async def _upload(self, task: Task, path: Path) -> bool:
-        bot = self._messenger.bot
-        try:
-            # The chat action is also a cheap probe: no upload to a chat that blocked us.
-            await bot.send_chat_action(task.chat_id, ChatAction.UPLOAD_VIDEO)
-        except Forbidden:
-            await self._messenger.blocked(task.chat_id)
-            return True
-        except TelegramError as exc:
-            log.info("task %s: chat action failed: %s", task.id, exc)
+        if not await self._recipient.ready(task):
+            return True  # the user turned the bot away: nothing more to do
         await self._tasks.mark_sending(task.id)
-        try:
-            # Telegram shows "sending a video…" in the chat for as long as the upload takes.
-            async with alongside(self._upload_action(task.chat_id)):
-                await self._send_file(task, path)
-        except Forbidden:
-            await self._messenger.blocked(task.chat_id)
-        except (BadRequest, TelegramError) as exc:
-            # Whether a timed-out upload arrived is unknown; a link is never a second video.
-            log.warning("task %s: sendVideo failed (%s); sending a link", task.id, exc)
-            return await self._link(task, "video.link")
+        sent = await self._recipient.send_video(task, path)
+        if sent is Sent.REFUSED:
+            # Whether a cut-off upload arrived is unknown; a link is never a second video.
+            return await self._link(task, LinkReason.UNSENT)
         return True
 
-    async def _send_file(self, task: Task, path: Path) -> None:
-        await self._uploader.send_video(
-            task.chat_id,
-            path,
-            caption=video_caption(task, self._messenger.catalogue),
-            reply_to=task.source_message_id,
-            reply_markup=video_keyboard(task),
-            filename=f"kling-{task.id}.mp4",
-        )
-
-    async def _link(self, task: Task, key: str, **values: object) -> bool:
-        """Send the video's link in the notice `key`; False if the user surely did not get it."""
-        url = task.result_url or ""
-        if not url.startswith(("http://", "https://")):  # a local file is no use to the user
-            unavailable = t(task.lang, "video.unavailable", id=task.id)
-            return await self._notice(task, unavailable, unavailable)
-        # The provider's URL may hold & < >: escaped for HTML, as it is in plain text.
-        text = t(task.lang, key, url=html.escape(url), **values)
-        return await self._notice(task, text, t(task.lang, key, url=url, **values))
-
-    async def _notice(self, task: Task, text: str, plain: str) -> bool:
-        """Send a notice, in plain text if its HTML is refused; False if neither arrived."""
-        for body, as_plain in ((text, False), (plain, True)):
-            if await self._messenger.notify(task, body, plain=as_plain) is not None:
-                return True
-            if await self._messenger.chats.is_blocked(task.chat_id):
-                return True  # the user turned the bot away: as with a video, nothing more to do
-        log.warning("task %s: its notice was refused twice; the task stays undelivered", task.id)
-        return False
-
-    async def _upload_action(self, chat_id: int) -> None:
-        # Telegram shows a chat action for five seconds; renew it until cancelled.
-        with contextlib.suppress(TelegramError):
-            while True:
-                await asyncio.sleep(4.5)
-                await self._messenger.bot.send_chat_action(chat_id, ChatAction.UPLOAD_VIDEO)
+    async def _link(self, task: Task, reason: LinkReason, size_mb: int = 0) -> bool:
+        """Send the video's link; False if the user surely did not get it."""
+        return await self._recipient.send_link(task, reason, task.result_url or "", size_mb)
