@@ -344,7 +344,7 @@ async def test_set_webhook_wants_https_on_a_public_address_and_a_valid_secret(
     fake.allow_loopback_http_webhook = True
     assert await bot.set_webhook("http://127.0.0.1:8000/telegram", secret_token="s")
     assert await bot.set_webhook("http://[::1]:8000/telegram")
-    with pytest.raises(BadRequest, match="(?i)an https url must be provided"):
+    with pytest.raises(BadRequest, match=r"(?i)an https url must be provided"):
         await bot.set_webhook("http://example.com/hook")
 
 
