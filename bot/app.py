@@ -175,9 +175,7 @@ class KlingBot:
             admins=settings.admin_user_ids,
             timings=timings,
         )
-        uploader = VideoUploader(
-            settings.telegram_api_url, settings.token, downloads, application.bot.rate_limiter
-        )
+        uploader = VideoUploader(application.bot)
         deliverer = Deliverer(
             tasks,
             messenger,
