@@ -15,7 +15,9 @@ from storage.models import Task
 from storage.timings import TimingRepository, read_run_times
 
 # The newest finished tasks of a kind that make up what is learned; older ones are forgotten.
-KEEP = 40
+# Many: the first to finish of a wave started together are its shortest, and should not
+# outweigh the rest.
+KEEP = 100
 # Below this many samples the built-in defaults stand in for the learned times.
 LEARNED_AFTER = 5
 # Samples older than this no longer describe the provider.
