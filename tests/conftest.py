@@ -202,7 +202,9 @@ async def harness(make_harness: Callable[..., Settings]) -> AsyncIterator[Callab
         provider_timeout: float | None = None,
         **overrides: Any,
     ) -> AsyncIterator[Harness]:
-        telegram = FakeTelegram(token=TOKEN)
+        # In webhook mode the bot listens on plain HTTP on loopback: see FakeTelegram.
+        webhook = bool(overrides.get("telegram_webhook"))
+        telegram = FakeTelegram(token=TOKEN, allow_loopback_http_webhook=webhook)
         async with AsyncExitStack() as stack:
             kie = await stack.enter_async_context(FakeKie(api_key=KIE_KEY, hmac_key=kie_hmac))
             tg_url = await stack.enter_async_context(serve(telegram.app))
