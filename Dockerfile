@@ -9,7 +9,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY storage ./storage
-RUN pip install . \
+# The [preview] extra (PyAV) keeps the free preview working without keys; build with
+# --build-arg EXTRAS= for a lean image without it.
+ARG EXTRAS=preview
+RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin kling \
     && mkdir -p /data \
     && chown kling /data

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from bot.providers.extras import PREVIEW, Extra
 
 
@@ -20,3 +22,19 @@ def test_a_missing_extra_says_how_to_install_it() -> None:
         "PREVIEW_BACKEND=true needs PyAV, which the default install leaves out: "
         'pip install "kling-bot[preview]" (from a checkout: pip install ".[preview]").'
     )
+
+
+def test_without_pyav_the_preview_is_off_unless_asked_for_and_then_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.providers import preview
+
+    monkeypatch.setattr(Extra, "installed", lambda self: False)
+    unset = preview.PreviewSettings()
+    assert not preview.BACKEND.enabled(unset)
+    assert preview.BACKEND.problems(unset) == []
+    asked = preview.PreviewSettings(preview_backend=True)
+    (problem,) = preview.BACKEND.problems(asked)
+    assert problem.startswith("PREVIEW_BACKEND=true needs PyAV")
+    monkeypatch.setattr(Extra, "installed", lambda self: True)
+    assert preview.BACKEND.enabled(unset) is None  # on exactly when no paid backend is set

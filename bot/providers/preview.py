@@ -39,6 +39,7 @@ from bot.providers.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
+from bot.providers.extras import PREVIEW as PYAV
 
 log = logging.getLogger(__name__)
 
@@ -464,13 +465,28 @@ def _build(settings: PreviewSettings, context: BuildContext) -> Provider:
     return PreviewProvider(context.data_directory / "preview")
 
 
+def _enabled(settings: PreviewSettings) -> bool | None:
+    # Left unset, it is on only where PyAV is installed (the [preview] extra).
+    if settings.preview_backend is None and not PYAV.installed():
+        return False
+    return settings.preview_backend
+
+
+def _problems(settings: PreviewSettings) -> list[str]:
+    if settings.preview_backend and not PYAV.installed():
+        return [PYAV.needed_by("PREVIEW_BACKEND=true")]
+    return []
+
+
 BACKEND = Backend(
     name="preview",
     title="no AI",
     settings=PreviewSettings,
     models=(MODEL,),
     build=_build,
-    enabled=lambda settings: settings.preview_backend,
+    enabled=_enabled,
     paid=False,
-    hint="PREVIEW_BACKEND=true for the free preview",
+    problems=_problems,
+    hint="PREVIEW_BACKEND=true for the free preview"
+    + ("" if PYAV.installed() else ', after pip install ".[preview]"'),
 )
