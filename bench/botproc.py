@@ -22,8 +22,8 @@ import bot.app
 from bench.naive import NaiveTracker
 from bot.__main__ import configured
 from bot.app import KlingBot
+from bot.chat.messenger import PROGRESS_INTERVAL
 from bot.config import Settings
-from bot.engine.messenger import PROGRESS_INTERVAL
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
 

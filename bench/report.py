@@ -20,7 +20,7 @@ MINUTES = (2, 3, 4)
 FRAMES = {
     "Tracker._poll": "_poll (bot/engine/tracker.py",
     "provider fetch (poll)": "fetch (bot/providers/kie.py",
-    "Messenger.progress/show (status edits)": "_status (bot/engine/messenger.py",
+    "Messenger.progress/show (status edits)": "_status (bot/chat/messenger.py",
     "Deliverer.deliver": "deliver (bot/engine/deliver.py",
     "Submitter.submit": "submit (bot/engine/submit.py",
     "PTB process_update (handlers)": "process_update (telegram/ext/_application.py",

@@ -14,20 +14,21 @@ from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
+from bot.chat.messenger import PROGRESS_INTERVAL, Messenger
+from bot.chat.photos import TelegramPhotos
+from bot.chat.sending import TelegramRecipient
+from bot.chat.upload import VideoUploader
 from bot.commands import Commands, set_commands
 from bot.config import Settings
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import RETRY_DELAY, Deliverer
-from bot.engine.messenger import PROGRESS_INTERVAL, Messenger
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker
-from bot.engine.upload import VideoUploader
 from bot.handlers import ALBUM_WAIT, Handlers
 from bot.providers.backend import BuildContext
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
-from bot.sending import TelegramRecipient
 from bot.services import Services
 from bot.web import (
     WEBHOOK_PATH,
@@ -203,7 +204,7 @@ class KlingBot:
             watch=watch,
         )
         submitter = Submitter(
-            application.bot,
+            TelegramPhotos(application.bot),
             tasks,
             providers,
             catalogue,

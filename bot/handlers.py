@@ -22,6 +22,7 @@ from telegram.ext import (
 
 from bot.callback_data import Action, DraftButton, decode
 from bot.caption import Caption, parse_caption
+from bot.chat.photos import TelegramPhotos
 from bot.core.failures import Failure
 from bot.drafting import (
     apply_button,
@@ -32,7 +33,7 @@ from bot.drafting import (
     model_for_album,
     refusal_text,
 )
-from bot.engine.images import LONGEST, SMALLEST, ImageError, check_file, size_problem
+from bot.engine.images import LONGEST, SMALLEST, ImageError, size_problem
 from bot.providers.catalogue import ModelSpec
 from bot.render import camera_menu, draft_keyboard, draft_text, model_menu, status_text
 from bot.replies import Context, answer, edit, edit_markup, reply, send_reply
@@ -140,7 +141,7 @@ class Handlers:
                 await reply(update, t(lang, "file_too_big"))
                 return
             try:
-                await check_file(context.bot, message.document.file_id)
+                await TelegramPhotos(context.bot).check(message.document.file_id)
             except ImageError as exc:
                 await reply(update, refusal(lang, exc.reason))
                 return

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from telegram import User
 
+from bot.chat.messenger import Messenger
 from bot.config import Settings
-from bot.engine.messenger import Messenger
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker

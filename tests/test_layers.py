@@ -21,11 +21,7 @@ PRESENTATION = (
     "bot.services",
     "bot.drafting",
     "bot.callback_data",
-)
-# Still speaking Telegram inside the engine, until they move to the Telegram layer (issue 13).
-ENGINE_SPEAKS_TELEGRAM = (
-    "bot/engine/messenger.py",
-    "bot/engine/upload.py",
+    "bot.chat",
 )
 
 
@@ -65,8 +61,5 @@ def test_providers_and_the_core_know_no_telegram_engine_or_storage(path: Path) -
 
 
 @pytest.mark.parametrize("path", modules("bot/engine"), ids=lambda p: p.name)
-def test_the_engine_never_points_up_at_the_telegram_layer(path: Path) -> None:
-    banned: tuple[str, ...] = ("bot.app", "bot.handlers", "bot.commands", "bot.web")
-    if path.relative_to(ROOT).as_posix() not in ENGINE_SPEAKS_TELEGRAM:
-        banned += (*PRESENTATION, "telegram.ext")
-    assert offending(path, banned) == []
+def test_the_engine_speaks_no_telegram(path: Path) -> None:
+    assert offending(path, ("telegram", *PRESENTATION)) == []

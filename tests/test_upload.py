@@ -16,7 +16,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
-from bot.engine.upload import UPLOAD_TIMEOUT, VideoUploader
+from bot.chat.upload import UPLOAD_TIMEOUT, VideoUploader
 
 TOKEN = "123:SECRET-token-abcdefghijklmnopqrst"
 ME = {"id": 123, "is_bot": True, "first_name": "Kling", "username": "kling_test_bot"}

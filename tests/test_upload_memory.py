@@ -24,7 +24,7 @@ CHILD = """
 import asyncio, json, os, resource, sys
 from pathlib import Path
 from telegram import Bot
-from bot.engine.upload import VideoUploader
+from bot.chat.upload import VideoUploader
 
 url, token, small, big = sys.argv[1:5]
 

@@ -11,10 +11,9 @@ import io
 import math
 import threading
 import warnings
+from typing import Protocol
 
 from PIL import ExifTags, Image, ImageStat, PngImagePlugin, UnidentifiedImageError
-from telegram import Bot
-from telegram.error import NetworkError, TelegramError
 
 from bot.core.failures import Failure
 from bot.providers.base import ImageFile
@@ -41,7 +40,6 @@ LONGEST = 10
 CANVAS_PIXELS = 2560 * 1440
 # Memory one decode may take (Pillow keeps a colour pixel in 4 bytes).
 DECODE_BUDGET = 24 * 1024 * 1024
-FETCH_ATTEMPTS = 3
 
 # Pillow warns of an image over Image.MAX_IMAGE_PIXELS (and refuses twice that): here it is a
 # refusal either way, never a warning in the log.
@@ -280,30 +278,16 @@ def prepare_image(
         )
 
 
-async def _download(bot: Bot, file_id: str) -> bytes:
-    """A Telegram file's bytes, by id; its URL (with the token) never leaves this function."""
-    for attempt in range(1, FETCH_ATTEMPTS + 1):
-        try:
-            telegram_file = await bot.get_file(file_id)
-            return bytes(await telegram_file.download_as_bytearray())
-        except NetworkError as exc:  # timeouts included: worth another try
-            if attempt == FETCH_ATTEMPTS:
-                raise ImageError(Failure.IMAGE_FETCH) from exc
-            await asyncio.sleep(attempt)
-        except TelegramError as exc:
-            raise ImageError(Failure.IMAGE_FETCH) from exc
-    raise ImageError(Failure.IMAGE_FETCH)
+class PhotoSource(Protocol):
+    """Where the users' photos come from (Telegram's files, for the bot)."""
 
-
-async def check_file(bot: Bot, file_id: str) -> None:
-    """Download a Telegram file by id and refuse it if it is no image the bot can use."""
-    data = await _download(bot, file_id)
-    await asyncio.to_thread(check_image, data)
+    async def photo(self, file_id: str) -> bytes:
+        """A photo's bytes by its id; ImageError(IMAGE_FETCH) when it cannot be had."""
 
 
 async def fetch_image(
-    bot: Bot, file_id: str, accepted: tuple[str, ...] = ALL_TYPES, name: str = "image"
+    source: PhotoSource, file_id: str, accepted: tuple[str, ...] = ALL_TYPES, name: str = "image"
 ) -> ImageFile:
-    """Download a Telegram file by id and make it usable; see `prepare_image`."""
-    data = await _download(bot, file_id)
+    """Fetch a photo and make it usable; see `prepare_image`."""
+    data = await source.photo(file_id)
     return await asyncio.to_thread(prepare_image, data, accepted, name)

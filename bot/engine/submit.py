@@ -10,12 +10,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pydantic import ValidationError
-from telegram import Bot
 
 from bot.core.failures import Failure
 from bot.engine.alerts import FailureWatch
 from bot.engine.gate import RateGate
-from bot.engine.images import ImageError, fetch_image
+from bot.engine.images import ImageError, PhotoSource, fetch_image
 from bot.engine.reporting import Reporter
 from bot.engine.tracker import Tracker
 from bot.providers.base import (
@@ -88,7 +87,7 @@ class Submitter:
 
     def __init__(
         self,
-        bot: Bot,
+        photos: PhotoSource,
         tasks: TaskRepository,
         providers: dict[str, Provider],
         catalogue: Catalogue,
@@ -101,7 +100,7 @@ class Submitter:
         stop_timeout: float = 30.0,
         watch: FailureWatch | None = None,
     ) -> None:
-        self._bot = bot
+        self._photos = photos
         self._tasks = tasks
         self._providers = providers
         self._catalogue = catalogue
@@ -192,7 +191,7 @@ class Submitter:
             return None
         try:
             images = [
-                await fetch_image(self._bot, file_id, provider.image_types, f"{n}")
+                await fetch_image(self._photos, file_id, provider.image_types, f"{n}")
                 for n, file_id in enumerate(image_files(task))
             ]
         except ImageError as exc:

@@ -12,9 +12,9 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.background import alongside
-from bot.engine.messenger import Messenger
+from bot.chat.messenger import Messenger
+from bot.chat.upload import VideoUploader
 from bot.engine.reporting import LinkReason, Sent
-from bot.engine.upload import VideoUploader
 from bot.render import video_caption
 from bot.screens import video_keyboard
 from bot.texts import t
