@@ -16,6 +16,10 @@ from storage.migrations import MIGRATIONS
 Params = Sequence[Any]
 
 
+# Tries at switching a new file to WAL while other connections do the same (about 6 s in all).
+WAL_ATTEMPTS = 15
+
+
 class Session:
     """Statements run inside one exclusive turn on the connection."""
 
@@ -74,14 +78,23 @@ class Database:
             await conn.close()
 
     async def _configure(self) -> None:
-        for pragma in (
-            # First: another process opening the file at the same time then waits, not fails.
-            "PRAGMA busy_timeout = 5000",
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA foreign_keys = ON",
-        ):
+        # First: another process opening the file at the same time then waits, not fails.
+        await self._conn.execute("PRAGMA busy_timeout = 5000")
+        await self._switch_to_wal()
+        for pragma in ("PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"):
             await self._conn.execute(pragma)
+
+    async def _switch_to_wal(self) -> None:
+        # Switching a new file to WAL needs it to itself, and SQLite answers "locked" at once,
+        # without waiting, when another connection is switching it too: wait and try again.
+        for attempt in range(1, WAL_ATTEMPTS + 1):
+            try:
+                await self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == WAL_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
 
     async def _migrate(self, migrations: Iterable[Sequence[str]]) -> None:
         row = await self.fetchone("PRAGMA user_version")
