@@ -18,7 +18,7 @@ from PIL import Image
 
 from bot.app import KlingBot
 from bot.config import Settings
-from storage.models import Task, TaskState
+from storage.models import GenerationOptions, Task, TaskState
 from tests.fakes.kie import FakeKie
 from tests.fakes.kling import FakeKling
 from tests.fakes.server import serve
@@ -267,3 +267,34 @@ async def choose_model(h: Harness, draft: dict[str, Any], backend: str, label: s
     shown = buttons(h.current(draft))
     exact = shown.get(label) or shown.get(f"✅ {label}")
     h.telegram.tap(h.user, h.current(draft), exact or button(h.current(draft), label))
+
+
+def task_row(options: GenerationOptions, **fields: Any) -> Task:
+    """A task as the database holds it, just claimed; `fields` override any column."""
+    values: dict[str, Any] = {
+        "id": 3,
+        "draft_id": 7,
+        "user_id": 1,
+        "chat_id": 1,
+        "source_message_id": 1,
+        "status_message_id": 2,
+        "image_file_id": "f0",
+        "prompt": "the tide comes in",
+        "options": options,
+        "lang": "en",
+        "state": TaskState.SUBMITTING,
+        "provider_task_id": None,
+        "callback_secret": "s" * 32,
+        "result_url": None,
+        "error": None,
+        "error_detail": None,
+        "polls": 0,
+        "next_poll_at": None,
+        "created_at": 0.0,
+        "submitted_at": None,
+        "finished_at": None,
+        "delivered_at": None,
+        "updated_at": 0.0,
+    }
+    values.update(fields)
+    return Task(**values)

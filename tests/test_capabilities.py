@@ -34,8 +34,8 @@ from storage.models import (
     DraftState,
     GenerationOptions,
     Task,
-    TaskState,
 )
+from tests.conftest import task_row
 from tests.fakes import kie as kie_fake
 from tests.fakes import kling as kling_fake
 from tests.fakes.kie import FakeKie
@@ -86,32 +86,7 @@ def draft(options: GenerationOptions, count: int) -> Draft:
 
 def task_of(options: GenerationOptions, count: int) -> Task:
     extra = [AlbumImage(message_id=10 + n, file_id=f"f{n}") for n in range(count - 1)]
-    return Task(
-        id=3,
-        draft_id=7,
-        user_id=1,
-        chat_id=1,
-        source_message_id=1,
-        status_message_id=2,
-        image_file_id="f0",
-        extra_images=extra,
-        prompt="the tide comes in",
-        options=options,
-        lang="en",
-        state=TaskState.SUBMITTING,
-        provider_task_id=None,
-        callback_secret="s" * 32,
-        result_url=None,
-        error=None,
-        error_detail=None,
-        polls=0,
-        next_poll_at=None,
-        created_at=0.0,
-        submitted_at=None,
-        finished_at=None,
-        delivered_at=None,
-        updated_at=0.0,
-    )
+    return task_row(options, extra_images=extra)
 
 
 def first_draft(spec: ModelSpec, count: int, shots: int = 0) -> GenerationOptions:

@@ -12,8 +12,10 @@ from bot.engine.alerts import STREAK, FailureWatch
 from bot.providers import errors
 from bot.render import reason_text
 from bot.texts import LANGUAGES, t
-from tests.conftest import generate
-from tests.test_timing import task
+from storage.models import GenerationOptions, TaskState
+from tests.conftest import generate, task_row
+
+FAILED = task_row(GenerationOptions(model="kie:kling-2.6/image-to-video"), state=TaskState.FAILED)
 
 
 def subclasses(root: type[errors.ProviderError]) -> list[type[errors.ProviderError]]:
@@ -26,7 +28,7 @@ def subclasses(root: type[errors.ProviderError]) -> list[type[errors.ProviderErr
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("failure", list(Failure))
 def test_every_failure_has_its_own_text_in_every_language(failure: Failure, lang: str) -> None:
-    failed = task(state="failed").model_copy(
+    failed = FAILED.model_copy(
         update={"error": failure.value, "error_detail": "DETAIL", "lang": lang}
     )
     text = reason_text(failed, 1200)
@@ -39,7 +41,7 @@ def test_every_failure_has_its_own_text_in_every_language(failure: Failure, lang
 
 def test_no_reason_is_rendered_as_nothing(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    odd = task(state="failed").model_copy(update={"error": "from_an_old_version"})
+    odd = FAILED.model_copy(update={"error": "from_an_old_version"})
     assert reason_text(odd, 1200) == reason_text(
         odd.model_copy(update={"error": Failure.PROVIDER_ERROR.value}), 1200
     )
@@ -52,7 +54,7 @@ def test_every_provider_error_names_a_failure() -> None:
 
 
 def test_the_owner_sentence_is_true_either_way() -> None:
-    failed = task(state="failed").model_copy(update={"error": Failure.AUTH.value})
+    failed = FAILED.model_copy(update={"error": Failure.AUTH.value})
     assert "has been told" in reason_text(failed, 1200, owner_told=True)
     assert "let the bot's owner know" in reason_text(failed, 1200, owner_told=False)
     moderation = failed.model_copy(update={"error": Failure.MODERATION.value})

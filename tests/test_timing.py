@@ -26,6 +26,7 @@ from bot.engine.timing import (
 from bot.render import eta
 from storage import Database, TimingRepository
 from storage.models import GenerationOptions, Task, TaskState
+from tests.conftest import task_row
 
 POLL = 10.0  # the default POLL_INTERVAL
 NAIVE = 5.0  # the baseline the issue compares against: a poll every 5 s
@@ -54,32 +55,14 @@ def naive_polls(finished: float) -> int:
 
 
 def task(**options: object) -> Task:
-    fields = {"model": "kie:kling-2.6/image-to-video", "duration": 5, "sound": False}
-    fields.update(options)
-    return Task(
-        id=1,
-        draft_id=None,
-        user_id=1,
-        chat_id=1,
-        source_message_id=1,
-        status_message_id=None,
-        image_file_id="f",
-        prompt="p",
-        options=GenerationOptions.model_validate(fields),
-        lang="en",
+    """A generating task of kie's Kling 2.6 (5 s, silent), `options` changed."""
+    fields: dict[str, object] = {"model": "kie:kling-2.6/image-to-video", "duration": 5}
+    fields.update({"sound": False, **options})
+    return task_row(
+        GenerationOptions.model_validate(fields),
         state=TaskState.RUNNING,
         provider_task_id="x",
-        callback_secret="s",
-        result_url=None,
-        error=None,
-        error_detail=None,
-        polls=0,
-        next_poll_at=None,
-        created_at=0.0,
         submitted_at=0.0,
-        finished_at=None,
-        delivered_at=None,
-        updated_at=0.0,
     )
 
 

@@ -405,7 +405,7 @@ MODELS: tuple[ModelSpec, ...] = (
         cfg_scale=True,
         end_frame=ANYWHERE,
     ),
-    # Newer models: providers.md, section D (multi-shot is not offered yet).
+    # Newer models: providers.md, section D.
     ModelSpec(
         backend="kie",
         name="kling-3.0/video",
