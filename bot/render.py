@@ -361,8 +361,11 @@ SOON = 10.0
 def eta(lang: str, times: RunTimes, age_seconds: float) -> str:
     """The expected time left, from the learned generation times."""
     if not times.learned:
-        low, high = times.quantile(0.1), times.quantile(0.9)
-        return t(lang, "eta.usually", low=span(lang, low, high), high=span(lang, high, high))
+        scale = times.quantile(0.9)
+        low, high = span(lang, times.quantile(0.1), scale), span(lang, scale, scale)
+        if low == high:  # a quick kind: a range of one rounded figure says it once
+            return t(lang, "eta.usually_about", left=high)
+        return t(lang, "eta.usually", low=low, high=high)
     left = remaining(times, age_seconds)
     if left is None:
         return t(lang, "eta.late")
@@ -372,9 +375,9 @@ def eta(lang: str, times: RunTimes, age_seconds: float) -> str:
 
 
 def span(lang: str, seconds: float, scale: float) -> str:
-    """A rounded duration: tens of seconds under a minute (judged by `scale`), else minutes."""
+    """A rounded duration: fives of seconds under a minute (judged by `scale`), else minutes."""
     if scale < 90:
-        return t(lang, "span.seconds", n=max(10, round(seconds / 10) * 10))
+        return t(lang, "span.seconds", n=max(5, round(seconds / 5) * 5))
     return t(lang, "span.minutes", n=max(1, round(seconds / 60)))
 
 

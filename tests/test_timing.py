@@ -209,3 +209,11 @@ def test_before_anything_is_learned_the_usual_range_is_shown() -> None:
     times = RunTimes((), DEFAULT_PRIOR)
     assert eta("en", times, 5) == "⏱ Usually takes 1 min–4 min."
     assert eta("zh", times, 5) == "⏱ 通常需要 1 分钟–4 分钟。"
+
+
+def test_a_quick_kind_is_not_shown_as_a_range_of_one_figure() -> None:
+    times = RunTimes((), Prior(1.8, 9.0))  # the defaults at POLL_INTERVAL = 0.3 s
+    assert eta("en", times, 0) == "⏱ Usually takes 5 s–10 s."
+    quick = RunTimes((), Prior(0.3, 1.5))
+    assert eta("en", quick, 0) == "⏱ Usually takes about 5 s."
+    assert eta("zh", quick, 0) == "⏱ 通常需要约 5 秒。"
