@@ -135,8 +135,11 @@ async def test_a_refused_delivery_is_tried_again_without_a_restart(harness: Run)
         h.telegram.fail_next("sendMessage", times=2)  # Telegram down for the notice, twice
         await check_now(h, task)
         await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
-        held = await h.services.tasks.get(task.id)
-        assert held is not None and held.state is TaskState.DELIVERING
+        # The retry is written just after the second refusal comes back: wait for that write.
+        held = await h.wait_task(
+            lambda t: t.id == task.id and t.next_poll_at is not None, timeout=2
+        )
+        assert held.state is TaskState.DELIVERING
         assert held.next_poll_at is not None  # a retry is scheduled, not left to a restart
         done = await h.wait_task(
             lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10
