@@ -1,7 +1,8 @@
-"""SQLite storage: the database, its migrations and the repositories."""
+"""Storage on SQLite or PostgreSQL: the database, its migrations and the repositories."""
 
 from storage.chats import ChatRepository
-from storage.database import Database
+from storage.database import Database, MissingDriverError, open_database
+from storage.dialect import Dialect
 from storage.drafts import DraftRepository
 from storage.models import (
     AlbumImage,
@@ -21,12 +22,14 @@ __all__ = [
     "AlbumImage",
     "ChatRepository",
     "Database",
+    "Dialect",
     "Draft",
     "DraftRepository",
     "DraftState",
     "GenerationOptions",
     "ImageUse",
     "Limits",
+    "MissingDriverError",
     "Refusal",
     "Stats",
     "Task",
@@ -35,4 +38,5 @@ __all__ = [
     "TimingRepository",
     "UserSettings",
     "UserSettingsRepository",
+    "open_database",
 ]

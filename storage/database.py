@@ -1,151 +1,127 @@
-"""One aiosqlite connection with WAL, a busy timeout, migrations and serialised access."""
+"""The database interface the repositories use, and opening SQLite or PostgreSQL behind it."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, overload
 
-import aiosqlite
-
-from storage.migrations import MIGRATIONS
+from storage.dialect import Dialect
 
 Params = Sequence[Any]
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+INSTALL_DRIVER = 'pip install ".[postgres]"'
 
-# Tries at switching a new file to WAL while other connections do the same (about 6 s in all).
-WAL_ATTEMPTS = 15
+
+class MissingDriverError(RuntimeError):
+    """DATABASE_URL names PostgreSQL but asyncpg is not installed."""
 
 
-class Session:
-    """Statements run inside one exclusive turn on the connection."""
+class Row(Protocol):
+    """A result row: by position, by column name, and as a mapping (`dict(row)`)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    @overload
+    def __getitem__(self, key: str, /) -> Any: ...
+    @overload
+    def __getitem__(self, key: int, /) -> Any: ...
+    def keys(self) -> Iterable[str]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
+
+class Session(ABC):
+    """Statements run inside one transaction (or one turn on the connection)."""
+
+    dialect: Dialect
+
+    @abstractmethod
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed."""
-        cursor = await self._conn.execute(sql, params)
-        await cursor.close()
-        return cursor.rowcount
 
+    @abstractmethod
     async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run an INSERT; return the new row id."""
-        cursor = await self._conn.execute(sql, params)
-        await cursor.close()
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        """Run an INSERT of one row into a table with an `id`; return the new id."""
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Return the first row of a query, if any."""
-        async with self._conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Return every row of a query."""
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+
+    @abstractmethod
+    async def lock(self, key: str) -> None:
+        """Hold a lock named `key` until the transaction ends (other holders wait)."""
 
 
-class Database:
-    """Owns the connection; every statement and transaction takes its turn."""
+class Database(ABC):
+    """SQLite (`Database.open`) or PostgreSQL (`Database.connect`), used the same way."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        # One connection is shared by all coroutines: a statement from one must never land
-        # inside another's open transaction.
-        self._lock = asyncio.Lock()
-        self._session = Session(conn)
+    dialect: Dialect
 
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path | str) -> AsyncIterator[Database]:
-        """Open (creating folder and file), configure and migrate the database."""
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            db = cls(conn)
-            await db._configure()
-            await db._migrate(MIGRATIONS)
+        """Open (creating folder and file), configure and migrate an SQLite database."""
+        from storage.sqlite import SqliteDatabase
+
+        async with SqliteDatabase.open_file(path) as db:
             yield db
-        finally:
-            await conn.close()
 
-    async def _configure(self) -> None:
-        # First: another process opening the file at the same time then waits, not fails.
-        await self._conn.execute("PRAGMA busy_timeout = 5000")
-        await self._switch_to_wal()
-        for pragma in ("PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"):
-            await self._conn.execute(pragma)
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, url: str, *, pool_size: int = 10) -> AsyncIterator[Database]:
+        """Connect a pool to the PostgreSQL database at `url` and migrate it."""
+        try:
+            from storage.postgres import PostgresDatabase
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise MissingDriverError(f"PostgreSQL needs asyncpg: {INSTALL_DRIVER}") from exc
+        async with PostgresDatabase.open_url(url, pool_size=pool_size) as db:
+            yield db
 
-    async def _switch_to_wal(self) -> None:
-        # Switching a new file to WAL needs it to itself, and SQLite answers "locked" at once,
-        # without waiting, when another connection is switching it too: wait and try again.
-        for attempt in range(1, WAL_ATTEMPTS + 1):
-            try:
-                await self._conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == WAL_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.05 * attempt)
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """Run statements atomically; roll back if the block raises."""
 
-    async def _migrate(self, migrations: Iterable[Sequence[str]]) -> None:
-        row = await self.fetchone("PRAGMA user_version")
-        current = int(row[0]) if row else 0
-        for number, statements in enumerate(migrations, start=1):
-            if number <= current:
-                continue
-            async with self.transaction() as tx:
-                # Read again under the write lock: another process may have just applied it.
-                row = await tx.fetchone("PRAGMA user_version")
-                if row is not None and int(row[0]) >= number:
-                    continue
-                for statement in statements:
-                    await tx.execute(statement)
-                await tx.execute(f"PRAGMA user_version = {number:d}")
-
+    @abstractmethod
     async def schema_version(self) -> int:
         """Number of migrations applied."""
-        row = await self.fetchone("PRAGMA user_version")
-        return int(row[0]) if row else 0
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """Run statements atomically; roll back if the block raises."""
-        async with self._lock:
-            # IMMEDIATE: the write lock is taken before the first read, so another connection
-            # cannot write between what a transaction reads and what it writes.
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._session
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
-
+    @abstractmethod
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement on its own; return the rows it changed."""
-        async with self._lock:
-            return await self._session.execute(sql, params)
 
+    @abstractmethod
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT on its own; return the new row id."""
-        async with self._lock:
-            return await self._session.insert(sql, params)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """Return the first row of a query, if any."""
-        async with self._lock:
-            return await self._session.fetchone(sql, params)
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Return every row of a query."""
-        async with self._lock:
-            return await self._session.fetchall(sql, params)
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether `url` names a PostgreSQL database."""
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+@asynccontextmanager
+async def open_database(url: str | None, path: Path) -> AsyncIterator[Database]:
+    """PostgreSQL at `url` (DATABASE_URL) if one is given, else SQLite at `path`."""
+    if not url:
+        async with Database.open(path) as db:
+            yield db
+        return
+    if not is_postgres_url(url):
+        raise ValueError("DATABASE_URL must start with postgresql:// (or postgres://)")
+    async with Database.connect(url) as db:
+        yield db

@@ -6,6 +6,7 @@ import json
 import time
 
 from storage.database import Database
+from storage.dialect import Dialect
 from storage.models import AlbumImage, Draft, DraftState, GenerationOptions
 
 MAX_ALBUM_IMAGES = 4
@@ -15,7 +16,16 @@ INSERT INTO drafts (user_id, chat_id, source_message_id, image_file_id, prompt, 
                     state, media_group_id, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+# The album's first photo makes its draft; a photo arriving at the same moment on another
+# connection finds the unique (chat_id, media_group_id) taken and joins that draft instead.
+_START_ALBUM = _INSERT + "ON CONFLICT (chat_id, media_group_id) DO NOTHING RETURNING id"
 _ALBUM = "SELECT * FROM drafts WHERE chat_id = ? AND media_group_id = ?"
+# Locked until the photo is merged in, so photos merged at once are not lost (SQLite: the
+# whole file is locked).
+_ALBUM_FOR_UPDATE = {
+    Dialect.SQLITE: _ALBUM,
+    Dialect.POSTGRES: _ALBUM + " FOR UPDATE",
+}
 _SET_IMAGES = """
 UPDATE drafts SET source_message_id = ?, image_file_id = ?, extra_images = ?, updated_at = ?
 WHERE id = ?
@@ -118,31 +128,32 @@ class DraftRepository:
     ) -> tuple[Draft, bool]:
         """Add one photo of an album to its draft (made by the first); True if it was made now."""
         now = time.time()
+        state = DraftState.OPEN if caption else DraftState.AWAITING_PROMPT
         async with self._db.transaction() as tx:
-            row = await tx.fetchone(_ALBUM, (chat_id, media_group_id))
-            if row is None:
-                state = DraftState.OPEN if caption else DraftState.AWAITING_PROMPT
-                draft_id = await tx.insert(
-                    _INSERT,
-                    (
-                        user_id,
-                        chat_id,
-                        message_id,
-                        file_id,
-                        caption,
-                        options.model_dump_json(),
-                        lang,
-                        state.value,
-                        media_group_id,
-                        now,
-                        now,
-                    ),
-                )
-                created = True
-            elif Draft.from_row(row).state not in (DraftState.OPEN, DraftState.AWAITING_PROMPT):
-                return Draft.from_row(row), False
+            started = await tx.fetchone(
+                _START_ALBUM,
+                (
+                    user_id,
+                    chat_id,
+                    message_id,
+                    file_id,
+                    caption,
+                    options.model_dump_json(),
+                    lang,
+                    state.value,
+                    media_group_id,
+                    now,
+                    now,
+                ),
+            )
+            if started is not None:
+                draft_id, created = int(started["id"]), True
             else:
+                row = await tx.fetchone(_ALBUM_FOR_UPDATE[tx.dialect], (chat_id, media_group_id))
+                assert row is not None
                 draft = Draft.from_row(row)
+                if draft.state not in (DraftState.OPEN, DraftState.AWAITING_PROMPT):
+                    return draft, False
                 draft_id, created = draft.id, False
                 # Updates of one album may be handled out of order: keep the photos in
                 # message order, the first one being the start frame.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
+
+from storage.database import Row
 
 
 class DraftState(StrEnum):
@@ -89,7 +90,7 @@ class AlbumImage(BaseModel):
 
 class _Row(BaseModel):
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Self:
+    def from_row(cls, row: Row) -> Self:
         """Build from a row, decoding the JSON `options` column."""
         data: dict[str, Any] = dict(row)
         for column in ("options", "extra_images"):

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from storage.database import Database, Session
+from storage.dialect import Dialect
 from storage.models import Task, TaskState
 
 _CLAIM_DRAFT = """
@@ -22,6 +23,12 @@ SELECT id, user_id, chat_id, source_message_id, message_id, image_file_id, extra
 FROM drafts WHERE id = ?
 """
 _GET = "SELECT * FROM tasks WHERE id = ?"
+_OWNER = "SELECT user_id FROM tasks WHERE id = ?"
+# The task about to be retried, locked until the retry commits (SQLite: the whole file is).
+_GET_FOR_RETRY = {
+    Dialect.SQLITE: _GET,
+    Dialect.POSTGRES: _GET + " FOR UPDATE",
+}
 _ACTIVE = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND state NOT IN ('delivered', 'failed')"
 _SINCE = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND created_at >= ?"
 _COPY_AS_DRAFT = """
@@ -77,16 +84,27 @@ UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ? AND next_poll_
 _TRACKED = """
 SELECT * FROM tasks
 WHERE state IN ('queued', 'running') AND next_poll_at IS NOT NULL
-  AND provider_task_id IS NOT NULL AND json_extract(options, '$.model') LIKE ? || ':%'
+  AND provider_task_id IS NOT NULL AND {model} LIKE ? || ':%'
 ORDER BY id
 """
 _HASTEN = """
-UPDATE tasks SET next_poll_at = MIN(
-    next_poll_at, ?1 + MAX(?2, (?1 - COALESCE(submitted_at, created_at)) * ?3)
+UPDATE tasks SET next_poll_at = {least}(
+    next_poll_at, ?1 + {greatest}(?2, (?1 - COALESCE(submitted_at, created_at)) * ?3)
 )
 WHERE state IN ('queued', 'running') AND next_poll_at IS NOT NULL
-  AND json_extract(options, '$.model') LIKE ?4 || ':%'
+  AND {model} LIKE ?4 || ':%'
 """
+# The model id inside the options document, and the scalar MIN/MAX, in each dialect.
+_SQLITE = {"model": "json_extract(options, '$.model')", "least": "MIN", "greatest": "MAX"}
+_POSTGRES = {"model": "(options ->> 'model')", "least": "LEAST", "greatest": "GREATEST"}
+_TRACKED_IN = {
+    Dialect.SQLITE: _TRACKED.format(**_SQLITE),
+    Dialect.POSTGRES: _TRACKED.format(**_POSTGRES),
+}
+_HASTEN_IN = {
+    Dialect.SQLITE: _HASTEN.format(**_SQLITE),
+    Dialect.POSTGRES: _HASTEN.format(**_POSTGRES),
+}
 
 # Columns that `advance` may set alongside the state.
 _FIELDS = frozenset(
@@ -136,14 +154,33 @@ class Stats:
 
 _BY_STATE = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY COUNT(*) DESC"
 _BY_MODEL = """
-SELECT json_extract(options, '$.model') AS model, COUNT(*) FROM tasks
-GROUP BY model ORDER BY COUNT(*) DESC
+SELECT {model} AS model, COUNT(*) FROM tasks GROUP BY model ORDER BY COUNT(*) DESC
 """
 _BY_DAY = """
-SELECT date(created_at, 'unixepoch') AS day, COUNT(*) FROM tasks WHERE created_at >= ?
+SELECT {day} AS day, COUNT(*) FROM tasks WHERE created_at >= ?
 GROUP BY day ORDER BY day DESC
 """
+_BY_MODEL_IN = {
+    Dialect.SQLITE: _BY_MODEL.format(**_SQLITE),
+    Dialect.POSTGRES: _BY_MODEL.format(**_POSTGRES),
+}
+# The UTC day of an epoch timestamp, as YYYY-MM-DD.
+_BY_DAY_IN = {
+    Dialect.SQLITE: _BY_DAY.format(day="date(created_at, 'unixepoch')"),
+    Dialect.POSTGRES: _BY_DAY.format(
+        day="to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    ),
+}
 _FAILURES = "SELECT * FROM tasks WHERE state = 'failed' ORDER BY finished_at DESC LIMIT ?"
+
+
+class _Undo(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+async def _lock_user(tx: Session, user_id: int) -> None:
+    """Make the user's claims and retries wait for each other until this transaction ends."""
+    await tx.lock(f"kling-bot:user:{user_id:d}")
 
 
 class TaskRepository:
@@ -157,9 +194,11 @@ class TaskRepository:
     ) -> Task | Refusal:
         """Turn an open draft into a task, once, within the user's limits."""
         now = time.time()
-        # Counted and claimed under one write lock (BEGIN IMMEDIATE): limits checked in a
-        # transaction of their own would let claims made at once all pass them.
+        # Counted and claimed under one lock on the user: limits checked in a transaction of
+        # their own, or by transactions that do not wait for each other, would let claims made
+        # at once all pass them.
         async with self._db.transaction() as tx:
+            await _lock_user(tx, user_id)
             refusal = await self._over_limits(tx, user_id, limits, now)
             if refusal is not None:
                 return refusal
@@ -175,18 +214,27 @@ class TaskRepository:
     ) -> Task | Refusal:
         """A new task with a failed task's photos, prompt and options, made once per failure."""
         now = time.time()
-        async with self._db.transaction() as tx:
-            old = await tx.fetchone(_GET, (task_id,))
-            if old is None or old["state"] != "failed" or old["retried_as"] is not None:
-                return Refusal.ALREADY
-            refusal = await self._over_limits(tx, int(old["user_id"]), limits, now)
-            if refusal is not None:
-                return refusal
-            draft_id = await tx.insert(_COPY_AS_DRAFT, (status_message_id, now, now, task_id))
-            await tx.execute(_CLAIM_DRAFT, (now, draft_id))
-            new_id = await tx.insert(_INSERT_FROM_DRAFT, (callback_secret, now, now, draft_id))
-            await tx.execute(_MARK_RETRIED, (new_id, now, task_id))
-            row = await tx.fetchone(_GET, (new_id,))
+        owner = await self._db.fetchone(_OWNER, (task_id,))
+        if owner is None:
+            return Refusal.ALREADY
+        try:
+            async with self._db.transaction() as tx:
+                await _lock_user(tx, int(owner["user_id"]))
+                old = await tx.fetchone(_GET_FOR_RETRY[tx.dialect], (task_id,))
+                if old is None or old["state"] != "failed" or old["retried_as"] is not None:
+                    return Refusal.ALREADY
+                refusal = await self._over_limits(tx, int(old["user_id"]), limits, now)
+                if refusal is not None:
+                    return refusal
+                draft_id = await tx.insert(_COPY_AS_DRAFT, (status_message_id, now, now, task_id))
+                await tx.execute(_CLAIM_DRAFT, (now, draft_id))
+                new_id = await tx.insert(_INSERT_FROM_DRAFT, (callback_secret, now, now, draft_id))
+                if await tx.execute(_MARK_RETRIED, (new_id, now, task_id)) != 1:
+                    # Retried by someone else meanwhile: undo this copy.
+                    raise _Undo
+                row = await tx.fetchone(_GET, (new_id,))
+        except _Undo:
+            return Refusal.ALREADY
         assert row is not None
         return Task.from_row(row)
 
@@ -206,8 +254,8 @@ class TaskRepository:
         """Tasks by state, by model and by day (UTC, last `days`), and the latest failures."""
         since = time.time() - days * DAY
         by_state = await self._db.fetchall(_BY_STATE)
-        by_model = await self._db.fetchall(_BY_MODEL)
-        by_day = await self._db.fetchall(_BY_DAY, (since,))
+        by_model = await self._db.fetchall(_BY_MODEL_IN[self._db.dialect])
+        by_day = await self._db.fetchall(_BY_DAY_IN[self._db.dialect], (since,))
         failed = await self._db.fetchall(_FAILURES, (failures,))
         return Stats(
             by_state={row[0]: row[1] for row in by_state},
@@ -323,12 +371,13 @@ class TaskRepository:
 
     async def tracked(self, backend: str) -> list[Task]:
         """The backend's tasks being followed at the provider, oldest first."""
-        rows = await self._db.fetchall(_TRACKED, (backend,))
+        rows = await self._db.fetchall(_TRACKED_IN[self._db.dialect], (backend,))
         return [Task.from_row(row) for row in rows]
 
     async def hasten(self, backend: str, now: float, least: float, share: float) -> int:
         """Bring the backend's generating tasks' next checks to within `share` of their age."""
-        return await self._db.execute(_HASTEN, (now, least, share, backend))
+        sql = _HASTEN_IN[self._db.dialect]
+        return await self._db.execute(sql, (now, least, share, backend))
 
     async def count_poll(self, task_id: int, next_poll_at: float) -> bool:
         """Record one provider check and when the next is due; False if it is not tracked."""

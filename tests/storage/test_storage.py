@@ -1,10 +1,9 @@
-"""The storage layer on a real SQLite file."""
+"""The repositories on a real SQLite file and a real PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,9 @@ from storage import (
     TaskState,
     UserSettingsRepository,
 )
-from storage.migrations import MIGRATIONS
+from storage.migrations import SQLITE_MIGRATIONS as MIGRATIONS
 
 OPTIONS = GenerationOptions(model="kie:kling-2.6/image-to-video", duration=5, sound=True)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with Database.open(tmp_path / "sub" / "bot.sqlite3") as database:
-        yield database
 
 
 async def new_draft(drafts: DraftRepository, prompt: str | None = "a cat blinks", user: int = 7):
