@@ -20,6 +20,7 @@ from storage import (
     Task,
     TaskRepository,
     TaskState,
+    TimingRepository,
     UserSettingsRepository,
 )
 from storage.migrations import SQLITE_MIGRATIONS as MIGRATIONS
@@ -297,3 +298,50 @@ async def test_chats_block_and_unblock(db: Database) -> None:
     assert await chats.unblock(5)
     assert not await chats.unblock(5)
     assert not await chats.is_blocked(5)
+
+
+async def test_stats_count_by_state_model_and_utc_day(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    first = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+    second = await tasks.claim_draft((await new_draft(drafts)).id, "s", 7)
+    assert isinstance(first, Task) and isinstance(second, Task)
+    await tasks.advance(first.id, TaskState.FAILED, error="moderation", finished_at=time.time())
+    stats = await tasks.stats()
+    assert stats.by_state == {"failed": 1, "submitting": 1}
+    assert stats.by_model == {OPTIONS.model: 2}
+    assert stats.by_day == {time.strftime("%Y-%m-%d", time.gmtime(first.created_at)): 2}
+    assert [t.id for t in stats.recent_failures] == [first.id]
+
+
+async def test_tracked_tasks_and_hastening_per_backend(db: Database) -> None:
+    drafts, tasks = DraftRepository(db), TaskRepository(db)
+    now = time.time()
+    ids = []
+    for model in (OPTIONS.model, "kling:kling-v2-6"):
+        draft = await new_draft(drafts)
+        await drafts.set_options(draft.id, OPTIONS.model_copy(update={"model": model}))
+        task = await tasks.claim_draft(draft.id, "s", 7)
+        assert isinstance(task, Task)
+        await tasks.advance(
+            task.id,
+            TaskState.QUEUED,
+            provider_task_id=f"p{task.id}",
+            submitted_at=now - 100,
+            next_poll_at=now + 1000,
+        )
+        ids.append(task.id)
+    assert [t.id for t in await tasks.tracked("kie")] == [ids[0]]
+    assert await tasks.hasten("kie", now, 5.0, 0.1) == 1
+    kie, kling = await tasks.get(ids[0]), await tasks.get(ids[1])
+    assert kie is not None and kie.next_poll_at == pytest.approx(now + 10)  # a tenth of 100 s
+    assert kling is not None and kling.next_poll_at == now + 1000
+
+
+async def test_run_times_keep_the_newest_per_kind(db: Database) -> None:
+    timings = TimingRepository(db)
+    for seconds in (10.0, 20.0, 30.0):
+        kept = await timings.add("kie:a", seconds, 1000.0 + seconds, keep=2, since=0.0)
+    await timings.add("kie:b", 5.0, 1000.0, keep=2, since=0.0)
+    assert kept == [30.0, 20.0]
+    assert await timings.recent(since=0.0, keep=5) == {"kie:a": [30.0, 20.0], "kie:b": [5.0]}
+    assert await timings.recent(since=1025.0, keep=5) == {"kie:a": [30.0]}
