@@ -7,32 +7,8 @@ import contextlib
 import logging
 import sys
 
-from pydantic import ValidationError
-
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.logs import RedactingFormatter, configure_logging
-from bot.providers.registry import all_model_ids
-
-
-def load_settings() -> Settings | list[str]:
-    """The settings, or the lines that say what to fix."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        return [
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        ]
-    problems = settings.problems()
-    if not problems and settings.default_model:
-        offered = settings.catalogue()
-        if offered.get(settings.default_model) is None:
-            known = ", ".join(spec.id for spec in offered.models)
-            hint = "" if settings.default_model in all_model_ids() else " (unknown model)"
-            problems.append(
-                f"DEFAULT_MODEL={settings.default_model} is not offered{hint}; "
-                f"choose one of: {known}"
-            )
-    return problems or settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +23,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def configured(prog: str) -> Settings | None:
     """The settings with logging set up, or None after saying on stderr what to fix."""
-    loaded = load_settings()
-    if isinstance(loaded, list):
-        for line in loaded:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        for line in exc.lines:
             print(f"{prog}: {line}", file=sys.stderr)
         return None
-    configure_logging(loaded.secrets(), level=loaded.log_level, form=loaded.log_format)
-    return loaded
+    configure_logging(settings.secrets(), level=settings.log_level, form=settings.log_format)
+    return settings
 
 
 def run_bot() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.logs import LogFormat, LogLevel
@@ -14,7 +14,7 @@ from bot.providers.catalogue import Catalogue
 from bot.providers.kie import KieSettings
 from bot.providers.kling import KlingSettings
 from bot.providers.preview import PreviewSettings
-from bot.providers.registry import catalogue_of, configured_backends
+from bot.providers.registry import all_model_ids, catalogue_of, configured_backends
 from bot.providers.registry import problems as backend_problems
 from bot.providers.tuzi import TuziSettings
 
@@ -115,3 +115,51 @@ class Settings(BaseSettings, KieSettings, KlingSettings, TuziSettings, PreviewSe
         if self.telegram_webhook and not self.public_url:
             found.append("TELEGRAM_WEBHOOK=true needs PUBLIC_URL (where Telegram reaches the bot).")
         return found + backend_problems(self)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `lines` say what to fix, one each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(*lines)
+        self.lines = lines
+
+
+def unoffered(settings: Settings, model_id: str, where: str) -> str | None:
+    """Why `model_id` (named by `where`) is not offered, with the ids that are; None if it is."""
+    catalogue = settings.catalogue()
+    if catalogue.get(model_id) is not None:
+        return None
+    hint = "its backend is not configured" if model_id in all_model_ids() else "unknown model"
+    offered = ", ".join(spec.id for spec in catalogue.models)
+    return f"{where} is not offered ({hint}); choose one of: {offered}"
+
+
+def load_settings(*, need_bot: bool = True) -> Settings:
+    """The settings from the environment and `.env`, or ConfigError with what to fix.
+
+    Without `need_bot` (the command line's `generate`), the bot's token, webhook and default
+    model are not required: a backend is enough.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(
+            [
+                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            ]
+        ) from None
+    checked = settings
+    if not need_bot:
+        unused = {"telegram_bot_token": SecretStr("unused"), "telegram_webhook": False}
+        checked = settings.model_copy(update=unused)
+    found = checked.problems()
+    if not found and need_bot and settings.default_model:
+        problem = unoffered(
+            settings, settings.default_model, f"DEFAULT_MODEL={settings.default_model}"
+        )
+        found += [problem] if problem else []
+    if found:
+        raise ConfigError(found)
+    return settings

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 from starlette.applications import Starlette
@@ -30,8 +31,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bot import __version__
-from bot.cli import PlainReporter, host_of, save_video, wait_for_video
+from bot.cli.check import host_of
 from bot.config import Settings
+from bot.core.download import OutsideRoots, save_video
+from bot.core.progress import Unseen
+from bot.core.waiting import wait_for_video
 from bot.engine.timing import RunTimes, Schedule, prior_of
 from bot.providers.base import ProviderState, ProviderTask
 from bot.providers.registry import BACKENDS, api_root
@@ -552,8 +556,17 @@ async def test_a_file_url_is_copied(tmp_path: Path) -> None:
     source.write_bytes(b"\x00\x00\x00\x18ftypmp42 preview")
     out = tmp_path / "out" / "v.mp4"
     out.parent.mkdir()
-    size = await save_video(source.as_uri(), out, PlainReporter())
-    assert out.read_bytes() == source.read_bytes() and size == len(source.read_bytes())
+    async with httpx.AsyncClient() as client:
+        size = await save_video(client, source.as_uri(), out, local_roots=(tmp_path,))
+        assert out.read_bytes() == source.read_bytes() and size == len(source.read_bytes())
+        assert files_in(out.parent) == {"v.mp4"}
+        # Only from the preview's folders: a result naming any other file is refused.
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        with pytest.raises(OutsideRoots):
+            await save_video(
+                client, source.as_uri(), out.with_name("w.mp4"), local_roots=(elsewhere,)
+            )
     assert files_in(out.parent) == {"v.mp4"}
 
 
@@ -592,10 +605,10 @@ async def test_generate_waits_on_the_bots_schedule(
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
     schedule = Schedule(RunTimes((), prior_of(f"{backend}:model|-|5|-", 10.0)), 10.0)
-    url = await wait_for_video(Ready(), "t1", schedule, 1200.0, PlainReporter())  # type: ignore[arg-type]
+    done = await wait_for_video(Ready(), "t1", schedule, 1200.0, Unseen())  # type: ignore[arg-type]
     # A preview is ready in seconds: its first look is after 1 s, not one POLL_INTERVAL;
     # a Kling task's first look comes after one interval (quick refusals), not at ~131 s.
-    assert url == "https://v" and slept == [pytest.approx(first, abs=0.01)]
+    assert done.video_url == "https://v" and slept == [pytest.approx(first, abs=0.01)]
 
 
 async def test_version_is_the_packages_in_pyproject(tmp_path: Path) -> None:

@@ -60,10 +60,41 @@ class Failure(StrEnum):
         return self in _SERVICE
 
     @property
+    def summary(self) -> str:
+        """The reason in plain English for operators; image reasons take {smallest}, {longest}."""
+        return _SUMMARIES[self]
+
+    @property
     def retry_may_help(self) -> bool:
         """Whether another try of the same task might succeed."""
         return self not in _FINAL
 
+
+# Users read their language's texts in the chat; these are for whoever runs the bot.
+_SUMMARIES = {
+    Failure.AUTH: "the key was refused",
+    Failure.NO_CREDITS: "no credits or resource packs left",
+    Failure.KEY_LIMIT: "the key has reached the spending limit set for it (a kie sub-key's own)",
+    Failure.BLOCKED: "the provider's firewall refused this server",
+    Failure.INVALID_REQUEST: "the request was refused",
+    Failure.MODERATION: "the prompt or image was refused by moderation",
+    Failure.GENERATION_FAILED: "the provider could not generate the video",
+    Failure.UNKNOWN_MODEL: "the model is not offered",
+    Failure.BUSY: "the provider is busy (rate limit); try again later",
+    Failure.UNAVAILABLE: "the provider is unavailable",
+    Failure.UNCERTAIN: "no clear answer: the task may or may not have started",
+    Failure.NOT_FOUND: "the provider does not know the task",
+    Failure.PROVIDER_ERROR: "the provider answered with an error",
+    Failure.BAD_CALLBACK: "the provider's callback could not be verified",
+    Failure.TIMEOUT: "no video within the time allowed",
+    Failure.INTERRUPTED: "the bot stopped while the task was being created",
+    Failure.IMAGE_UNREADABLE: "is not a JPEG, PNG or WebP image that can be read",
+    Failure.IMAGE_FETCH: "could not be fetched",
+    Failure.IMAGE_TOO_SMALL: "is too small (under {smallest} px on a side)",
+    Failure.IMAGE_SHAPE: "is too long and narrow (more than {longest}:1)",
+    Failure.IMAGE_TOO_LARGE: "has too many pixels to decode safely",
+    Failure.IMAGE_ANIMATED: "is an animation (GIF), not a still image",
+}
 
 _OWNER = frozenset({Failure.AUTH, Failure.NO_CREDITS, Failure.KEY_LIMIT, Failure.BLOCKED})
 _SERVICE = frozenset(

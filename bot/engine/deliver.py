@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import httpx
 
+from bot.core.download import VideoTooLarge, download_video
 from bot.engine.reporting import LinkReason, Recipient, Reporter, Sent
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
@@ -22,36 +19,9 @@ from storage.tasks import TaskRepository
 log = logging.getLogger(__name__)
 
 UPLOAD_LIMIT = 50 * 1024 * 1024
-CHUNK = 256 * 1024
-DOWNLOAD_ATTEMPTS = 3
 RETRY_DELAY = 600.0
 # After this long a video still refused waits for the next start (and /status shows it).
 GIVE_UP_AFTER = 24 * 3600.0
-
-
-class VideoTooLarge(Exception):
-    """The video is over Telegram's upload limit."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-async def download(client: httpx.AsyncClient, url: str, path: Path, limit: int) -> int:
-    """Stream `url` into `path`; return its size, or raise VideoTooLarge past `limit`."""
-    async with client.stream("GET", url) as response:
-        response.raise_for_status()
-        declared = int(response.headers.get("content-length") or 0)
-        if declared > limit:
-            raise VideoTooLarge(declared)
-        size = 0
-        with path.open("wb") as out:
-            async for chunk in response.aiter_bytes(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise VideoTooLarge(size)
-                out.write(chunk)
-    return size
 
 
 class Deliverer:
@@ -121,7 +91,13 @@ class Deliverer:
         path = Path(name)
         try:
             try:
-                await self._download(task.result_url, path)
+                await download_video(
+                    self._client,
+                    task.result_url,
+                    path,
+                    limit=self._upload_limit,
+                    local_roots=self._local_roots,
+                )
             except VideoTooLarge as exc:
                 return await self._link(task, LinkReason.TOO_BIG, round(exc.size / 1024 / 1024))
             except (httpx.HTTPError, OSError) as exc:
@@ -131,28 +107,6 @@ class Deliverer:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)
-
-    async def _download(self, url: str, path: Path) -> None:
-        if url.startswith("file://"):
-            await asyncio.to_thread(self._copy_local, url, path)
-            return
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            try:
-                await download(self._client, url, path, self._upload_limit)
-                return
-            except httpx.TransportError:
-                if attempt == DOWNLOAD_ATTEMPTS:
-                    raise
-                await asyncio.sleep(attempt)
-
-    def _copy_local(self, url: str, path: Path) -> None:
-        source = Path(url2pathname(urlsplit(url).path)).resolve()
-        if not any(source.is_relative_to(root) for root in self._local_roots):
-            raise httpx.InvalidURL("a local result outside the preview folder")
-        size = source.stat().st_size
-        if size > self._upload_limit:
-            raise VideoTooLarge(size)
-        shutil.copyfile(source, path)
 
     async def _upload(self, task: Task, path: Path) -> bool:
         if not await self._recipient.ready(task):

@@ -9,25 +9,18 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from pydantic import ValidationError
-
 from bot.core.failures import Failure
+from bot.core.paid import UncertainCreateError, create_once, prepare, settle
+from bot.core.request import Choices, Images, RequestRefused
+from bot.core.request import build_request as request_for
 from bot.engine.alerts import FailureWatch
 from bot.engine.gate import RateGate
 from bot.engine.images import ImageError, PhotoSource, fetch_image
 from bot.engine.reporting import Reporter
 from bot.engine.tracker import Tracker
-from bot.providers.base import (
-    ImageFile,
-    PreparedTask,
-    Provider,
-    VideoRequest,
-    shots_of,
-)
-from bot.providers.camera import PRESETS
-from bot.providers.catalogue import Catalogue, ModelSpec, request_refusal
+from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
+from bot.providers.catalogue import Catalogue, ModelSpec
 from bot.providers.errors import NotFoundError, ProviderError
-from bot.providers.paid import CREATE_ATTEMPTS, UncertainCreateError, create_once, settle
 from bot.providers.retry import with_retries
 from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
@@ -57,28 +50,26 @@ def external_id(task: Task) -> str:
 def build_request(
     task: Task, spec: ModelSpec, images: list[ImageFile], callback_url: str | None
 ) -> VideoRequest:
-    """The provider-neutral request for a task, with only what its model takes."""
+    """The request for a task, with only what its model takes; RequestRefused if it cannot go."""
     options = task.options
-    end_frame = options.images is ImageUse.END_FRAME and spec.end_frame and len(images) > 1
-    references = options.images is ImageUse.REFERENCES and spec.multi_image
-    camera = options.camera if spec.camera and not (end_frame or references) else None
-    multi_shot = options.multi_shot and spec.multi_shot is not None
-    shots = shots_of(options.shots, options.duration) if multi_shot else ()
-    return VideoRequest(
-        model=spec.name,
+    choices = Choices(
         prompt=task.prompt,
-        image=images[0],
         duration=options.duration,
-        mode=options.mode if options.mode in spec.modes else None,
-        sound=options.sound if spec.sound else None,
-        negative_prompt=options.negative_prompt if spec.negative_prompt_max else None,
-        cfg_scale=options.cfg_scale if spec.cfg_scale else None,
-        tail_image=images[1] if end_frame else None,
-        reference_images=tuple(images) if references else (),
-        camera=PRESETS.get(camera) if camera else None,
-        callback_url=callback_url,
-        external_id=external_id(task),
-        shots=shots,
+        mode=options.mode,
+        sound=options.sound,
+        negative_prompt=options.negative_prompt,
+        cfg_scale=options.cfg_scale,
+        camera=options.camera,
+        shots=options.shots if options.multi_shot else (),
+    )
+    uses = options.images
+    photos = Images(
+        photo=images[0],
+        end_frame=images[1] if uses is ImageUse.END_FRAME and len(images) > 1 else None,
+        references=tuple(images) if uses is ImageUse.REFERENCES else (),
+    )
+    return request_for(
+        spec, choices, photos, external_id=external_id(task), callback_url=callback_url
     )
 
 
@@ -199,26 +190,14 @@ class Submitter:
             return None
         try:
             request = build_request(task, spec, images, callback_url)
-        except ValidationError as exc:
-            await self._fail(task, Failure.INVALID_REQUEST, str(exc.errors()[0]["msg"]))
-            return None
-        refused = request_refusal(spec, request)
-        if refused is not None:
+        except RequestRefused as exc:
             # The keyboard offers only what the map accepts; a stale draft is refused free.
-            await self._fail(task, Failure.INVALID_REQUEST, refused)
+            await self._fail(task, Failure.INVALID_REQUEST, exc.detail)
             return None
         try:
-            # Uploads and encoding cost nothing: retry them even after a timeout.
-            return await with_retries(
-                lambda: provider.prepare(request),
-                attempts=CREATE_ATTEMPTS,
-                base=self._retry_base,
-                should_retry=lambda exc: exc.retryable,
-            )
+            return await prepare(provider, request, base=self._retry_base)
         except ProviderError as exc:
-            # Nothing paid yet: a lost upload answer is the service being unavailable.
-            reason = Failure.UNAVAILABLE if exc.reason is Failure.UNCERTAIN else exc.reason
-            await self._fail(task, reason, exc.message)
+            await self._fail(task, exc.reason, exc.message)
             return None
 
     async def _create(

@@ -1,12 +1,12 @@
-"""The paid call: create a task once, and settle a create whose outcome is unknown."""
+"""Starting a task: the free preparation, the paid create once, and settling a lost create."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from bot.core.failures import Failure
-from bot.providers.base import PreparedTask, Provider
-from bot.providers.errors import ProviderError
+from bot.providers.base import PreparedTask, Provider, VideoRequest
+from bot.providers.errors import ProviderError, ServiceUnavailableError
 from bot.providers.retry import with_retries
 
 # Rate limits (kie 429, Kling 1302/1303) usually pass within a minute.
@@ -24,6 +24,24 @@ class UncertainCreateError(ProviderError):
 
 def _retryable(error: ProviderError) -> bool:
     return error.retryable
+
+
+async def prepare(provider: Provider, request: VideoRequest, *, base: float) -> PreparedTask:
+    """The provider's free work (uploads, encoding), retried even after a timeout.
+
+    Nothing is paid yet, so a lost answer is the service being unavailable, not uncertain.
+    """
+    try:
+        return await with_retries(
+            lambda: provider.prepare(request),
+            attempts=CREATE_ATTEMPTS,
+            base=base,
+            should_retry=_retryable,
+        )
+    except ProviderError as exc:
+        if exc.reason is Failure.UNCERTAIN:
+            raise ServiceUnavailableError(exc.message) from exc
+        raise
 
 
 async def settle(provider: Provider, external_id: str, *, base: float) -> str | None:
