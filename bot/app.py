@@ -14,22 +14,23 @@ from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
+from bot.chat.draft_messages import DraftMessages
 from bot.chat.messenger import PROGRESS_INTERVAL, Messenger
 from bot.chat.photos import TelegramPhotos
+from bot.chat.routing import attach, set_commands
 from bot.chat.sending import TelegramRecipient
+from bot.chat.services import Services
 from bot.chat.upload import VideoUploader
-from bot.commands import Commands, set_commands
 from bot.config import Settings
+from bot.drafts.service import ALBUM_WAIT, DraftService
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import RETRY_DELAY, Deliverer
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker
-from bot.handlers import ALBUM_WAIT, Handlers
 from bot.providers.backend import BuildContext
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
-from bot.services import Services
 from bot.web import (
     WEBHOOK_PATH,
     WebServer,
@@ -215,29 +216,41 @@ class KlingBot:
             retry_base=min(1.0, settings.poll_interval),
             watch=watch,
         )
+        users = UserSettingsRepository(db)
+        drafts = DraftRepository(db)
+        draft_messages = DraftMessages(application.bot, catalogue, drafts)
+        draft_service = DraftService(
+            settings,
+            catalogue,
+            drafts,
+            tasks,
+            users,
+            submitter,
+            draft_messages,
+            album_wait=self._album_wait,
+        )
         self.services = Services(
             settings=settings,
             db=db,
             catalogue=catalogue,
             providers=providers,
-            drafts=DraftRepository(db),
+            drafts=draft_service,
+            draft_messages=draft_messages,
             tasks=tasks,
-            users=UserSettingsRepository(db),
+            users=users,
             chats=chats,
             messenger=messenger,
             tracker=tracker,
             submitter=submitter,
             timings=timings,
         )
-        handlers = Handlers(self.services, album_wait=self._album_wait)
-        handlers.register(application)
-        Commands(self.services, handlers).register(application)
+        attach(application, self.services)
 
         await application.initialize()
         stack.push_async_callback(application.shutdown)
         await set_commands(application, settings.admin_user_ids)
         await application.start()
-        stack.push_async_callback(handlers.close)
+        stack.push_async_callback(draft_service.close)
         stack.push_async_callback(application.stop)
         stack.push_async_callback(submitter.stop)
         await tracker.start()

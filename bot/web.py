@@ -21,8 +21,8 @@ from starlette.types import ASGIApp
 from telegram import Bot, Update
 from telegram.ext import Application
 
+from bot.chat.services import Services
 from bot.providers.errors import CallbackRejectedError
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 

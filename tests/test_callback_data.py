@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.callback_data import Action, DraftButton, TaskAction, TaskButton, decode, decode_task
+from bot.chat.callback_data import Action, DraftButton, TaskAction, TaskButton, decode, decode_task
 
 
 @pytest.mark.parametrize(

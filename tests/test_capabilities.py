@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.callback_data import Action, decode
 from bot.caption import Caption
-from bot.drafting import apply_button, fit_options, image_uses
+from bot.chat.callback_data import Action, decode
+from bot.chat.handlers.drafts import apply_button
+from bot.chat.views.camera import camera_menu
+from bot.chat.views.draft import draft_keyboard
+from bot.drafts.options import fit_options, image_uses, with_caption
 from bot.engine.submit import build_request
-from bot.handlers import with_caption
 from bot.providers.base import ImageFile
 from bot.providers.catalogue import ModelSpec, request_refusal
 from bot.providers.kie import build_input
@@ -27,7 +29,6 @@ from bot.providers.kling_auth import BearerAuth
 from bot.providers.kling_wire import OFFICIAL, OfficialShapeProvider
 from bot.providers.registry import BACKENDS, CATALOGUE, catalogue_of
 from bot.providers.tuzi import TUZI
-from bot.render import camera_menu, draft_keyboard
 from storage.models import (
     AlbumImage,
     Draft,

@@ -12,7 +12,7 @@ from typing import Any
 
 import av
 
-from bot.texts import EN, ZH
+from bot.chat.texts import EN, ZH
 from storage.models import TaskState
 from tests.conftest import PHOTO, button, buttons, generate, until
 from tests.fakes.telegram import FakeUser

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from bot.chat.texts import LANGUAGES, t
+from bot.chat.views.status import reason_text
 from bot.core.failures import Failure
 from bot.engine.alerts import STREAK, FailureWatch
 from bot.providers import errors
-from bot.render import reason_text
-from bot.texts import LANGUAGES, t
 from storage.models import GenerationOptions, TaskState
 from tests.conftest import generate, task_row
 

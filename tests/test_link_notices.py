@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.render import task_list
+from bot.chat.views.task_list import task_list
 from storage.models import Task, TaskState
 from tests.conftest import Harness, generate
 from tests.fakes.telegram import FakeUser

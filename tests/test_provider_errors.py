@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from bot.chat.texts import EN, ZH
 from bot.providers.errors import (
     FirewallBlockedError,
     InsufficientCreditsError,
     KeyLimitError,
 )
-from bot.texts import EN, ZH
 from storage.models import TaskState
 from tests.conftest import generate
 from tests.fakes.kling import resource_pack

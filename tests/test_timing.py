@@ -9,6 +9,7 @@ from statistics import NormalDist
 
 import pytest
 
+from bot.chat.views.status import eta
 from bot.engine import timing
 from bot.engine.timing import (
     GROWTH,
@@ -23,7 +24,6 @@ from bot.engine.timing import (
     polls_until,
     remaining,
 )
-from bot.render import eta
 from storage import Database, TimingRepository
 from storage.models import GenerationOptions, Task, TaskState
 from tests.conftest import task_row

@@ -1,1 +1,1 @@
-"""The chat side of the engine's work: status messages, notices, video uploads into Telegram."""
+"""The Telegram layer: handlers, views, texts, and the messages the bot sends and edits."""

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 
-from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
-from telegram.constants import ParseMode
+from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.chat.replies import edit_text, not_modified, send
+from bot.chat.views.admin import alert_text
+from bot.chat.views.status import adopted_text, status_keyboard, status_text, waiting_text
 from bot.engine.timing import Timings
 from bot.providers.catalogue import Catalogue
-from bot.render import status_keyboard, status_text, summary
-from bot.texts import t
 from storage.chats import ChatRepository
 from storage.models import Task, TaskState
 
@@ -23,8 +22,6 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 10.0
 # The admins hear of a backend's refused key or empty account at most this often.
 ALERT_EVERY = 3600.0
-
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 class Messenger:
@@ -73,17 +70,11 @@ class Messenger:
 
     async def adopted(self, task: Task) -> None:
         """Tell the user that a task we could not tell had started did start after all."""
-        if task.retried_as is not None:  # the user paid for another try meanwhile
-            text = t(task.lang, "status.adopted_retried", id=task.id, retry=task.retried_as)
-        else:
-            text = t(task.lang, "status.adopted", id=task.id)
-        await self.notify(task, text)
+        await self.notify(task, adopted_text(task))
 
     async def show_waiting(self, task: Task, ahead: int) -> None:
         """Say that the task waits in the local queue for the backend's rate limit."""
-        backend = self.catalogue.title(task.backend)
-        head = t(task.lang, "status.waiting", id=task.id, backend=backend, ahead=ahead)
-        await self._status(task, f"{head}\n\n{summary(task, self.catalogue, 300)}", None)
+        await self._status(task, waiting_text(task, self.catalogue, ahead), None)
 
     async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
         self._last_edit[task.chat_id] = time.monotonic()
@@ -98,16 +89,9 @@ class Messenger:
         if await self.chats.is_blocked(task.chat_id):
             return
         try:
-            await self.bot.edit_message_text(
-                text,
-                chat_id=task.chat_id,
-                message_id=task.status_message_id,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup,
-                link_preview_options=NO_PREVIEW,
-            )
+            await edit_text(self.bot, task.chat_id, task.status_message_id, text, markup)
         except BadRequest as exc:
-            if "not modified" in exc.message.lower():
+            if not_modified(exc):
                 return
             log.info("task %s: status message not editable (%s); sending anew", task.id, exc)
             await self.notify(task, text, markup)
@@ -129,15 +113,8 @@ class Messenger:
         if await self.chats.is_blocked(task.chat_id):
             return None
         try:
-            return await self.bot.send_message(
-                task.chat_id,
-                text,
-                parse_mode=None if plain else ParseMode.HTML,
-                reply_markup=markup,
-                link_preview_options=NO_PREVIEW,
-                reply_parameters=ReplyParameters(
-                    task.source_message_id, allow_sending_without_reply=True
-                ),
+            return await send(
+                self.bot, task.chat_id, text, markup, reply_to=task.source_message_id, plain=plain
             )
         except Forbidden:
             await self.blocked(task.chat_id)
@@ -155,25 +132,12 @@ class Messenger:
             return
         self._alerted[(backend, reason)] = now
         log.warning("%s: %s (%s); telling the admins", backend, reason, detail)
-        title = self.catalogue.title(backend)
-        text = "\n\n".join(
-            t(
-                lang,
-                "admin.alert",
-                backend=html.escape(title),
-                reason=t(lang, f"admin.{reason}", count=count),
-            )
-            for lang in ("en", "zh")
-        )
-        if detail:
-            text += f"\n\n<code>{html.escape(detail[:300])}</code>"
+        text = alert_text(self.catalogue.title(backend), reason, detail, count)
         for admin in sorted(self.admins):
             if await self.chats.is_blocked(admin):
                 continue
             try:
-                await self.bot.send_message(
-                    admin, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
-                )
+                await send(self.bot, admin, text)
             except Forbidden:
                 await self.blocked(admin)
             except TelegramError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from pathlib import Path
 
@@ -14,19 +13,11 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.background import alongside
 from bot.chat.messenger import Messenger
 from bot.chat.upload import VideoUploader
+from bot.chat.views.video import link_texts, video_caption, video_keyboard
 from bot.engine.reporting import LinkReason, Sent
-from bot.render import video_caption
-from bot.screens import video_keyboard
-from bot.texts import t
 from storage.models import Task
 
 log = logging.getLogger(__name__)
-
-_LINK_TEXTS = {
-    LinkReason.TOO_BIG: "video.too_big",
-    LinkReason.UNSENT: "video.link",
-    LinkReason.RESENT: "video.resent_link",
-}
 
 
 class TelegramRecipient:
@@ -75,14 +66,8 @@ class TelegramRecipient:
 
     async def send_link(self, task: Task, reason: LinkReason, url: str, size_mb: int) -> bool:
         """Send the video's link; False if the user surely did not get it."""
-        key = _LINK_TEXTS[reason]
-        if not url.startswith(("http://", "https://")):  # a local file is no use to the user
-            unavailable = t(task.lang, "video.unavailable", id=task.id)
-            return await self._notice(task, unavailable, unavailable)
-        values = {"id": task.id, "size": size_mb}
-        # The provider's URL may hold & < >: escaped for HTML, as it is in plain text.
-        text = t(task.lang, key, url=html.escape(url), **values)
-        return await self._notice(task, text, t(task.lang, key, url=url, **values))
+        text, plain = link_texts(task, reason, url, size_mb)
+        return await self._notice(task, text, plain)
 
     async def _notice(self, task: Task, text: str, plain: str) -> bool:
         """Send a notice, in plain text if its HTML is refused; False if neither arrived."""

@@ -1,10 +1,13 @@
-"""Button `callback_data` (≤ 64 bytes): `d:<draft>:<action>[:<arg>]`, `t:<task>:<action>`."""
+"""Button `callback_data` (≤ 64 bytes): `d:<draft>:<action>[:<arg>]`, `t:<task>:<action>`,
+`s:<action>[:<arg>]` (/settings) and `l:<page>` (/status)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from bot.drafts.options import Option
 
 
 class Action(StrEnum):
@@ -28,6 +31,17 @@ class Action(StrEnum):
 
 
 _WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA, Action.MODEL_GROUP}
+# The draft buttons that change an option, and which.
+DRAFT_OPTIONS = {
+    Action.DURATION: Option.DURATION,
+    Action.SOUND: Option.SOUND,
+    Action.MODE: Option.MODE,
+    Action.SHOTS: Option.SHOTS,
+    Action.CFG: Option.CFG,
+    Action.IMAGES: Option.IMAGES,
+    Action.CAMERA: Option.CAMERA,
+    Action.MODEL: Option.MODEL,
+}
 # ASCII digits without leading zeros: one button, one spelling.
 _ID = r"([1-9][0-9]{0,17})"
 _PATTERN = re.compile(rf"d:{_ID}:([a-z]{{1,4}})(?::([a-z0-9]{{1,16}}))?")
@@ -95,6 +109,13 @@ class SettingsAction(StrEnum):
     MODEL_GROUP = "grp"
 
 
+# The /settings buttons that change a default option, and which.
+SETTINGS_OPTIONS = {
+    SettingsAction.DURATION: Option.DURATION,
+    SettingsAction.SOUND: Option.SOUND,
+    SettingsAction.MODE: Option.MODE,
+    SettingsAction.MODEL: Option.MODEL,
+}
 _SETTINGS_PATTERN = re.compile(r"s:([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
 _SETTINGS_WITH_ARGUMENT = {
     SettingsAction.DURATION,

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 
-from bot.callback_data import Action, DraftButton
+from bot.caption import Caption
 from bot.config import Settings
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import CAMERA, END_FRAME, MULTI_SHOT, SOUND, Catalogue, ModelSpec
-from bot.texts import t
-from storage import Limits, Refusal
+from storage import Limits
 from storage.models import Draft, GenerationOptions, ImageUse
 
 CFG_STEPS = (0.3, 0.5, 0.7, 0.9)
+
+
+class Option(Enum):
+    """An option of a draft (or of the defaults) that one choice changes."""
+
+    DURATION = "duration"
+    SOUND = "sound"
+    MODE = "mode"
+    SHOTS = "shots"
+    CFG = "cfg"
+    IMAGES = "images"
+    CAMERA = "camera"
+    MODEL = "model"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a draft cannot be generated as it is: a text key and the values it names."""
+
+    key: str
+    values: dict[str, object] = field(default_factory=dict)
 
 
 def image_uses(spec: ModelSpec, count: int) -> list[ImageUse]:
@@ -140,36 +161,31 @@ def next_cfg(current: float | None) -> float:
     return later[0] if later else CFG_STEPS[0]
 
 
-def draft_problem(draft: Draft, spec: ModelSpec) -> str | None:
-    """Why this draft cannot be generated as it is, in the user's language; None if it can."""
+def draft_problem(draft: Draft, spec: ModelSpec) -> Problem | None:
+    """Why this draft cannot be generated as it is; None if it can."""
     prompt = draft.prompt or ""
     if len(prompt) > spec.prompt_max:
-        return t(
-            draft.lang,
+        return Problem(
             "prompt_too_long",
-            length=len(prompt),
-            model=spec.label,
-            limit=spec.prompt_max,
+            {"length": len(prompt), "model": spec.label, "limit": spec.prompt_max},
         )
     negative = draft.options.negative_prompt or ""
     if spec.negative_prompt_max and len(negative) > spec.negative_prompt_max:
-        return t(
-            draft.lang,
+        return Problem(
             "negative_too_long",
-            length=len(negative),
-            model=spec.label,
-            limit=spec.negative_prompt_max,
+            {"length": len(negative), "model": spec.label, "limit": spec.negative_prompt_max},
         )
     if draft.options.multi_shot and spec.multi_shot is not None:
         for index, shot in enumerate(draft.options.shots, 1):
             if len(shot) > spec.shot_prompt_max:
-                return t(
-                    draft.lang,
+                return Problem(
                     "shot_too_long",
-                    index=index,
-                    length=len(shot),
-                    model=spec.label,
-                    limit=spec.shot_prompt_max,
+                    {
+                        "index": index,
+                        "length": len(shot),
+                        "model": spec.label,
+                        "limit": spec.shot_prompt_max,
+                    },
                 )
     return None
 
@@ -217,45 +233,45 @@ def offer(spec: ModelSpec, options: GenerationOptions) -> Offer:
     return Offer(durations, modes, sound, cameras, shots)
 
 
-def apply_button(
-    draft: Draft, spec: ModelSpec, pressed: DraftButton, catalogue: Catalogue
+def apply_option(
+    draft: Draft, spec: ModelSpec, option: Option, argument: str | None, catalogue: Catalogue
 ) -> GenerationOptions | None:
-    """The options after an option button, or None if the button does not apply here."""
-    options, action, argument = draft.options, pressed.action, pressed.argument
+    """The draft's options after a choice of `option`, or None if the choice does not apply."""
+    options = draft.options
     count = draft.image_count
     offered = offer(spec, options)
-    if action is Action.DURATION and argument is not None:
+    if option is Option.DURATION and argument is not None:
         seconds = int(argument) if argument.isdigit() else 0
         if seconds not in offered.durations:
             return None
         return options.model_copy(update={"duration": seconds})
-    if action is Action.SOUND and offered.sound:
+    if option is Option.SOUND and offered.sound:
         if options.sound:
             return options.model_copy(update={"sound": False})
         return fit_options(spec, options.model_copy(update={"sound": True}), count, SOUND)
-    if action is Action.MODE and (mode := next_mode(offered.modes, options.mode)) is not None:
+    if option is Option.MODE and (mode := next_mode(offered.modes, options.mode)) is not None:
         return options.model_copy(update={"mode": mode})
-    if action is Action.SHOTS and offered.shots:
+    if option is Option.SHOTS and offered.shots:
         if options.multi_shot:
             return options.model_copy(update={"multi_shot": False})
         return fit_options(spec, options.model_copy(update={"multi_shot": True}), count, MULTI_SHOT)
-    if action is Action.CFG and spec.cfg_scale:
+    if option is Option.CFG and spec.cfg_scale:
         return options.model_copy(update={"cfg_scale": next_cfg(options.cfg_scale)})
-    if action is Action.IMAGES:
+    if option is Option.IMAGES:
         uses = image_uses(spec, count)
         if len(uses) < 2:
             return None
         index = uses.index(options.images) if options.images in uses else -1
         following = options.model_copy(update={"images": uses[(index + 1) % len(uses)]})
         return fit_options(spec, following, count, END_FRAME)
-    if action is Action.CAMERA and argument is not None:
+    if option is Option.CAMERA and argument is not None:
         if argument == "0":
             return options.model_copy(update={"camera": None}) if offered.cameras else None
         name = CAMERA_CODES.get(argument)
         if name not in offered.cameras:
             return None
         return fit_options(spec, options.model_copy(update={"camera": name}), count, CAMERA)
-    if action is Action.MODEL and argument is not None:
+    if option is Option.MODEL and argument is not None:
         chosen = catalogue.by_code(argument)
         if chosen is None:
             return None
@@ -266,15 +282,44 @@ def apply_button(
     return None
 
 
+def apply_default(
+    options: GenerationOptions, option: Option, argument: str | None, catalogue: Catalogue
+) -> GenerationOptions | None:
+    """A user's default options after a choice in /settings, or None if it does not apply."""
+    spec = catalogue.get(options.model)
+    if spec is None:
+        return None
+    if option is Option.DURATION and argument is not None:
+        seconds = int(argument)
+        return (
+            options.model_copy(update={"duration": seconds}) if seconds in spec.durations else None
+        )
+    if option is Option.SOUND and spec.sound:
+        return options.model_copy(update={"sound": not options.sound})
+    if option is Option.MODE and (mode := next_mode(spec.modes, options.mode)):
+        return options.model_copy(update={"mode": mode})
+    if option is Option.MODEL and argument is not None:
+        chosen = catalogue.by_code(argument)
+        return fit_options(chosen, options) if chosen else None
+    return None
+
+
+def with_caption(
+    options: GenerationOptions, caption: Caption, spec: ModelSpec, count: int = 1
+) -> GenerationOptions:
+    """`options` with what the caption asked for (negative prompt, cfg_scale, shots), fitted
+    to the model's map again: shots may need a longer length, or cannot be taken at all."""
+    update: dict[str, object] = {}
+    if caption.negative_prompt:
+        update["negative_prompt"] = caption.negative_prompt
+    if caption.cfg_scale is not None:
+        update["cfg_scale"] = caption.cfg_scale
+    # Shots come with the prompt: a new prompt brings its own (or none), on where taken.
+    update["shots"] = caption.shots
+    update["multi_shot"] = bool(caption.shots)
+    return fit_options(spec, options.model_copy(update=update), count)
+
+
 def limits(settings: Settings) -> Limits:
     """How much one user may have going, from the configuration."""
     return Limits(settings.max_active_tasks_per_user, settings.daily_tasks_per_user)
-
-
-def refusal_text(lang: str, refusal: Refusal, settings: Settings) -> str:
-    """Why Generate (or Retry) made no task, in the user's language."""
-    if refusal is Refusal.ACTIVE_LIMIT:
-        return t(lang, "answer.active_limit", limit=settings.max_active_tasks_per_user)
-    if refusal is Refusal.DAILY_LIMIT:
-        return t(lang, "answer.daily_limit", limit=settings.daily_tasks_per_user)
-    return t(lang, "answer.submitted")

@@ -1,4 +1,7 @@
-"""Sending, editing and answering on Telegram in the bot's one way (HTML, no link previews)."""
+"""Sending, editing and answering on Telegram in the bot's one way (HTML, no link previews).
+
+Every message the bot sends or edits goes through here: handlers and the messenger alike.
+"""
 
 from __future__ import annotations
 
@@ -39,21 +42,25 @@ async def reply(
     )
 
 
-async def send_reply(
+async def send(
     bot: Bot,
     chat_id: int,
-    reply_to: int,
     text: str,
     markup: InlineKeyboardMarkup | None = None,
+    *,
+    reply_to: int | None = None,
+    plain: bool = False,
 ) -> Message:
-    """Send `text` to a chat as a reply to one of its messages (which may be gone)."""
+    """Send `text` (HTML, or `plain` text), as a reply to `reply_to` (which may be gone)."""
     return await bot.send_message(
         chat_id,
         text,
-        parse_mode=ParseMode.HTML,
+        parse_mode=None if plain else ParseMode.HTML,
         reply_markup=markup,
         link_preview_options=NO_PREVIEW,
-        reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True),
+        reply_parameters=None
+        if reply_to is None
+        else ReplyParameters(reply_to, allow_sending_without_reply=True),
     )
 
 
@@ -65,21 +72,33 @@ async def answer(query: CallbackQuery, text: str | None = None, alert: bool = Fa
         log.info("callback answer failed: %s", exc.message)
 
 
+async def edit_text(
+    bot: Bot, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Edit a message's text and keyboard; Telegram's refusals are raised."""
+    await bot.edit_message_text(
+        text,
+        chat_id=chat_id,
+        message_id=message_id,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        link_preview_options=NO_PREVIEW,
+    )
+
+
+def not_modified(exc: BadRequest) -> bool:
+    """Whether an edit was refused only because it would change nothing."""
+    return "not modified" in exc.message.lower()
+
+
 async def edit(
     bot: Bot, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
 ) -> bool:
     """Edit a message's text and keyboard; "not modified" counts as done."""
     try:
-        await bot.edit_message_text(
-            text,
-            chat_id=chat_id,
-            message_id=message_id,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            link_preview_options=NO_PREVIEW,
-        )
+        await edit_text(bot, chat_id, message_id, text, markup)
     except BadRequest as exc:
-        if "not modified" in exc.message.lower():
+        if not_modified(exc):
             return True
         log.info("message %s in %s not editable: %s", message_id, chat_id, exc.message)
         return False

@@ -6,21 +6,17 @@ from dataclasses import dataclass
 
 from telegram import User
 
+from bot.chat.draft_messages import DraftMessages
 from bot.chat.messenger import Messenger
+from bot.chat.texts import language_of
 from bot.config import Settings
+from bot.drafts.service import DraftService
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
 from bot.providers.catalogue import Catalogue
-from bot.texts import language_of
-from storage import (
-    ChatRepository,
-    Database,
-    DraftRepository,
-    TaskRepository,
-    UserSettingsRepository,
-)
+from storage import ChatRepository, Database, TaskRepository, UserSettingsRepository
 
 
 @dataclass
@@ -31,7 +27,8 @@ class Services:
     db: Database
     catalogue: Catalogue
     providers: dict[str, Provider]
-    drafts: DraftRepository
+    drafts: DraftService
+    draft_messages: DraftMessages
     tasks: TaskRepository
     users: UserSettingsRepository
     chats: ChatRepository

@@ -1,0 +1,1 @@
+"""What the bot shows, one module per screen: its texts and its keyboard."""
