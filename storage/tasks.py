@@ -217,6 +217,9 @@ class TaskRepository:
         owner = await self._db.fetchone(_OWNER, (task_id,))
         if owner is None:
             return Refusal.ALREADY
+        # The user's lock orders the retry with their claims (limits); the task's row lock and
+        # the check that this retry marked it each keep two retries of one task from both
+        # copying it.
         try:
             async with self._db.transaction() as tx:
                 await _lock_user(tx, int(owner["user_id"]))
