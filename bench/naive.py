@@ -64,8 +64,9 @@ class NaiveTracker(Tracker):
     async def _run(self) -> None:
         while True:
             self._wakeup.clear()
-            # New tasks arrive scheduled by the submitter; take them off the schedule and follow.
-            while found := await self._tasks.due(FAR_FUTURE, BATCH):
+            # New tasks arrive scheduled by the submitter; take them off the schedule and follow
+            # (those being submitted or delivered are under their holder's lease).
+            while found := await self._tasks.due(FAR_FUTURE, BATCH, leased=False):
                 for task in found:
                     await self._tasks.unschedule(task.id)
                     self._take(task)

@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.drafts.service import ALBUM_WAIT, DraftService
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import RETRY_DELAY, Deliverer
+from bot.engine.leases import Leases
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
 from bot.engine.tracker import Tracker
@@ -41,11 +42,12 @@ from bot.web import (
 )
 from storage import (
     ChatRepository,
-    Database,
+    Dialect,
     DraftRepository,
     TaskRepository,
     TimingRepository,
     UserSettingsRepository,
+    open_database,
 )
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,9 @@ class KlingBot:
                 "set HTTP_HOST and HTTP_PORT to a free address."
             ) from exc
         stack.callback(self._socket.close)
-        db = await stack.enter_async_context(Database.open(settings.database_path))
+        db = await stack.enter_async_context(
+            open_database(settings.database, settings.database_path)
+        )
         context = BuildContext(
             settings.data_directory, self._provider_transport, self._provider_timeout
         )
@@ -178,11 +182,13 @@ class KlingBot:
             timings=timings,
         )
         uploader = VideoUploader(application.bot)
+        leases = Leases(tasks, settings.poll_interval)
         deliverer = Deliverer(
             tasks,
             messenger,
             TelegramRecipient(messenger, uploader),
             downloads,
+            leases,
             local_roots=tuple(root for p in providers.values() for root in p.local_roots),
             retry_delay=min(RETRY_DELAY, 30 * settings.poll_interval),
         )
@@ -203,6 +209,8 @@ class KlingBot:
             task_timeout=settings.task_timeout,
             callback_wait=callback_wait,
             watch=watch,
+            # Several replicas share PostgreSQL: leases end only when they run out.
+            sole=db.dialect is Dialect.SQLITE,
         )
         submitter = Submitter(
             TelegramPhotos(application.bot),
@@ -215,7 +223,9 @@ class KlingBot:
             public_url=settings.public_url,
             retry_base=min(1.0, settings.poll_interval),
             watch=watch,
+            leases=leases,
         )
+        tracker.hand_submissions_to(submitter.resume)
         users = UserSettingsRepository(db)
         drafts = DraftRepository(db)
         draft_messages = DraftMessages(application.bot, catalogue, drafts)
@@ -255,7 +265,6 @@ class KlingBot:
         stack.push_async_callback(submitter.stop)
         await tracker.start()
         stack.push_async_callback(tracker.stop)
-        await submitter.recover()
         if settings.telegram_webhook:
             await self._start_web(build_web_app(self.services, application))
             url = f"{settings.public_url}{WEBHOOK_PATH}"

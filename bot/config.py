@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,6 +19,7 @@ from bot.providers.preview import PreviewSettings
 from bot.providers.registry import all_model_ids, catalogue_of, configured_backends
 from bot.providers.registry import problems as backend_problems
 from bot.providers.tuzi import TuziSettings
+from storage.database import INSTALL_DRIVER, is_postgres_url
 
 UserIds = Annotated[frozenset[int], NoDecode]
 
@@ -35,6 +38,8 @@ class Settings(BaseSettings, KieSettings, KlingSettings, TuziSettings, PreviewSe
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: Url = "https://api.telegram.org"
     database_path: Path = Path("data/kling-bot.sqlite3")
+    # PostgreSQL instead of the SQLite file, for several replicas (its password is a secret).
+    database_url: SecretStr | None = None
     default_model: str | None = None
 
     public_url: Url | None = None
@@ -86,6 +91,17 @@ class Settings(BaseSettings, KieSettings, KlingSettings, TuziSettings, PreviewSe
         assert self.telegram_bot_token is not None
         return self.telegram_bot_token.get_secret_value()
 
+    @property
+    def database(self) -> str | None:
+        """DATABASE_URL's value, if set."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, the database's password on its own too."""
+        found = super().secrets()
+        password = urlsplit(self.database).password if self.database else None
+        return [*found, password] if password else found
+
     def configured_backends(self) -> list[str]:
         """Every backend offered: the paid ones configured, and the free preview when on."""
         return configured_backends(self)
@@ -114,6 +130,10 @@ class Settings(BaseSettings, KieSettings, KlingSettings, TuziSettings, PreviewSe
             found.append("Set TELEGRAM_BOT_TOKEN to the token @BotFather gave you.")
         if self.telegram_webhook and not self.public_url:
             found.append("TELEGRAM_WEBHOOK=true needs PUBLIC_URL (where Telegram reaches the bot).")
+        if self.database and not is_postgres_url(self.database):
+            found.append("DATABASE_URL must start with postgresql:// (or leave it unset: SQLite).")
+        elif self.database and importlib.util.find_spec("asyncpg") is None:
+            found.append(f"DATABASE_URL needs the PostgreSQL driver: {INSTALL_DRIVER}")
         return found + backend_problems(self)
 
 

@@ -100,6 +100,15 @@ SQLITE_MIGRATIONS: Migrations = (
         """,
         "CREATE INDEX run_times_by_kind ON run_times (kind, id)",
     ),
+    # 6: leases: who is submitting or delivering a task; `next_poll_at` is when the lease ends
+    (
+        "ALTER TABLE tasks ADD COLUMN lease_owner TEXT",
+        # Tasks left mid-way by an older version are due now: the sweep takes them over.
+        """
+        UPDATE tasks SET next_poll_at = updated_at
+        WHERE state IN ('submitting', 'delivering') AND next_poll_at IS NULL
+        """,
+    ),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -195,5 +204,14 @@ POSTGRES_MIGRATIONS: Migrations = (
         )
         """,
         "CREATE INDEX run_times_by_kind ON run_times (kind, id)",
+    ),
+    # 6: leases: who is submitting or delivering a task; `next_poll_at` is when the lease ends
+    (
+        "ALTER TABLE tasks ADD COLUMN lease_owner TEXT",
+        # Tasks left mid-way by an older version are due now: the sweep takes them over.
+        """
+        UPDATE tasks SET next_poll_at = updated_at
+        WHERE state IN ('submitting', 'delivering') AND next_poll_at IS NULL
+        """,
     ),
 )

@@ -148,6 +148,8 @@ class Task(_Row):
     create_started_at: float | None = None
     retried_as: int | None = None
     sending_at: float | None = None
+    # Who is submitting or delivering the task (a claim's token); its lease ends at next_poll_at.
+    lease_owner: str | None = None
     created_at: float
     submitted_at: float | None
     finished_at: float | None

@@ -14,12 +14,14 @@ from storage.models import Task, TaskState
 _CLAIM_DRAFT = """
 UPDATE drafts SET state = 'submitted', updated_at = ? WHERE id = ? AND state = 'open'
 """
+# A new task is due for the sweep after UNSTARTED: its submitter takes it at once, or the
+# process died before it could.
 _INSERT_FROM_DRAFT = """
 INSERT INTO tasks (draft_id, user_id, chat_id, source_message_id, status_message_id,
                    image_file_id, extra_images, prompt, options, lang, state, callback_secret,
-                   created_at, updated_at)
+                   created_at, updated_at, next_poll_at)
 SELECT id, user_id, chat_id, source_message_id, message_id, image_file_id, extra_images,
-       prompt, options, lang, 'submitting', ?, ?, ?
+       prompt, options, lang, 'submitting', ?, ?, ?, ?
 FROM drafts WHERE id = ?
 """
 _GET = "SELECT * FROM tasks WHERE id = ?"
@@ -48,6 +50,18 @@ UPDATE tasks SET create_started_at = ?, updated_at = ? WHERE id = ? AND state = 
 _SENDING = """
 UPDATE tasks SET sending_at = ?, updated_at = ? WHERE id = ? AND state = 'delivering'
 """
+# Leases: a task being submitted or delivered belongs to the claim named in `lease_owner`
+# until `next_poll_at`; then anyone may take it, once (the due moment seen must still hold).
+_LEASED = "state IN ('submitting', 'delivering')"
+_HELD = f" AND lease_owner = ? AND {_LEASED}"
+_TAKE = f"""
+UPDATE tasks SET lease_owner = ?, next_poll_at = ?, updated_at = ?
+WHERE id = ? AND next_poll_at = ? AND {_LEASED}
+"""
+_RENEW = "UPDATE tasks SET next_poll_at = ? WHERE id = ?" + _HELD
+_EXPIRE = f"""
+UPDATE tasks SET next_poll_at = ? WHERE {_LEASED} AND (next_poll_at IS NULL OR next_poll_at > ?)
+"""
 _REVIVE = """
 UPDATE tasks SET state = 'succeeded', result_url = ?, error = NULL, next_poll_at = ?,
                  finished_at = ?, updated_at = ?
@@ -71,16 +85,23 @@ _COUNT_FOR_USER = "SELECT COUNT(*) FROM tasks WHERE user_id = ?"
 _COUNT_NEWER = "SELECT COUNT(*) FROM tasks WHERE user_id = ? AND id > ?"
 _IN_STATES = "SELECT * FROM tasks WHERE state IN ({}) ORDER BY id"
 _DUE = """
-SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?
+SELECT * FROM tasks WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?{}
 ORDER BY next_poll_at LIMIT ?
 """
 _NEXT_DUE = "SELECT MIN(next_poll_at) FROM tasks WHERE next_poll_at > ?"
-_SCHEDULE = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL"
-_UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
-_RETRY_DELIVERY = "UPDATE tasks SET next_poll_at = ? WHERE id = ? AND state = 'delivering'"
-_COUNT_POLL = """
-UPDATE tasks SET polls = polls + 1, next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL
+_SCHEDULE = f"""
+UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL AND NOT {_LEASED}
 """
+_UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
+_RETRY_DELIVERY = """
+UPDATE tasks SET next_poll_at = ?, lease_owner = NULL WHERE id = ? AND state = 'delivering'
+"""
+_COUNT_POLL = f"""
+UPDATE tasks SET polls = polls + 1, next_poll_at = ?
+WHERE id = ? AND next_poll_at IS NOT NULL AND NOT {_LEASED}
+"""
+# The same, only if the look is still due when it was seen due: one replica takes each look.
+_CLAIM_POLL = _COUNT_POLL + " AND next_poll_at = ?"
 _TRACKED = """
 SELECT * FROM tasks
 WHERE state IN ('queued', 'running') AND next_poll_at IS NOT NULL
@@ -115,6 +136,7 @@ _FIELDS = frozenset(
         "error",
         "error_detail",
         "next_poll_at",
+        "lease_owner",
         "create_started_at",
         "submitted_at",
         "finished_at",
@@ -140,6 +162,8 @@ class Limits:
 
 
 DAY = 24 * 3600
+# Seconds a new task waits for its submitter to take it before the sweep may.
+UNSTARTED = 60.0
 
 
 @dataclass(frozen=True)
@@ -204,7 +228,9 @@ class TaskRepository:
                 return refusal
             if await tx.execute(_CLAIM_DRAFT, (now, draft_id)) != 1:
                 return Refusal.ALREADY
-            task_id = await tx.insert(_INSERT_FROM_DRAFT, (callback_secret, now, now, draft_id))
+            task_id = await tx.insert(
+                _INSERT_FROM_DRAFT, (callback_secret, now, now, now + UNSTARTED, draft_id)
+            )
             row = await tx.fetchone(_GET, (task_id,))
         assert row is not None
         return Task.from_row(row)
@@ -231,7 +257,9 @@ class TaskRepository:
                     return refusal
                 draft_id = await tx.insert(_COPY_AS_DRAFT, (status_message_id, now, now, task_id))
                 await tx.execute(_CLAIM_DRAFT, (now, draft_id))
-                new_id = await tx.insert(_INSERT_FROM_DRAFT, (callback_secret, now, now, draft_id))
+                new_id = await tx.insert(
+                    _INSERT_FROM_DRAFT, (callback_secret, now, now, now + UNSTARTED, draft_id)
+                )
                 if await tx.execute(_MARK_RETRIED, (new_id, now, task_id)) != 1:
                     # Retried by someone else meanwhile: undo this copy.
                     raise _Undo
@@ -267,15 +295,42 @@ class TaskRepository:
             recent_failures=[Task.from_row(row) for row in failed],
         )
 
-    async def mark_create_started(self, task_id: int) -> None:
-        """Record that the paid call is about to be made: from now on its outcome is unsure."""
-        now = time.time()
-        await self._db.execute(_CREATE_STARTED, (now, now, task_id))
+    async def mark_create_started(self, task_id: int, holder: str | None = None) -> bool:
+        """Record that the paid call is about to be made: from now on its outcome is unsure.
 
-    async def mark_sending(self, task_id: int) -> None:
-        """Record that the video is about to go to Telegram: from now on it may have arrived."""
+        With `holder`, only while that claim still holds the task's lease; False otherwise.
+        """
         now = time.time()
-        await self._db.execute(_SENDING, (now, now, task_id))
+        if holder is None:
+            return await self._db.execute(_CREATE_STARTED, (now, now, task_id)) == 1
+        changed = await self._db.execute(_CREATE_STARTED + _HELD, (now, now, task_id, holder))
+        return changed == 1
+
+    async def mark_sending(self, task_id: int, holder: str | None = None) -> bool:
+        """Record that the video is about to go to Telegram: from now on it may have arrived.
+
+        With `holder`, only while that claim still holds the task's lease; False otherwise.
+        """
+        now = time.time()
+        if holder is None:
+            return await self._db.execute(_SENDING, (now, now, task_id)) == 1
+        return await self._db.execute(_SENDING + _HELD, (now, now, task_id, holder)) == 1
+
+    async def take(self, task: Task, holder: str, until: float) -> Task | None:
+        """Lease a task being submitted or delivered whose lease ran out, as `holder` until
+        `until`; None if another took it first (or it moved on)."""
+        if task.next_poll_at is None:
+            return None
+        params = (holder, until, time.time(), task.id, task.next_poll_at)
+        return await self._update_one(_TAKE, params, task.id)
+
+    async def renew(self, task_id: int, holder: str, until: float) -> bool:
+        """Extend `holder`'s lease to `until`; False if the lease is no longer theirs."""
+        return await self._db.execute(_RENEW, (until, task_id, holder)) == 1
+
+    async def expire_leases(self, now: float) -> int:
+        """End every lease now (one process on SQLite: whoever held them is gone)."""
+        return await self._db.execute(_EXPIRE, (now, now))
 
     async def revive(self, task_id: int, result_url: str) -> Task | None:
         """A task failed for taking too long that succeeded after all: deliver it."""
@@ -342,9 +397,11 @@ class TaskRepository:
         rows = await self._db.fetchall(sql, [s.value for s in states])
         return [Task.from_row(row) for row in rows]
 
-    async def due(self, now: float, limit: int) -> list[Task]:
-        """Tasks whose next check is due, most overdue first."""
-        rows = await self._db.fetchall(_DUE, (now, limit))
+    async def due(self, now: float, limit: int, *, leased: bool = True) -> list[Task]:
+        """Tasks whose next check is due (or whose lease ran out), most overdue first;
+        without `leased`, only tasks that are not being submitted or delivered."""
+        sql = _DUE.format("" if leased else f" AND NOT {_LEASED}")
+        rows = await self._db.fetchall(sql, (now, limit))
         return [Task.from_row(row) for row in rows]
 
     async def next_due_after(self, moment: float) -> float | None:
@@ -382,6 +439,14 @@ class TaskRepository:
         sql = _HASTEN_IN[self._db.dialect]
         return await self._db.execute(sql, (now, least, share, backend))
 
-    async def count_poll(self, task_id: int, next_poll_at: float) -> bool:
-        """Record one provider check and when the next is due; False if it is not tracked."""
-        return await self._db.execute(_COUNT_POLL, (next_poll_at, task_id)) == 1
+    async def count_poll(
+        self, task_id: int, next_poll_at: float, seen: float | None = None
+    ) -> bool:
+        """Record one provider check and when the next is due; False if it is not tracked.
+
+        With `seen` (the due moment the caller read), only if it still holds: of replicas that
+        saw one look due, one makes it.
+        """
+        if seen is None:
+            return await self._db.execute(_COUNT_POLL, (next_poll_at, task_id)) == 1
+        return await self._db.execute(_CLAIM_POLL, (next_poll_at, task_id, seen)) == 1

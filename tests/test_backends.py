@@ -79,3 +79,18 @@ def test_the_readme_model_table_is_the_catalogue() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     shown = readme.split("<!-- models -->\n", 1)[1].split("\n<!-- /models -->", 1)[0]
     assert shown == model_table(), "update README.md from bot.providers.registry.model_table()"
+
+
+def test_the_database_url_and_its_password_are_secrets() -> None:
+    url = "postgresql://bot:pa55-w0rd-x@db.example:5432/kling"
+    loaded = settings(telegram_bot_token="1:x", database_url=url)
+    assert url in loaded.secrets() and "pa55-w0rd-x" in loaded.secrets()
+    line = RedactingFormatter("%(message)s", loaded.secrets()).redact(
+        f"connecting to {url}; password authentication failed ('pa55-w0rd-x')"
+    )
+    assert "pa55-w0rd-x" not in line and "db.example" not in line
+    assert loaded.problems() == []
+    wrong = settings(telegram_bot_token="1:x", database_url="mysql://bot:pw@db/kling")
+    assert wrong.problems() == [
+        "DATABASE_URL must start with postgresql:// (or leave it unset: SQLite)."
+    ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from bot.core.download import VideoTooLarge, download_video
+from bot.engine.leases import Claim, LeaseLost, Leases
 from bot.engine.reporting import LinkReason, Recipient, Reporter, Sent
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
@@ -33,11 +34,13 @@ class Deliverer:
         reporter: Reporter,
         recipient: Recipient,
         client: httpx.AsyncClient,
+        leases: Leases,
         upload_limit: int = UPLOAD_LIMIT,
         local_roots: tuple[Path, ...] = (),
         retry_delay: float = RETRY_DELAY,
     ) -> None:
         self._tasks = tasks
+        self._leases = leases
         # A video Telegram refused (and a link to it) is tried again this much later.
         self._retry_delay = retry_delay
         self._reporter = reporter
@@ -49,23 +52,39 @@ class Deliverer:
 
     async def deliver(self, task: Task) -> None:
         """Claim the task and send its video; a task claimed elsewhere is left alone."""
-        claimed = await self._tasks.advance(task.id, TaskState.DELIVERING, next_poll_at=None)
+        claim = Claim(task.id, self._leases.holder())
+        claimed = await self._tasks.advance(
+            task.id,
+            TaskState.DELIVERING,
+            next_poll_at=self._leases.until(),
+            lease_owner=claim.holder,
+        )
         if claimed is None:
             return
-        # No "sending…" edit first: the upload_video chat action says it, one call sooner.
-        await self._finish(claimed)
+        async with self._leases.kept(claim):
+            # No "sending…" edit first: the upload_video chat action says it, one call sooner.
+            with contextlib.suppress(LeaseLost):
+                await self._finish(claimed, claim)
 
     async def recover(self, task: Task) -> None:
-        """Finish a delivery cut off (or refused) before, without ever sending a second video."""
-        if task.sending_at is None:
-            await self._finish(task)  # nothing had gone to Telegram yet
-        elif await self._link(task, LinkReason.RESENT):
-            await self._done(task)
-        else:
-            await self._try_again_later(task)
+        """Finish a delivery cut off (or refused) before, without ever sending a second video.
 
-    async def _finish(self, task: Task) -> None:
-        if await self._send(task):
+        The task is taken over only if its lease ran out and no one else took it first.
+        """
+        claim = await self._leases.take(task)
+        if claim is None:
+            return
+        async with self._leases.kept(claim):
+            with contextlib.suppress(LeaseLost):
+                if task.sending_at is None:
+                    await self._finish(task, claim)  # nothing had gone to Telegram yet
+                elif await self._link(task, LinkReason.RESENT):
+                    await self._done(task)
+                else:
+                    await self._try_again_later(task)
+
+    async def _finish(self, task: Task, claim: Claim) -> None:
+        if await self._send(task, claim):
             await self._done(task)
         else:
             await self._try_again_later(task)
@@ -74,13 +93,17 @@ class Deliverer:
         """The user got nothing: the task stays `delivering` and is tried again, for a day."""
         if time.time() - (task.finished_at or task.created_at) < GIVE_UP_AFTER:
             await self._tasks.retry_delivery(task.id, time.time() + self._retry_delay)
+        else:
+            await self._tasks.unschedule(task.id)  # /stats lists it; the next start tries again
 
     async def _done(self, task: Task) -> None:
-        done = await self._tasks.advance(task.id, TaskState.DELIVERED, delivered_at=time.time())
+        done = await self._tasks.advance(
+            task.id, TaskState.DELIVERED, delivered_at=time.time(), next_poll_at=None
+        )
         if done is not None:
             await self._reporter.show(done)
 
-    async def _send(self, task: Task) -> bool:
+    async def _send(self, task: Task, claim: Claim) -> bool:
         """Send the video, or a link to it; False if the user surely got neither."""
         assert task.result_url is not None
         if await self._recipient.turned_away(task):
@@ -103,15 +126,17 @@ class Deliverer:
             except (httpx.HTTPError, OSError) as exc:
                 log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
                 return await self._link(task, LinkReason.UNSENT)
-            return await self._upload(task, path)
+            return await self._upload(task, claim, path)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)
 
-    async def _upload(self, task: Task, path: Path) -> bool:
+    async def _upload(self, task: Task, claim: Claim, path: Path) -> bool:
         if not await self._recipient.ready(task):
             return True  # the user turned the bot away: nothing more to do
-        await self._tasks.mark_sending(task.id)
+        if not await self._tasks.mark_sending(task.id, claim.holder):
+            log.warning("task %s: lease lost before the upload; left to its new holder", task.id)
+            raise LeaseLost
         sent = await self._recipient.send_video(task, path)
         if sent is Sent.REFUSED:
             # Whether a cut-off upload arrived is unknown; a link is never a second video.

@@ -16,6 +16,7 @@ from bot.core.request import build_request as request_for
 from bot.engine.alerts import FailureWatch
 from bot.engine.gate import RateGate
 from bot.engine.images import ImageError, PhotoSource, fetch_image
+from bot.engine.leases import Claim, Leases
 from bot.engine.reporting import Reporter
 from bot.engine.tracker import Tracker
 from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
@@ -90,8 +91,10 @@ class Submitter:
         retry_base: float = 1.0,
         stop_timeout: float = 30.0,
         watch: FailureWatch | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._photos = photos
+        self._leases = leases or Leases(tasks, poll_interval)
         self._tasks = tasks
         self._providers = providers
         self._catalogue = catalogue
@@ -110,8 +113,14 @@ class Submitter:
         self._running: set[asyncio.Task[None]] = set()
 
     def start(self, task: Task) -> None:
-        """Submit `task` in the background."""
-        self._spawn(self._guarded(task, self.submit), f"submit-{task.id}")
+        """Submit a task just claimed, in the background."""
+        self._spawn(self._held(task, self.submit), f"submit-{task.id}")
+
+    def resume(self, task: Task) -> Awaitable[None]:
+        """Take over a submission whose lease ran out (its holder died or stopped): settle it
+        if its paid call may have been made, else submit it."""
+        work = self.submit if task.create_started_at is None else self._settle
+        return self._held(task, work)
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         job = asyncio.create_task(work, name=name)
@@ -121,7 +130,8 @@ class Submitter:
     async def stop(self) -> None:
         """Let submissions in flight finish for a while, then park them.
 
-        A parked submission stays `submitting`; `recover` sorts it out at the next start.
+        A parked submission stays `submitting` under its lease; when the lease runs out the
+        tracker's sweep hands it back (at the next start, on SQLite).
         """
         if not self._running:
             return
@@ -130,36 +140,41 @@ class Submitter:
             job.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def recover(self) -> None:
-        """Settle tasks a previous run left `submitting`; never pay twice for one."""
-        for task in await self._tasks.in_states(TaskState.SUBMITTING):
-            if task.create_started_at is None:
-                self.start(task)  # nothing was paid for yet
-            else:
-                self._spawn(self._guarded(task, self._settle), f"settle-{task.id}")
-
     def callback_url(self, task: Task) -> str | None:
         """Where the provider should report this task, with its secret; None without PUBLIC_URL."""
         if not self._public_url:
             return None
         return f"{self._public_url}/callbacks/{task.backend}/{task.id}/{task.callback_secret}"
 
-    async def _guarded(self, task: Task, work: Callable[[Task], Awaitable[None]]) -> None:
+    async def _held(self, task: Task, work: Callable[[Task, Claim], Awaitable[None]]) -> None:
+        """Run `work` under a new lease on the task, unless another holder took it first."""
+        claim = await self._leases.take(task)
+        if claim is None:
+            log.info("task %s: taken by another holder; left to it", task.id)
+            return
+        async with self._leases.kept(claim):
+            await self._guarded(task, claim, work)
+
+    async def _guarded(
+        self, task: Task, claim: Claim, work: Callable[[Task, Claim], Awaitable[None]]
+    ) -> None:
         try:
-            await work(task)
+            await work(task, claim)
         except asyncio.CancelledError:
             log.info("task %s: submission parked by shutdown", task.id)
             raise
         except Exception:
             log.exception("task %s: submission crashed", task.id)
             now = await self._tasks.get(task.id)
-            if now is not None and now.create_started_at is not None:
+            if now is None or now.lease_owner != claim.holder:
+                return  # taken over: the new holder decides
+            if now.create_started_at is not None:
                 # The paid call may have gone through: never a plain failure with a Retry.
                 await self._give_up(task, UncertainCreateError("crashed after the paid call"))
                 return
             await self._fail(task, Failure.PROVIDER_ERROR, "internal error")
 
-    async def submit(self, task: Task) -> None:
+    async def submit(self, task: Task, claim: Claim) -> None:
         """Create the task at its provider and hand it to the tracker."""
         provider = self._providers.get(task.backend)
         if provider is None:
@@ -170,7 +185,7 @@ class Submitter:
         # 20 creates per 10 s) keeps only what the create call needs, not 100-300 KB of photo.
         prepared = await self._prepare(task, provider, callback_url)
         if prepared is not None:
-            await self._create(task, provider, prepared, callbacks=callback_url is not None)
+            await self._create(task, claim, provider, prepared, callbacks=callback_url is not None)
 
     async def _prepare(
         self, task: Task, provider: Provider, callback_url: str | None
@@ -201,10 +216,19 @@ class Submitter:
             return None
 
     async def _create(
-        self, task: Task, provider: Provider, prepared: PreparedTask, *, callbacks: bool
+        self,
+        task: Task,
+        claim: Claim,
+        provider: Provider,
+        prepared: PreparedTask,
+        *,
+        callbacks: bool,
     ) -> None:
         """The paid call: repeated only while the provider surely started nothing."""
-        await self._tasks.mark_create_started(task.id)
+        if not await self._tasks.mark_create_started(task.id, claim.holder):
+            # Another holder took the task over (this one stalled past its lease): it decides.
+            log.warning("task %s: lease lost before the paid call; not made", task.id)
+            return
 
         async def lost(exc: ProviderError) -> None:
             log.warning("task %s: create outcome unknown (%s); looking it up", task.id, exc.message)
@@ -234,7 +258,7 @@ class Submitter:
 
         await gate.acquire(tell)
 
-    async def _settle(self, task: Task) -> None:
+    async def _settle(self, task: Task, claim: Claim) -> None:
         """A create cut off by a restart: adopt the task if found, create again only when the
         provider proves there is none, else tell the user honestly."""
         provider = self._providers.get(task.backend)
@@ -252,7 +276,7 @@ class Submitter:
             await self._queued(task, provider, found)
         else:
             log.info("task %s: proven not created at %s; creating it", task.id, provider.name)
-            await self.submit(task)
+            await self.submit(task, claim)
 
     def adopt_later(self, task: Task, reported: str) -> None:
         """Adopt in the background, so the provider's callback is answered at once (kie
@@ -344,7 +368,12 @@ class Submitter:
 
     async def _fail(self, task: Task, reason: Failure, detail: str | None) -> None:
         failed = await self._tasks.advance(
-            task.id, TaskState.FAILED, error=reason, error_detail=detail, finished_at=time.time()
+            task.id,
+            TaskState.FAILED,
+            error=reason,
+            error_detail=detail,
+            finished_at=time.time(),
+            next_poll_at=None,
         )
         if failed is not None:
             await self._reporter.show(failed)

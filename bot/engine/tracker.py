@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from bot.core.failures import Failure
 from bot.engine.alerts import FailureWatch
@@ -52,8 +52,13 @@ class Tracker:
         concurrency: int = 32,
         stop_timeout: float = 30.0,
         watch: FailureWatch | None = None,
+        sole: bool = True,
     ) -> None:
         self._tasks = tasks
+        # The only process on its database (SQLite): leases left by an earlier run end at start.
+        self._sole = sole
+        # Who takes over a submission whose lease ran out (the submitter, once wired).
+        self._resume: Callable[[Task], Awaitable[None]] | None = None
         self._providers = providers
         self._deliverer = deliverer
         self._reporter = reporter
@@ -86,9 +91,15 @@ class Tracker:
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
 
+    def hand_submissions_to(self, resume: Callable[[Task], Awaitable[None]]) -> None:
+        """Submissions whose lease ran out go to `resume` (the submitter's)."""
+        self._resume = resume
+
     async def start(self) -> None:
-        """Resume what a previous run left and start the loop."""
-        await self._recover()
+        """Start the loop; alone on the database, first end the leases an earlier run left."""
+        if self._sole:
+            # Cut off mid-way by a stop or a crash: submissions and deliveries are due now.
+            await self._tasks.expire_leases(time.time())
         self._runner = asyncio.create_task(self._run(), name="tracker")
 
     async def stop(self) -> None:
@@ -182,11 +193,6 @@ class Tracker:
         await self._tasks.hasten(task.backend, time.time(), self._poll_interval, GROWTH)
         self.poke()
 
-    async def _recover(self) -> None:
-        # A delivery cut off by a crash may or may not have reached the user.
-        for task in await self._tasks.in_states(TaskState.DELIVERING):
-            await self._deliverer.recover(task)
-
     async def _run(self) -> None:
         while True:
             self._wakeup.clear()
@@ -198,7 +204,7 @@ class Tracker:
                 if self._lists(task):
                     listed.add(task.backend)
                 else:
-                    self._spawn(task)
+                    self._spawn(task, claim=True)
             waits = [self._sweep(backend, now) for backend in listed]
             # Tasks due by `now` are in flight or wait for a free slot; either way the end of
             # a check pokes the loop, so only later ones need a timer.
@@ -265,28 +271,39 @@ class Tracker:
             remote = found.get(task.provider_task_id or "")
             if remote is None:
                 if due:
-                    self._spawn(task)  # not in the list: asked about on its own
+                    self._spawn(task, claim=True)  # not in the list: asked about on its own
                 continue
             final = remote.state in (ProviderState.SUCCEEDED, ProviderState.FAILED)
             starts = remote.state is ProviderState.RUNNING and task.state is TaskState.QUEUED
             if due or final or starts:
-                self._spawn(task, remote, due=due)
+                self._spawn(task, remote, due=due, claim=True)
             elif not self._awaits_callback(task):
                 # Seen now: its next look is where its own schedule puts one after this.
                 later.append((task.id, self._next_look(task, now)))
         await self._tasks.schedule_many(later)
 
-    def _spawn(self, task: Task, remote: ProviderTask | None = None, *, due: bool = True) -> None:
-        job = asyncio.create_task(self._guarded_check(task, remote, due), name=f"check-{task.id}")
-        self._inflight[task.id] = job
+    def _spawn(
+        self,
+        task: Task,
+        remote: ProviderTask | None = None,
+        *,
+        due: bool = True,
+        claim: bool = False,
+    ) -> None:
+        """Check the task in the background; with `claim`, only if no other replica took the
+        look it was read due for."""
+        work = self._guarded_check(task, remote, due, claim)
+        self._inflight[task.id] = asyncio.create_task(work, name=f"check-{task.id}")
 
-    async def _guarded_check(self, task: Task, remote: ProviderTask | None, due: bool) -> None:
+    async def _guarded_check(
+        self, task: Task, remote: ProviderTask | None, due: bool, claim: bool
+    ) -> None:
         try:
             if remote is None and task.state in (TaskState.QUEUED, TaskState.RUNNING):
                 # Outside the check slots, so waiting polls never hold up deliveries.
                 await self._turn(task.backend)
             async with self._limit:
-                await self.check(task, remote, due=due)
+                await self.check(task, remote, due=due, claim=claim)
         except Exception:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
@@ -296,22 +313,31 @@ class Tracker:
             self.poke()
 
     async def check(
-        self, task: Task, remote: ProviderTask | None = None, *, due: bool = True
+        self,
+        task: Task,
+        remote: ProviderTask | None = None,
+        *,
+        due: bool = True,
+        claim: bool = False,
     ) -> None:
         """Bring one task forward: poll the provider (or use `remote`), or deliver it."""
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
-            await self._poll(task, remote, due=due)
+            await self._poll(task, remote, due=due, claim=claim)
         elif task.state is TaskState.DELIVERING:
-            await self._tasks.unschedule(task.id)
-            await self._deliverer.recover(task)  # refused before: a link, or the video again
+            # Refused before, or its holder is gone: a link, or the video if none was sent.
+            await self._deliverer.recover(task)
+        elif task.state is TaskState.SUBMITTING and self._resume is not None:
+            await self._resume(task)  # its submitter is gone: settle or submit it
         elif task.state is TaskState.FAILED and task.error == Failure.TIMEOUT:
             await self._late_check(task)
         else:
             await self._tasks.unschedule(task.id)
 
-    async def _poll(self, task: Task, known: ProviderTask | None, *, due: bool) -> None:
+    async def _poll(
+        self, task: Task, known: ProviderTask | None, *, due: bool, claim: bool = False
+    ) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
         deadline = started + self._task_timeout
@@ -322,8 +348,9 @@ class Tracker:
             next_at = self._next_look(task, now)
         if now < deadline:
             next_at = min(next_at, deadline)
-        if not await self._tasks.count_poll(task.id, next_at):
-            return  # a stale copy: the task ended meanwhile
+        seen = task.next_poll_at if claim else None
+        if not await self._tasks.count_poll(task.id, next_at, seen):
+            return  # a stale copy: the task ended meanwhile, or another replica looks now
         remote = known or await self._fetch(task, next_at)
         if remote is None:
             if now >= deadline:

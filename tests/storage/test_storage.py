@@ -24,6 +24,7 @@ from storage import (
     UserSettingsRepository,
 )
 from storage.migrations import SQLITE_MIGRATIONS as MIGRATIONS
+from storage.tasks import UNSTARTED
 
 OPTIONS = GenerationOptions(model="kie:kling-2.6/image-to-video", duration=5, sound=True)
 
@@ -113,7 +114,9 @@ async def test_claim_is_exactly_once_even_when_concurrent(db: Database) -> None:
     assert task.state is TaskState.SUBMITTING
     assert task.status_message_id == 99
     assert task.prompt == "a cat blinks" and task.options == OPTIONS
-    assert task.next_poll_at is None
+    # Due for the sweep a while after the claim, unless its submitter takes it first.
+    assert task.next_poll_at == pytest.approx(task.created_at + UNSTARTED)
+    assert task.lease_owner is None
     row = await db.fetchone("SELECT COUNT(*) FROM tasks")
     assert row is not None and row[0] == 1
 
