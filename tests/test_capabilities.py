@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.caption import Caption
 from bot.chat.callback_data import Action, decode
 from bot.chat.handlers.drafts import apply_button
 from bot.chat.views.camera import camera_menu
 from bot.chat.views.draft import draft_keyboard
+from bot.core.caption import Caption
 from bot.drafts.options import fit_options, image_uses, with_caption
 from bot.engine.submit import build_request
 from bot.providers.base import ImageFile

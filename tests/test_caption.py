@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.caption import Caption, parse_caption
+from bot.core.caption import Caption, parse_caption
 
 
 @pytest.mark.parametrize(

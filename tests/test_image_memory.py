@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import io, json, os, resource, sys
 from PIL import Image
-from bot.engine import images
+from bot.core import images
 
 def rss_kib():
     with open("/proc/self/statm") as statm:

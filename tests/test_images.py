@@ -8,7 +8,7 @@ import os
 import pytest
 from PIL import Image
 
-from bot.engine.images import (
+from bot.core.images import (
     CANVAS_PIXELS,
     LONGEST,
     MAX_BYTES,

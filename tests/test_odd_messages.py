@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.engine.images import SMALLEST
+from bot.core.images import SMALLEST
 from bot.web import webhook_secret
 from tests.conftest import TOKEN, Harness, buttons, jpeg
 from tests.fakes.telegram import FakeUser

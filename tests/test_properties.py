@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from bot.caption import Caption, parse_caption
 from bot.chat.callback_data import Action, DraftButton, decode
+from bot.core.caption import Caption, parse_caption
 from bot.providers.base import ProviderState, ProviderTask
 from bot.providers.errors import (
     AuthenticationError,

@@ -8,7 +8,7 @@ from telegram import Bot
 from telegram.error import NetworkError, TelegramError
 
 from bot.core.failures import Failure
-from bot.engine.images import ImageError, check_image
+from bot.core.images import ImageError, check_image
 
 FETCH_ATTEMPTS = 3
 

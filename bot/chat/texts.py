@@ -1,7 +1,5 @@
 """Every user-facing text, one catalogue per language."""
 
-# ruff: noqa: E501  (a text reads best on one line, however long)
-
 from __future__ import annotations
 
 from typing import Any

@@ -36,10 +36,10 @@ from bot.cli.options import (
 )
 from bot.config import Settings
 from bot.core.generation import Generation
+from bot.core.images import LONGEST, SMALLEST, ImageError, prepare_image
 from bot.core.paid import UncertainCreateError
 from bot.core.request import Choices, Images, RequestRefused, build_request
 from bot.core.waiting import GenerationFailed, OutOfPatience
-from bot.engine.images import LONGEST, SMALLEST, ImageError, prepare_image
 from bot.engine.timing import Schedule, kind, learned_times
 from bot.providers.backend import BuildContext
 from bot.providers.base import MAX_DYNAMIC_MASKS, DynamicMask, ImageFile, Provider, VideoRequest

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from bot.caption import shot_lines
 from bot.cli.common import UsageError
+from bot.core.caption import shot_lines
 from bot.providers.base import MAX_DYNAMIC_MASKS, MAX_TRAJECTORY_POINTS, TrajectoryPoint
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from bot.caption import Caption
 from bot.config import Settings
+from bot.core.caption import Caption
 from bot.providers.camera import CODES as CAMERA_CODES
 from bot.providers.camera import PRESETS
 from bot.providers.catalogue import CAMERA, END_FRAME, MULTI_SHOT, SOUND, Catalogue, ModelSpec

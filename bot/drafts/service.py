@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from bot.caption import parse_caption
 from bot.config import Settings
+from bot.core.caption import parse_caption
 from bot.drafts.options import (
     Option,
     Problem,

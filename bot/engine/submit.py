@@ -10,13 +10,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.core.failures import Failure
+from bot.core.images import ImageError
 from bot.core.paid import UncertainCreateError, create_once, prepare, settle
 from bot.core.request import Choices, Images, RequestRefused
 from bot.core.request import build_request as request_for
 from bot.engine.alerts import FailureWatch
 from bot.engine.gate import RateGate
-from bot.engine.images import ImageError, PhotoSource, fetch_image
 from bot.engine.leases import Claim, Leases
+from bot.engine.photos import PhotoSource, fetch_image
 from bot.engine.reporting import Reporter
 from bot.engine.tracker import Tracker
 from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest

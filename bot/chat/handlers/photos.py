@@ -9,8 +9,8 @@ from bot.chat.replies import Context, reply
 from bot.chat.services import Services
 from bot.chat.texts import t
 from bot.chat.views.refusals import image_refusal
+from bot.core.images import ImageError, size_problem
 from bot.drafts.service import Photo
-from bot.engine.images import ImageError, size_problem
 
 # The Bot API's getFile serves files up to this size.
 GETFILE_LIMIT = 20 * 1024 * 1024

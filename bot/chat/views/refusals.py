@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.chat.texts import t
 from bot.config import Settings
 from bot.core.failures import Failure
-from bot.engine.images import LONGEST, SMALLEST
+from bot.core.images import LONGEST, SMALLEST
 from storage import Refusal
 
 # What to tell for each reason an image is refused (anything else: "not_image").

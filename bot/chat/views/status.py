@@ -11,7 +11,7 @@ from bot.chat.callback_data import TaskAction, TaskButton
 from bot.chat.texts import t
 from bot.chat.views.parts import excerpt, sound_mark
 from bot.core.failures import Failure
-from bot.engine.images import LONGEST, SMALLEST
+from bot.core.images import LONGEST, SMALLEST
 from bot.engine.timing import RunTimes, remaining
 from bot.providers.catalogue import Catalogue
 from storage.models import Task, TaskState

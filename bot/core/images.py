@@ -1,4 +1,4 @@
-"""Fetch a user's image from Telegram and make it one every backend takes, before paying.
+"""Make an image one every backend takes, before paying: checked, padded, enlarged or re-encoded.
 
 No file can take much memory: sizes are read from the header before anything is decoded, a
 JPEG is decoded only as large as it will be used, and what is re-encoded fits a small canvas.
@@ -6,12 +6,10 @@ JPEG is decoded only as large as it will be used, and what is re-encoded fits a 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import math
 import threading
 import warnings
-from typing import Protocol
 
 from PIL import ExifTags, Image, ImageStat, PngImagePlugin, UnidentifiedImageError
 
@@ -276,18 +274,3 @@ def prepare_image(
             width=image.width,
             height=image.height,
         )
-
-
-class PhotoSource(Protocol):
-    """Where the users' photos come from (Telegram's files, for the bot)."""
-
-    async def photo(self, file_id: str) -> bytes:
-        """A photo's bytes by its id; ImageError(IMAGE_FETCH) when it cannot be had."""
-
-
-async def fetch_image(
-    source: PhotoSource, file_id: str, accepted: tuple[str, ...] = ALL_TYPES, name: str = "image"
-) -> ImageFile:
-    """Fetch a photo and make it usable; see `prepare_image`."""
-    data = await source.photo(file_id)
-    return await asyncio.to_thread(prepare_image, data, accepted, name)
