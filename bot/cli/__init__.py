@@ -9,6 +9,7 @@ from collections.abc import Callable
 from bot import __version__
 from bot.cli.check import add_check
 from bot.cli.common import INTERRUPTED, PROG, USAGE, CliError, Masker, say
+from bot.cli.copy import add_copy
 from bot.cli.generate import add_generate
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_generate(commands)
     add_check(commands)
+    add_copy(commands)
     return parser
 
 
