@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Updater
 
 from bot.chat.draft_messages import DraftMessages
 from bot.chat.messenger import PROGRESS_INTERVAL, Messenger
@@ -20,6 +21,7 @@ from bot.chat.photos import TelegramPhotos
 from bot.chat.routing import attach, set_commands
 from bot.chat.sending import TelegramRecipient
 from bot.chat.services import Services
+from bot.chat.updates import POLLING_LOCK, OnceApplication, UpdateLedger, lead_polling
 from bot.chat.upload import VideoUploader
 from bot.config import Settings
 from bot.drafts.service import ALBUM_WAIT, DraftService
@@ -49,6 +51,7 @@ from storage import (
     UserSettingsRepository,
     open_database,
 )
+from storage.updates import UpdateRepository
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .base_file_url(f"{api}/file/bot")
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
+        .application_class(OnceApplication)
     )
     if settings.telegram_webhook:
         builder = builder.updater(None)  # updates come through our web app
@@ -167,6 +171,8 @@ class KlingBot:
         stack.push_async_callback(downloads.aclose)
         catalogue = settings.catalogue()
         application = build_application(settings)
+        assert isinstance(application, OnceApplication)
+        application.ledger = UpdateLedger(UpdateRepository(db))
         self.application = application
         tasks = TaskRepository(db)
         chats = ChatRepository(db)
@@ -280,9 +286,22 @@ class KlingBot:
                 ) from exc
         else:
             await self._start_web(build_web_app(self.services))
-            assert application.updater is not None
-            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=10)
-            stack.push_async_callback(application.updater.stop)
+            updater = application.updater
+            assert updater is not None
+
+            async def start_polling() -> None:
+                await updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=10)
+
+            # One process polls at a time (a Bot API rule); on SQLite it is always this one,
+            # and its first start happens here, so a refusal stops the start.
+            held = await db.try_hold(POLLING_LOCK)
+            if held is not None:
+                await start_polling()
+            stack.push_async_callback(stop_polling, updater)
+            leading = asyncio.create_task(
+                lead_polling(db, application, start_polling, held), name="lead-polling"
+            )
+            stack.push_async_callback(stop_task, leading)
         log.info(
             "kling-bot started: models %s; web app on port %s",
             ", ".join(spec.id for spec in catalogue.models),
@@ -310,6 +329,19 @@ class KlingBot:
     async def stop(self) -> None:
         """Stop taking updates, finish work in flight, close everything."""
         await self._stack.aclose()
+
+
+async def stop_polling(updater: Updater) -> None:
+    """Stop taking updates, if this process was."""
+    if updater.running:
+        await updater.stop()
+
+
+async def stop_task(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def run(settings: Settings) -> None:

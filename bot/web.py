@@ -19,10 +19,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 from telegram import Bot, Update
-from telegram.ext import Application
 
 from bot.chat.services import Services
+from bot.chat.updates import OnceApplication
 from bot.providers.errors import CallbackRejectedError
+from storage.updates import Turn
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def parse_update(body: bytes, bot: Bot) -> Update | None:
         return None
 
 
-def build_web_app(services: Services, telegram: Application | None = None) -> Starlette:  # type: ignore[type-arg]
+def build_web_app(services: Services, telegram: OnceApplication | None = None) -> Starlette:
     """Routes for health and callbacks, and Telegram's webhook when `telegram` is given."""
 
     async def healthz(request: Request) -> JSONResponse:
@@ -142,7 +143,10 @@ def build_web_app(services: Services, telegram: Application | None = None) -> St
                 return JSONResponse({"error": "body too large"}, status_code=413)
             if update is None:
                 return JSONResponse({"error": "not an update"}, status_code=400)
-            await telegram.update_queue.put(update)
+            # Answered only once handled and recorded: Telegram sends again what a replica that
+            # died did not finish, and what another is handling right now (503).
+            if await telegram.process_once(update, wait=False) is Turn.BUSY:
+                return JSONResponse({"error": "being handled"}, status_code=503)
             return JSONResponse({"ok": True})
 
         routes.append(Route(WEBHOOK_PATH, webhook, methods=["POST"]))

@@ -108,6 +108,23 @@ class Database(ABC):
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Return every row of a query."""
 
+    @abstractmethod
+    async def try_hold(self, name: str) -> Holding | None:
+        """Hold the lock named `name` across transactions until released or this process
+        ends; None if another process holds it."""
+
+
+class Holding(ABC):
+    """A lock held for as long as this process's connection to the database lives."""
+
+    @abstractmethod
+    async def alive(self) -> bool:
+        """Whether the lock is still held (its connection still answers)."""
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Let the lock go; idempotent."""
+
 
 def is_postgres_url(url: str) -> bool:
     """Whether `url` names a PostgreSQL database."""

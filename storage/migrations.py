@@ -109,6 +109,18 @@ SQLITE_MIGRATIONS: Migrations = (
         WHERE state IN ('submitting', 'delivering') AND next_poll_at IS NULL
         """,
     ),
+    # 7: Telegram updates being handled or handled, so that none is handled twice
+    (
+        """
+        CREATE TABLE updates (
+            update_id INTEGER PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until REAL NOT NULL,
+            handled_at REAL
+        )
+        """,
+        "CREATE INDEX updates_by_handled ON updates (handled_at)",
+    ),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -213,5 +225,17 @@ POSTGRES_MIGRATIONS: Migrations = (
         UPDATE tasks SET next_poll_at = updated_at
         WHERE state IN ('submitting', 'delivering') AND next_poll_at IS NULL
         """,
+    ),
+    # 7: Telegram updates being handled or handled, so that none is handled twice
+    (
+        """
+        CREATE TABLE updates (
+            update_id BIGINT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until DOUBLE PRECISION NOT NULL,
+            handled_at DOUBLE PRECISION
+        )
+        """,
+        "CREATE INDEX updates_by_handled ON updates (handled_at)",
     ),
 )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
 
-from storage.database import Database, Params, Row, Session
+from storage.database import Database, Holding, Params, Row, Session
 from storage.dialect import Dialect, numbered
 from storage.migrations import POSTGRES_MIGRATIONS
 
@@ -23,6 +24,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 _VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 _RECORD_VERSION = "INSERT INTO schema_migrations (version) VALUES ($1)"
+# Held by a session until it lets go or ends (its process died: the server frees it at once).
+_TRY_HOLD = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
+_LET_GO = "SELECT pg_advisory_unlock(hashtextextended($1, 0))"
+# How long a held lock's connection may take to answer before the lock counts as lost.
+ALIVE_TIMEOUT = 5.0
 # Held until commit or rollback; a name hashes to a 64-bit key (a collision only makes two
 # unrelated transactions wait for each other).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
@@ -64,6 +70,44 @@ class PostgresSession(Session):
     async def lock(self, key: str) -> None:
         """Take a transaction-level advisory lock named `key`."""
         await self._conn.execute(_LOCK, key)
+
+
+class PostgresHolding(Holding):
+    """A session advisory lock on a connection kept out of the pool while it is held."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+        name: str,
+    ) -> None:
+        self._pool = pool
+        self._conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = conn
+        self._name = name
+
+    async def alive(self) -> bool:
+        """Whether the lock's connection still answers (the server keeps the lock while so)."""
+        if self._conn is None:
+            return False
+        try:
+            await self._conn.fetchval("SELECT 1", timeout=ALIVE_TIMEOUT)
+        except Exception:  # any failure of the lock's connection (asyncpg's own state too)
+            return False
+        return True
+
+    async def release(self) -> None:
+        """Unlock and give the connection back; a dead connection's lock is already gone."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            await conn.execute(_LET_GO, self._name, timeout=ALIVE_TIMEOUT)
+        except Exception:  # a broken connection: the server already let the lock go
+            with contextlib.suppress(Exception):
+                conn.terminate()
+        # A broken connection may already be detached from the pool.
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
 
 
 class PostgresDatabase(Database):
@@ -133,3 +177,15 @@ class PostgresDatabase(Database):
         """Return every row of a query."""
         async with self._pool.acquire() as conn:
             return await PostgresSession(conn).fetchall(sql, params)
+
+    async def try_hold(self, name: str) -> Holding | None:
+        """The session lock named `name` on a connection of its own; None if it is taken."""
+        conn = await self._pool.acquire()
+        try:
+            if await conn.fetchval(_TRY_HOLD, name):
+                return PostgresHolding(self._pool, conn, name)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        await self._pool.release(conn)
+        return None

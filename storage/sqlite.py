@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage.database import Database, Params, Row, Session
+from storage.database import Database, Holding, Params, Row, Session
 from storage.dialect import Dialect
 from storage.migrations import SQLITE_MIGRATIONS
 
@@ -52,6 +52,17 @@ class SqliteSession(Session):
 
     async def lock(self, key: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the whole file's write lock."""
+
+
+class SoleHolding(Holding):
+    """One process owns an SQLite file: it holds every lock it asks for."""
+
+    async def alive(self) -> bool:
+        """Always: nobody else could have taken it."""
+        return True
+
+    async def release(self) -> None:
+        """Nothing to let go."""
 
 
 class SqliteDatabase(Database):
@@ -153,3 +164,7 @@ class SqliteDatabase(Database):
         """Return every row of a query."""
         async with self._lock:
             return await self._session.fetchall(sql, params)
+
+    async def try_hold(self, name: str) -> Holding | None:
+        """Every lock: one process uses an SQLite file."""
+        return SoleHolding()

@@ -88,7 +88,7 @@ class Harness:
         chat_id, message_id = message["chat"]["id"], message["message_id"]
         calls = await self.telegram.wait_for_call(
             "sendMessage",
-            lambda c: c.ok and int(c.params["chat_id"]) == chat_id and _replied_to(c) == message_id,
+            lambda c: c.ok and int(c.params["chat_id"]) == chat_id and replied_to(c) == message_id,
             count=after + 1,
             timeout=timeout,
         )
@@ -127,7 +127,8 @@ async def until(condition: Callable[[], bool], timeout: float = 1.0) -> None:
             await asyncio.sleep(0.01)
 
 
-def _replied_to(call: Call) -> int | None:
+def replied_to(call: Call) -> int | None:
+    """The message a bot's call replies to, if any."""
     reply = call.params.get("reply_parameters")
     if isinstance(reply, dict):
         return int(reply["message_id"])

@@ -20,6 +20,9 @@ JSON = dict[str, Any]
 MessageKey = tuple[int, int]
 
 POLL_SLICE = 0.05
+# Update ids go on across fakes, as a bot's do across its life (a test may start a second fake
+# on the same database, which remembers the updates it handled).
+_UPDATE_IDS = itertools.count(1)
 
 
 @dataclass
@@ -105,9 +108,11 @@ class TelegramState:
         self._users: dict[int, FakeUser] = {}
         self._message_ids: dict[int, int] = {}
         self._updates: list[JSON] = []
+        # Every update ever enqueued, by id (for resending one).
+        self.sent_updates: dict[int, JSON] = {}
         self._allowed_updates: list[str] = []
         self._update_event = asyncio.Event()
-        self._update_ids = itertools.count(1)
+        self._update_ids = _UPDATE_IDS
         self._file_numbers = itertools.count(1)
         self._query_ids = itertools.count(4_300_000_000_000_000_001)
         self._files: dict[str, StoredFile] = {}
@@ -401,8 +406,20 @@ class TelegramState:
     # ----- the updates queue ------------------------------------------------------------------
 
     def _enqueue(self, kind: str, payload: JSON) -> None:
-        self._updates.append({"update_id": next(self._update_ids), kind: payload})
+        update_id = next(self._update_ids)
+        update = {"update_id": update_id, kind: payload}
+        self._updates.append(update)
+        self.sent_updates[update_id] = copy.deepcopy(update)
         self.wake_pollers()
+
+    def resend(self, update_id: int) -> JSON:
+        """Offer an update again, as Telegram does when the getUpdates consumer that fetched it
+        stopped before confirming it (or a webhook was not answered 200); the update."""
+        update = copy.deepcopy(self.sent_updates[update_id])
+        self._updates.append(update)
+        self._updates.sort(key=lambda u: int(u["update_id"]))
+        self.wake_pollers()
+        return update
 
     def wake_pollers(self) -> None:
         """Wake every pending long poll."""

@@ -1,0 +1,62 @@
+"""Telegram updates: each handled once, whichever process receives it and however often."""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+
+from storage.database import Database
+
+# Telegram keeps an update for at most a day: older records can be forgotten.
+KEEP = 24 * 3600.0
+_TAKE_NEW = """
+INSERT INTO updates (update_id, holder, until) VALUES (?, ?, ?)
+ON CONFLICT (update_id) DO NOTHING
+"""
+# A holder that did not finish in time (its process died) is taken over.
+_TAKE_OVER = """
+UPDATE updates SET holder = ?, until = ?
+WHERE update_id = ? AND handled_at IS NULL AND until < ?
+"""
+_GET = "SELECT holder, handled_at FROM updates WHERE update_id = ?"
+_DONE = "UPDATE updates SET handled_at = ? WHERE update_id = ? AND holder = ?"
+_FORGET = "DELETE FROM updates WHERE handled_at < ?"
+
+
+class Turn(Enum):
+    """Whose an update is."""
+
+    MINE = "mine"
+    # Handled already: nothing more to do.
+    DONE = "done"
+    # Being handled by another holder whose time has not run out.
+    BUSY = "busy"
+
+
+class UpdateRepository:
+    """Records which updates are being handled, by whom until when, and which are done."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def take(self, update_id: int, holder: str, until: float) -> Turn:
+        """Take the update for `holder` until `until`, unless it is done or held by another."""
+        now = time.time()
+        if await self._db.execute(_TAKE_NEW, (update_id, holder, until)) == 1:
+            return Turn.MINE
+        if await self._db.execute(_TAKE_OVER, (holder, until, update_id, now)) == 1:
+            return Turn.MINE
+        row = await self._db.fetchone(_GET, (update_id,))
+        if row is None:  # forgotten meanwhile: older than a day, so long handled
+            return Turn.DONE
+        if row["handled_at"] is not None:
+            return Turn.DONE
+        return Turn.MINE if row["holder"] == holder else Turn.BUSY
+
+    async def done(self, update_id: int, holder: str) -> None:
+        """Record that `holder` finished handling the update."""
+        await self._db.execute(_DONE, (time.time(), update_id, holder))
+
+    async def forget(self, now: float) -> int:
+        """Drop records of updates handled more than a day ago; how many."""
+        return await self._db.execute(_FORGET, (now - KEEP,))
