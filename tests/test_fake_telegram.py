@@ -39,7 +39,7 @@ from telegram.ext import (
 
 from tests.conftest import until
 from tests.fakes.server import serve
-from tests.fakes.telegram import FakeTelegram, FakeUser
+from tests.fakes.telegram import FakeTelegram, FakeUser, methods
 
 TOKEN = "123456:TEST-TOKEN"
 ANN = FakeUser(7, "Ann")
@@ -554,6 +554,52 @@ async def test_long_poll_wakes_on_update_and_times_out(
     result = (await poll).json()["result"]
     assert time.monotonic() - started < 0.5
     assert [u["message"]["text"] for u in result] == ["wake up"]
+
+
+async def test_a_newer_long_poll_ends_the_waiting_one_with_409(
+    fake: FakeTelegram,
+    root: str,
+    bot: Bot,
+    http: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As telegram-bot-api does (Client::abort_long_poll): one waiting getUpdates per bot, the
+    newer wins; a getUpdates answered at once ends nothing; 409s come at most one per 3 s."""
+    monkeypatch.setattr(methods, "CONFLICT_PAUSE", 0.4)
+    url = f"{root}/bot{TOKEN}/getUpdates"
+    first = asyncio.create_task(http.post(url, data={"timeout": "5"}))
+    await fake.wait_for_call("getUpdates")
+    second = asyncio.create_task(http.post(url, data={"timeout": "5"}))
+    ended = await asyncio.wait_for(first, 1.0)
+    assert ended.status_code == 409
+    assert ended.json() == {
+        "ok": False,
+        "error_code": 409,
+        "description": "Conflict: terminated by other getUpdates request; "
+        "make sure that only one bot instance is running",
+    }
+    # Answered at once (timeout 0): the waiting one goes on waiting, and gets the update.
+    assert (await http.post(url, data={"timeout": "0"})).json() == {"ok": True, "result": []}
+    await asyncio.sleep(0.1)
+    assert not second.done()
+    fake.send_text(ANN, "hi")
+    assert [u["message"]["text"] for u in (await second).json()["result"]] == ["hi"]
+    # Another 409 within the pause waits it out; PTB raises Conflict.
+    fake.send_text(ANN, "confirm")  # nothing pending below: the next polls wait
+    offset = max(u["update_id"] for u in fake.pending_updates) + 1
+    await http.post(url, data={"timeout": "0", "offset": str(offset)})
+    third = asyncio.create_task(bot.get_updates(offset=offset, timeout=dtm.timedelta(seconds=5)))
+    await fake.wait_for_call("getUpdates", count=5)
+    started = time.monotonic()
+    fourth = asyncio.create_task(http.post(url, data={"timeout": "5", "offset": str(offset)}))
+    with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+        await third
+    assert time.monotonic() - started >= 0.3
+    # setWebhook ends the waiting one too, in its own words.
+    await bot.set_webhook("https://example.com/hook")
+    webhooked = await fourth
+    assert webhooked.status_code == 409
+    assert webhooked.json()["description"] == "Conflict: terminated by setWebhook request"
 
 
 async def test_server_shutdown_releases_long_poll_and_held_calls(

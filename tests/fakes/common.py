@@ -63,6 +63,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any | None
+    # The caller's (host, port): which of several bot processes sent it.
+    client: tuple[str, int] | None = None
 
 
 @dataclass
@@ -444,6 +446,11 @@ async def _until_disconnect(receive: Receive) -> None:
         pass
 
 
+def _client(scope: Scope) -> tuple[str, int] | None:
+    client = scope.get("client")
+    return None if client is None else (str(client[0]), int(client[1]))
+
+
 def _keep_alive(receive: Receive) -> bool:
     cycle = getattr(receive, "__self__", None)
     return bool(getattr(cycle, "keep_alive", True))
@@ -493,6 +500,7 @@ class Recorder:
                 },
                 body=body,
                 json=parse_json(body),
+                client=_client(scope),
             )
         )
         replayed = False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import math
 import re
 import time
 import urllib.parse
@@ -41,6 +43,17 @@ WEBHOOK_PORTS = frozenset({80, 88, 443, 8443})
 # An empty secret_token is no secret_token: Telegram then sends no secret header.
 _SECRET_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]*")
 _BAD_WEBHOOK = "bad webhook: "
+# A long poll that a newer one (or setWebhook) replaces ends with 409 and one of these
+# (telegram-bot-api, Client::abort_long_poll).
+TERMINATED_BY_GET_UPDATES = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
+TERMINATED_BY_SET_WEBHOOK = "Conflict: terminated by setWebhook request"
+# Telegram answers at most one such 409 per this many seconds; a later one waits this long
+# (Client::fail_query_conflict).
+CONFLICT_PAUSE = 3.0
+POLL_PAUSE_STEP = 0.05
 _CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -77,6 +90,8 @@ class _LongPoll:
         self.request = request
         self.deadline = deadline
         self.keep_alive_at_start = _keep_alive(request)
+        # Why a newer request ended this one (a 409's description), if one did.
+        self.terminated: str | None = None
 
     async def gone(self) -> bool:
         """Whether the client hung up or the server began shutting down."""
@@ -97,6 +112,10 @@ class BotMethods:
 
     def __init__(self, state: TelegramState) -> None:
         self.state = state
+        # The one long poll Telegram keeps per bot, waiting for updates; and when the next
+        # 409 for a replaced one may be sent at once.
+        self._long_poll: _LongPoll | None = None
+        self._next_conflict_at = 0.0
         self.handlers: dict[str, Handler] = {
             "getMe": self.get_me,
             "getUpdates": self.get_updates,
@@ -167,13 +186,46 @@ class BotMethods:
             state.allow_updates([str(kind) for kind in allowed])
         state.confirm_updates(int_param(params, "offset", 0))
         poll = _LongPoll(call.request, time.monotonic() + timeout)
-        while True:
-            ready = state.deliverable_updates()[:limit]
-            if ready or state.closed or time.monotonic() >= poll.deadline:
-                return ready
-            await state.wait_for_update(poll.deadline)
-            if await poll.gone():
-                return []
+        ready = state.deliverable_updates()[:limit]
+        if ready or state.closed or timeout <= 0:
+            # Answered at once: a long poll that waits meanwhile goes on waiting.
+            return ready
+        # One waiting long poll per bot: this one replaces any other, which ends with a 409.
+        self._terminate_long_poll(TERMINATED_BY_GET_UPDATES)
+        self._long_poll = poll
+        try:
+            while True:
+                ready = state.deliverable_updates()[:limit]
+                if ready or state.closed or time.monotonic() >= poll.deadline:
+                    return ready
+                await state.wait_for_update(poll.deadline)
+                if poll.terminated is not None:
+                    await self._conflict_pause(poll)
+                    raise ApiError(409, poll.terminated)
+                if await poll.gone():
+                    return []
+        finally:
+            if self._long_poll is poll:
+                self._long_poll = None
+
+    def _terminate_long_poll(self, reason: str) -> None:
+        """End the waiting long poll, if any, with a 409 that says `reason`."""
+        if self._long_poll is not None:
+            self._long_poll.terminated = reason
+            self._long_poll = None
+            self.state.wake_pollers()
+
+    async def _conflict_pause(self, poll: _LongPoll) -> None:
+        """Wait as Telegram does before a 409: not at all, unless one went out in the last
+        CONFLICT_PAUSE seconds (then that long)."""
+        now = time.monotonic()
+        if now >= self._next_conflict_at:
+            self._next_conflict_at = now + CONFLICT_PAUSE
+            return
+        for _ in range(math.ceil(CONFLICT_PAUSE / POLL_PAUSE_STEP)):
+            if self.state.closed or await poll.gone():
+                return
+            await asyncio.sleep(POLL_PAUSE_STEP)
 
     def delete_webhook(self, call: MethodCall) -> bool:
         """deleteWebhook: back to getUpdates."""
@@ -193,6 +245,7 @@ class BotMethods:
             self.state.drop_updates()
         url = str(call.params.get("url") or "")
         if url:
+            self._terminate_long_poll(TERMINATED_BY_SET_WEBHOOK)
             _check_webhook_url(url, loopback_http=self.state.allow_loopback_http_webhook)
             _check_secret_token(str(call.params.get("secret_token") or ""))
         self.state.webhook_url = url

@@ -126,6 +126,7 @@ class FakeTelegram(TelegramState):
             return err.response()
         files = {field_name: upload.content for field_name, upload in uploads.items()}
         call = Call(self._methods.canonical(name), params, files, time.monotonic())
+        call.client = _client(request)
         self.calls.append(call)
         plan = self._gates.take(name.lower())
         if plan.before is not None:
@@ -189,6 +190,10 @@ class FakeTelegram(TelegramState):
         self.file_downloads.append(stored.file_path)
         media_type = mimetypes.guess_type(stored.file_path)[0] or "application/octet-stream"
         return Response(stored.content, media_type=media_type)
+
+
+def _client(request: Request) -> tuple[str, int] | None:
+    return None if request.client is None else (request.client.host, request.client.port)
 
 
 def _dropped(call: Call, outcome: Outcome) -> Response:

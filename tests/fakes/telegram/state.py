@@ -59,6 +59,8 @@ class Call:
     status: int = 200
     result: Any = None
     error: str | None = None
+    # The caller's (host, port): which of several bot processes made the call.
+    client: tuple[str, int] | None = None
 
     @property
     def ok(self) -> bool:
