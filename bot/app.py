@@ -13,9 +13,16 @@ from typing import Any
 import httpx
 from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Updater
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseRateLimiter,
+    Updater,
+)
 
 from bot.chat.draft_messages import DraftMessages
+from bot.chat.limiter import SharedRateLimiter
 from bot.chat.messenger import PROGRESS_INTERVAL, Messenger
 from bot.chat.photos import TelegramPhotos
 from bot.chat.routing import attach, set_commands
@@ -27,6 +34,7 @@ from bot.config import Settings
 from bot.drafts.service import ALBUM_WAIT, DraftService
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import RETRY_DELAY, Deliverer
+from bot.engine.gate import local_gates, shared_gates
 from bot.engine.leases import Leases
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
@@ -51,11 +59,15 @@ from storage import (
     UserSettingsRepository,
     open_database,
 )
+from storage.database import Database
+from storage.rates import RateSlots
 from storage.updates import UpdateRepository
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# A request refused for flooding is tried again this many times, after the wait Telegram asks.
+FLOOD_RETRIES = 3
 # With callbacks on, safety-net polls come this many POLL_INTERVALs apart.
 CALLBACK_WAIT = 30
 
@@ -80,15 +92,21 @@ def telegram_refusal(exc: BaseException, api_url: str) -> str | None:
     return None
 
 
-def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
-    """A PTB application pointed at TELEGRAM_API_URL, with flood control."""
+def build_application(settings: Settings, db: Database) -> Application:  # type: ignore[type-arg]
+    """A PTB application pointed at TELEGRAM_API_URL, with flood control (shared by every
+    replica on PostgreSQL)."""
     api = settings.telegram_api_url
+    limiter: BaseRateLimiter[Any] = (
+        AIORateLimiter(max_retries=FLOOD_RETRIES)
+        if db.dialect is Dialect.SQLITE
+        else SharedRateLimiter(RateSlots(db), max_retries=FLOOD_RETRIES)
+    )
     builder = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(limiter)
         .concurrent_updates(True)
         .application_class(OnceApplication)
     )
@@ -170,7 +188,7 @@ class KlingBot:
         )
         stack.push_async_callback(downloads.aclose)
         catalogue = settings.catalogue()
-        application = build_application(settings)
+        application = build_application(settings, db)
         assert isinstance(application, OnceApplication)
         application.ledger = UpdateLedger(UpdateRepository(db))
         self.application = application
@@ -189,6 +207,9 @@ class KlingBot:
         )
         uploader = VideoUploader(application.bot)
         leases = Leases(tasks, settings.poll_interval)
+        # One process on SQLite; on PostgreSQL rate limits hold across every replica.
+        sole = db.dialect is Dialect.SQLITE
+        gates = local_gates if sole else shared_gates(RateSlots(db))
         deliverer = Deliverer(
             tasks,
             messenger,
@@ -216,7 +237,8 @@ class KlingBot:
             callback_wait=callback_wait,
             watch=watch,
             # Several replicas share PostgreSQL: leases end only when they run out.
-            sole=db.dialect is Dialect.SQLITE,
+            sole=sole,
+            gates=gates,
         )
         submitter = Submitter(
             TelegramPhotos(application.bot),
@@ -230,6 +252,7 @@ class KlingBot:
             retry_base=min(1.0, settings.poll_interval),
             watch=watch,
             leases=leases,
+            gates=gates,
         )
         tracker.hand_submissions_to(submitter.resume)
         users = UserSettingsRepository(db)

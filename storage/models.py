@@ -150,6 +150,8 @@ class Task(_Row):
     sending_at: float | None = None
     # Who is submitting or delivering the task (a claim's token); its lease ends at next_poll_at.
     lease_owner: str | None = None
+    # When a callback from the provider named the task (then polls are no longer a safety net).
+    callback_at: float | None = None
     created_at: float
     submitted_at: float | None
     finished_at: float | None

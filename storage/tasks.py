@@ -59,6 +59,7 @@ UPDATE tasks SET lease_owner = ?, next_poll_at = ?, updated_at = ?
 WHERE id = ? AND next_poll_at = ? AND {_LEASED}
 """
 _RENEW = "UPDATE tasks SET next_poll_at = ? WHERE id = ?" + _HELD
+_HEARD = "UPDATE tasks SET callback_at = ? WHERE id = ? AND callback_at IS NULL"
 _EXPIRE = f"""
 UPDATE tasks SET next_poll_at = ? WHERE {_LEASED} AND (next_poll_at IS NULL OR next_poll_at > ?)
 """
@@ -327,6 +328,10 @@ class TaskRepository:
     async def renew(self, task_id: int, holder: str, until: float) -> bool:
         """Extend `holder`'s lease to `until`; False if the lease is no longer theirs."""
         return await self._db.execute(_RENEW, (until, task_id, holder)) == 1
+
+    async def heard(self, task_id: int, now: float) -> None:
+        """Record that a callback named the task (the first one counts)."""
+        await self._db.execute(_HEARD, (now, task_id))
 
     async def expire_leases(self, now: float) -> int:
         """End every lease now (one process on SQLite: whoever held them is gone)."""

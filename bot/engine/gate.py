@@ -1,4 +1,4 @@
-"""A local queue in front of a backend's create rate limit (kie: 20 per 10 s, with a margin)."""
+"""Queues in front of rate limits (kie: 20 creates per 10 s): in one process, or shared by all."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+
+from storage.rates import RateSlots
 
 
 class RateGate:
@@ -50,3 +52,39 @@ class RateGate:
                 self._recent.append(self._clock())
         finally:
             self._waiting -= 1
+
+
+class SharedRateGate(RateGate):
+    """A RateGate whose limit holds across every process on the database (several replicas).
+
+    The local queue keeps this process's callers in order and tells them their place; a slot
+    is then taken in the database, waiting while other processes have the window full.
+    """
+
+    def __init__(self, slots: RateSlots, name: str, limit: int, window: float) -> None:
+        super().__init__(limit, window)
+        self._slots = slots
+        self._name = name
+
+    async def acquire(self, on_queued: Callable[[int], Awaitable[None]] | None = None) -> None:
+        """Wait for a slot here, then for one shared with the other processes."""
+        await super().acquire(on_queued)
+        while (delay := await self._slots.take(self._name, self._limit, self._window)) > 0:  # noqa: ASYNC110 - a timed wait
+            await asyncio.sleep(delay)
+
+
+GateMaker = Callable[[str, int, float], RateGate]
+
+
+def local_gates(name: str, limit: int, window: float) -> RateGate:
+    """A gate for one process (SQLite: the only one)."""
+    return RateGate(limit, window)
+
+
+def shared_gates(slots: RateSlots) -> GateMaker:
+    """Gates shared through the database by every replica."""
+
+    def make(name: str, limit: int, window: float) -> RateGate:
+        return SharedRateGate(slots, name, limit, window)
+
+    return make

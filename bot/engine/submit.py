@@ -15,7 +15,7 @@ from bot.core.paid import UncertainCreateError, create_once, prepare, settle
 from bot.core.request import Choices, Images, RequestRefused
 from bot.core.request import build_request as request_for
 from bot.engine.alerts import FailureWatch
-from bot.engine.gate import RateGate
+from bot.engine.gate import GateMaker, local_gates
 from bot.engine.leases import Claim, Leases
 from bot.engine.photos import PhotoSource, fetch_image
 from bot.engine.reporting import Reporter
@@ -93,6 +93,7 @@ class Submitter:
         stop_timeout: float = 30.0,
         watch: FailureWatch | None = None,
         leases: Leases | None = None,
+        gates: GateMaker = local_gates,
     ) -> None:
         self._photos = photos
         self._leases = leases or Leases(tasks, poll_interval)
@@ -107,7 +108,7 @@ class Submitter:
         self._retry_base = retry_base
         self._stop_timeout = stop_timeout
         self._gates = {
-            name: RateGate(*provider.create_rate)
+            name: gates(f"{name}:create", *provider.create_rate)
             for name, provider in providers.items()
             if provider.create_rate is not None
         }

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from bot.core.failures import Failure
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import Deliverer
-from bot.engine.gate import RateGate
+from bot.engine.gate import GateMaker, local_gates
 from bot.engine.reporting import Reporter
 from bot.engine.timing import GROWTH, MIN_GAP_SHARE, Timings
 from bot.providers.base import Provider, ProviderState, ProviderTask
@@ -53,6 +53,7 @@ class Tracker:
         stop_timeout: float = 30.0,
         watch: FailureWatch | None = None,
         sole: bool = True,
+        gates: GateMaker = local_gates,
     ) -> None:
         self._tasks = tasks
         # The only process on its database (SQLite): leases left by an earlier run end at start.
@@ -67,7 +68,9 @@ class Tracker:
         self._poll_interval = poll_interval
         # Status queries per backend stay within what the backend takes, across all tasks.
         self._gates = {
-            name: RateGate(provider.status_rate[0], provider.status_rate[1] * STATUS_MARGIN)
+            name: gates(
+                f"{name}:status", provider.status_rate[0], provider.status_rate[1] * STATUS_MARGIN
+            )
             for name, provider in providers.items()
             if provider.status_rate is not None
         }
@@ -145,6 +148,8 @@ class Tracker:
 
     async def callback_arrived(self, task: Task) -> bool:
         """A provider's callback named this task: its backend's callbacks reach us."""
+        # Recorded for the other replicas too: a look by one of them is then no safety net.
+        await self._tasks.heard(task.id, time.time())
         self._heard[task.id] = None
         self._heard.move_to_end(task.id)
         if len(self._heard) > HEARD_MEMORY:
@@ -163,6 +168,7 @@ class Tracker:
             and provider.sends_callbacks
             and task.backend not in self._unheard
             and task.id not in self._heard
+            and task.callback_at is None
         )
 
     def _suspect(self, task: Task) -> None:
@@ -174,7 +180,10 @@ class Tracker:
     async def _judge(self, task: Task) -> None:
         try:
             await asyncio.sleep(CALLBACK_GRACE * self._poll_interval)
-            if task.id not in self._heard:
+            if task.id in self._heard:
+                return
+            now = await self._tasks.get(task.id)  # the callback may have reached another replica
+            if now is None or now.callback_at is None:
                 await self._callback_lost(task)
         except Exception:
             log.exception("task %s: could not judge its callback", task.id)

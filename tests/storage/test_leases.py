@@ -129,3 +129,15 @@ async def test_a_sole_process_ends_the_leases_an_earlier_run_left(
     due = await one.due(now, 10)
     assert [t.id for t in due] == [task.id]
     assert await one.due(now, 10, leased=False) == []
+
+
+async def test_a_callback_heard_by_one_replica_is_known_to_all(
+    pair: tuple[Database, Database],
+) -> None:
+    a, b = pair
+    one, two = TaskRepository(a), TaskRepository(b)
+    task = await new_task(a)
+    await one.heard(task.id, 1000.0)
+    await one.heard(task.id, 2000.0)  # the first one counts
+    seen = await two.get(task.id)
+    assert seen is not None and seen.callback_at == 1000.0
