@@ -193,7 +193,7 @@ class KlingBot:
         application.ledger = UpdateLedger(UpdateRepository(db))
         self.application = application
         tasks = TaskRepository(db)
-        chats = ChatRepository(db)
+        chats = ChatRepository(db, shared=db.dialect is not Dialect.SQLITE)
         timings = Timings(TimingRepository(db), settings.poll_interval)
         await timings.load()
         messenger = Messenger(

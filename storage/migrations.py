@@ -134,6 +134,8 @@ SQLITE_MIGRATIONS: Migrations = (
         # When the provider's callback for a task came, whichever process it reached.
         "ALTER TABLE tasks ADD COLUMN callback_at REAL",
     ),
+    # 9: when the bot last edited a message in each chat (progress edits, across replicas)
+    ("ALTER TABLE chats ADD COLUMN edited_at REAL",),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -264,4 +266,6 @@ POSTGRES_MIGRATIONS: Migrations = (
         # When the provider's callback for a task came, whichever process it reached.
         "ALTER TABLE tasks ADD COLUMN callback_at DOUBLE PRECISION",
     ),
+    # 9: when the bot last edited a message in each chat (progress edits, across replicas)
+    ("ALTER TABLE chats ADD COLUMN edited_at DOUBLE PRECISION",),
 )

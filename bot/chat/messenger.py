@@ -61,12 +61,17 @@ class Messenger:
 
     async def progress(self, task: Task) -> None:
         """Refresh a generating task's elapsed minutes when they change, at a calm rate per chat."""
-        last = self._last_edit.get(task.chat_id)
-        if last is not None and time.monotonic() - last < self.progress_interval:
-            return
         text = self._text(task)
-        if self._shown.get(task.id) != text:
-            await self._status(task, text, status_keyboard(task))
+        if self._shown.get(task.id) == text:
+            return
+        if self.chats.shared:  # the last edit may have been another replica's
+            if not await self.chats.take_edit(task.chat_id, time.time(), self.progress_interval):
+                return
+        else:
+            last = self._last_edit.get(task.chat_id)
+            if last is not None and time.monotonic() - last < self.progress_interval:
+                return
+        await self._status(task, text, status_keyboard(task))
 
     async def adopted(self, task: Task) -> None:
         """Tell the user that a task we could not tell had started did start after all."""
@@ -78,6 +83,8 @@ class Messenger:
 
     async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
         self._last_edit[task.chat_id] = time.monotonic()
+        if self.chats.shared:
+            await self.chats.edited(task.chat_id, time.time())
         if task.state in (TaskState.QUEUED, TaskState.RUNNING):
             self._shown[task.id] = text
         else:
