@@ -289,6 +289,7 @@ class KlingBot:
         stack.push_async_callback(application.shutdown)
         await set_commands(application, settings.admin_user_ids)
         await application.start()
+        draft_service.start()
         stack.push_async_callback(draft_service.close)
         stack.push_async_callback(application.stop)
         stack.push_async_callback(submitter.stop)

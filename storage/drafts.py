@@ -35,6 +35,12 @@ UPDATE drafts SET prompt = ?, state = 'open', updated_at = ?
 WHERE id = ? AND prompt IS NULL AND state = 'awaiting_prompt'
 """
 _GET = "SELECT * FROM drafts WHERE id = ?"
+_SHOW_LATER = "UPDATE drafts SET show_at = ? WHERE id = ?"
+# One process shows the album, once its moment has come.
+_TAKE_SHOWING = """
+UPDATE drafts SET show_at = NULL WHERE id = ? AND show_at IS NOT NULL AND show_at <= ?
+"""
+_OVERDUE = "SELECT id FROM drafts WHERE show_at IS NOT NULL AND show_at <= ? ORDER BY show_at"
 _SET_MESSAGE = "UPDATE drafts SET message_id = ?, updated_at = ? WHERE id = ?"
 _SET_OPTIONS = """
 UPDATE drafts SET options = ?, updated_at = ?
@@ -125,8 +131,12 @@ class DraftRepository:
         caption: str | None,
         options: GenerationOptions,
         lang: str,
+        show_at: float | None = None,
     ) -> tuple[Draft, bool]:
-        """Add one photo of an album to its draft (made by the first); True if it was made now."""
+        """Add one photo of an album to its draft (made by the first); True if it was made now.
+
+        `show_at`: when the draft is to be shown, unless another photo comes before.
+        """
         now = time.time()
         state = DraftState.OPEN if caption else DraftState.AWAITING_PROMPT
         async with self._db.transaction() as tx:
@@ -174,9 +184,20 @@ class DraftRepository:
                 )
                 if caption:
                     await tx.execute(_SET_CAPTION, (caption, now, draft_id))
+            if show_at is not None:
+                await tx.execute(_SHOW_LATER, (show_at, draft_id))
             row = await tx.fetchone(_GET, (draft_id,))
         assert row is not None
         return Draft.from_row(row), created
+
+    async def take_showing(self, draft_id: int, now: float) -> bool:
+        """Whether this process shows the album's draft now: its moment came, and no other
+        process took it first."""
+        return await self._db.execute(_TAKE_SHOWING, (draft_id, now)) == 1
+
+    async def overdue(self, before: float) -> list[int]:
+        """Albums whose moment to be shown passed before `before` (their process died)."""
+        return [int(row[0]) for row in await self._db.fetchall(_OVERDUE, (before,))]
 
     async def get(self, draft_id: int) -> Draft | None:
         """The draft with this id, if any."""

@@ -136,6 +136,8 @@ SQLITE_MIGRATIONS: Migrations = (
     ),
     # 9: when the bot last edited a message in each chat (progress edits, across replicas)
     ("ALTER TABLE chats ADD COLUMN edited_at REAL",),
+    # 10: when an album's draft is to be shown (its photos stopped arriving), by any process
+    ("ALTER TABLE drafts ADD COLUMN show_at REAL",),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -268,4 +270,6 @@ POSTGRES_MIGRATIONS: Migrations = (
     ),
     # 9: when the bot last edited a message in each chat (progress edits, across replicas)
     ("ALTER TABLE chats ADD COLUMN edited_at DOUBLE PRECISION",),
+    # 10: when an album's draft is to be shown (its photos stopped arriving), by any process
+    ("ALTER TABLE drafts ADD COLUMN show_at DOUBLE PRECISION",),
 )

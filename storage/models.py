@@ -110,6 +110,8 @@ class Draft(_Row):
     image_file_id: str
     extra_images: list[AlbumImage] = []
     media_group_id: str | None = None
+    # An album's draft: when to show it (its photos have stopped arriving); None once shown.
+    show_at: float | None = None
     prompt: str | None
     options: GenerationOptions
     lang: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,9 @@ import httpx
 
 from bot.chat.updates import OnceApplication
 from bot.web import webhook_secret
-from tests.conftest import TOKEN, replied_to
+from storage import DraftRepository
+from storage.models import GenerationOptions
+from tests.conftest import PHOTO, TOKEN, replied_to
 
 Run = Callable[..., Any]
 
@@ -63,3 +66,30 @@ async def test_a_webhook_update_sent_twice_is_handled_once(harness: Run) -> None
         await asyncio.sleep(0.3)
         assert replies_to(h, help_) == 1
         assert isinstance(h.bot.application, OnceApplication)
+
+
+async def test_an_album_a_dead_replica_left_unshown_is_shown_by_another(harness: Run) -> None:
+    async with harness() as h:
+        # The photos were taken by a process that died before its timer showed the draft.
+        sent = [
+            h.telegram.send_photo(h.user, PHOTO, "a cat" if n == 0 else None, media_group_id="g9")
+            for n in range(2)
+        ]
+        # That process had fetched them (nothing is awaited in between: this bot never sees them).
+        h.telegram.drop_updates()
+        for message in sent:
+            await DraftRepository(h.services.db).add_to_album(
+                user_id=h.user.id,
+                chat_id=message["chat"]["id"],
+                media_group_id="g9",
+                message_id=message["message_id"],
+                file_id=message["photo"][-1]["file_id"],
+                caption=message.get("caption"),
+                options=GenerationOptions(model="kie:kling-2.6/image-to-video"),
+                lang="en",
+                show_at=time.time() - 1,
+            )
+        draft = await h.draft_for(sent[0])
+        assert "a cat" in draft["text"]
+        await asyncio.sleep(1.0)
+        assert replies_to(h, sent[0]) == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +34,8 @@ from storage import (
     UserSettingsRepository,
 )
 from storage.models import Draft, DraftState, GenerationOptions, ImageUse, Task
+
+log = logging.getLogger(__name__)
 
 # Telegram sends an album as separate messages within a moment of each other.
 ALBUM_WAIT = 1.5
@@ -106,6 +110,7 @@ class DraftService:
         self._album_wait = album_wait
         self._albums: dict[int, asyncio.Task[None]] = {}
         self._album_due: dict[int, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     # Opening
 
@@ -145,6 +150,7 @@ class DraftService:
                 caption=caption.prompt or None,
                 options=options,
                 lang=lang,
+                show_at=time.time() + self._album_wait,
             )
             if caption.negative_prompt or caption.cfg_scale is not None or caption.shots:
                 album = self._catalogue.get(draft.options.model) or spec
@@ -186,9 +192,10 @@ class DraftService:
 
     # Albums
 
-    def _show_album_later(self, draft_id: int) -> None:
+    def _show_album_later(self, draft_id: int, delay: float | None = None) -> None:
         """Show an album's draft once its photos have stopped arriving."""
-        self._album_due[draft_id] = time.monotonic() + self._album_wait
+        wait = self._album_wait if delay is None else delay
+        self._album_due[draft_id] = time.monotonic() + wait
         if draft_id not in self._albums:
             job = asyncio.create_task(self._show_album(draft_id), name=f"album-{draft_id}")
             self._albums[draft_id] = job
@@ -200,9 +207,20 @@ class DraftService:
             self._show_album_later(draft_id)
 
     async def _show_album(self, draft_id: int) -> None:
-        # Each further photo moves the moment on; the draft is shown when it passes.
-        while (delay := self._album_due[draft_id] - time.monotonic()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
+        # Each further photo moves the moment on (here, or in the database when another
+        # process took the photo); the one process that takes the moment shows the draft.
+        while True:
+            delay = self._album_due[draft_id] - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if await self._drafts.take_showing(draft_id, time.time()):
+                break
+            later = await self._drafts.get(draft_id)
+            if later is None or later.show_at is None:  # shown by another process
+                del self._album_due[draft_id]
+                return
+            self._album_due[draft_id] = time.monotonic() + max(later.show_at - time.time(), 0.0)
         del self._album_due[draft_id]
         draft = await self._drafts.get(draft_id)
         if draft is None or draft.state not in (DraftState.OPEN, DraftState.AWAITING_PROMPT):
@@ -221,8 +239,30 @@ class DraftService:
         elif draft.state is DraftState.OPEN:
             await self._screen.refresh(draft)
 
+    def start(self) -> None:
+        """Look now and then for albums a process that died left unshown."""
+        self._sweeper = asyncio.create_task(self._sweep_albums(), name="album-sweep")
+
+    async def _sweep_albums(self) -> None:
+        # An album overdue by one wait was left by a process that died (its timer is gone).
+        while True:
+            await asyncio.sleep(2 * self._album_wait)
+            try:
+                overdue = await self._drafts.overdue(time.time() - self._album_wait)
+            except Exception:
+                log.exception("could not look for albums left unshown")
+                continue
+            for draft_id in overdue:
+                if draft_id not in self._albums:
+                    self._show_album_later(draft_id, delay=0.0)
+
     async def close(self) -> None:
-        """Let album drafts waiting to be shown be shown."""
+        """Stop sweeping; let album drafts waiting to be shown be shown."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._albums:
             await asyncio.gather(*self._albums.values(), return_exceptions=True)
 
