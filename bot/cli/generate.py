@@ -174,7 +174,9 @@ async def run_job(job: Job, provider: Provider, display: Display) -> int:
     task_id = await generation.start()
     patience = job.options.timeout or job.settings.task_timeout
     name = kind(job.spec.id, request.mode, request.duration, request.sound)
-    times = await learned_times(job.settings.database_path, name, job.settings.poll_interval)
+    # With DATABASE_URL the SQLite file at DATABASE_PATH is not the bot's: defaults then.
+    sqlite = None if job.settings.database else job.settings.database_path
+    times = await learned_times(sqlite, name, job.settings.poll_interval)
     try:
         url = await generation.wait(Schedule(times, job.settings.poll_interval), patience)
     except GenerationFailed as exc:

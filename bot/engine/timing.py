@@ -222,8 +222,8 @@ def polls_until(schedule: Schedule, finish: float, limit: int = 1000) -> Sequenc
     return moments
 
 
-async def learned_times(database: Path, name: str, poll_interval: float) -> RunTimes:
-    """What the bot's database knows of a kind, read without changing the file; else defaults."""
+async def learned_times(database: Path | None, name: str, poll_interval: float) -> RunTimes:
+    """A kind's times from the bot's SQLite file, read without changing it; else defaults."""
     since = time.time() - FORGET_AFTER
-    samples = await read_run_times(database, name, since, KEEP)
+    samples = await read_run_times(database, name, since, KEEP) if database is not None else []
     return RunTimes(tuple(sorted(samples)), prior_of(name, poll_interval))
