@@ -150,7 +150,13 @@ class Submitter:
 
     async def _held(self, task: Task, work: Callable[[Task, Claim], Awaitable[None]]) -> None:
         """Run `work` under a new lease on the task, unless another holder took it first."""
-        claim = await self._leases.take(task)
+        try:
+            claim = await self._leases.take(task)
+        except Exception:
+            # The task stays due: the sweep tries again, after this pause.
+            log.exception("task %s: could not take its lease", task.id)
+            await asyncio.sleep(self._poll_interval)
+            return
         if claim is None:
             log.info("task %s: taken by another holder; left to it", task.id)
             return

@@ -317,6 +317,9 @@ class Tracker:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
                 await self._tasks.count_poll(task.id, time.time() + self._poll_interval)
+            if task.state in (TaskState.SUBMITTING, TaskState.DELIVERING):
+                # Its lease is not moved by a poll: wait before it is found due again.
+                await asyncio.sleep(self._poll_interval)
         finally:
             self._inflight.pop(task.id, None)
             self.poke()
@@ -337,8 +340,9 @@ class Tracker:
         elif task.state is TaskState.DELIVERING:
             # Refused before, or its holder is gone: a link, or the video if none was sent.
             await self._deliverer.recover(task)
-        elif task.state is TaskState.SUBMITTING and self._resume is not None:
-            await self._resume(task)  # its submitter is gone: settle or submit it
+        elif task.state is TaskState.SUBMITTING:
+            if self._resume is not None:
+                await self._resume(task)  # its submitter is gone: settle or submit it
         elif task.state is TaskState.FAILED and task.error == Failure.TIMEOUT:
             await self._late_check(task)
         else:
