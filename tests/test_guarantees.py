@@ -24,6 +24,7 @@ from storage import (
     TaskState,
 )
 from tests.conftest import generate, until
+from tests.postgres import postgres_server, postgres_url  # noqa: F401  (the fixtures, here)
 
 Run = Callable[..., Any]
 
@@ -33,7 +34,7 @@ USER = 7
 
 @dataclass
 class Store:
-    """Repositories on one SQLite file, through one or several connections."""
+    """Repositories on one database, through one or several connections (or pools)."""
 
     dbs: Sequence[Database]
 
@@ -75,13 +76,27 @@ class Store:
         return len(await self.tasks().in_states(*(states or tuple(TaskState))))
 
 
-# Claims run through one connection and through two to one file: what two bot processes (a
-# deploy overlapping the old instance, or an admin script beside the bot) would do.
-@pytest.fixture(params=[1, 2], ids=["one-connection", "two-connections"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+# Claims run through one connection and through two to one SQLite file (a deploy overlapping
+# the old instance), and through two pools to one PostgreSQL database (two replicas).
+@pytest.fixture(
+    params=[("sqlite", 1), ("sqlite", 2), ("postgres", 2)],
+    ids=["one-connection", "two-connections", "postgres-two-pools"],
+)
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str | None, Path, int]:
+    """Where the store is: a PostgreSQL URL or an SQLite file, and how many connections."""
+    kind, count = request.param
+    url = request.getfixturevalue("postgres_url") if kind == "postgres" else None
+    return url, tmp_path / "bot.sqlite3", count
+
+
+@pytest.fixture
+async def store(place: tuple[str | None, Path, int]) -> AsyncIterator[Store]:
+    url, path, count = place
     async with AsyncExitStack() as stack:
-        path = tmp_path / "bot.sqlite3"
-        dbs = [await stack.enter_async_context(Database.open(path)) for _ in range(request.param)]
+        dbs = [
+            await stack.enter_async_context(Database.connect(url) if url else Database.open(path))
+            for _ in range(count)
+        ]
         yield Store(dbs)
 
 
