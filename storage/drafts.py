@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from storage.database import Database
+from storage.database import Database, Session
 from storage.dialect import Dialect
 from storage.models import AlbumImage, Draft, DraftState, GenerationOptions
 
@@ -76,6 +76,11 @@ WHERE chat_id = ? AND user_id = ? AND state = 'awaiting_prompt'
 """
 
 
+async def _lock_awaiting(tx: Session, chat_id: int, user_id: int) -> None:
+    """Make drafts waiting for a user's prompt in a chat be made one after another."""
+    await tx.lock(f"kling-bot:awaiting:{chat_id:d}:{user_id:d}")
+
+
 class DraftRepository:
     """Reads and writes drafts."""
 
@@ -97,28 +102,28 @@ class DraftRepository:
         """Store a new draft; without a prompt it waits for one."""
         now = time.time()
         state = DraftState.OPEN if prompt else DraftState.AWAITING_PROMPT
-        if state is DraftState.AWAITING_PROMPT:
-            # Only the newest captionless photo of a chat waits for the next text.
-            await self._db.execute(_CANCEL_AWAITING, (now, chat_id, user_id))
-        draft_id = await self._db.insert(
-            _INSERT,
-            (
-                user_id,
-                chat_id,
-                source_message_id,
-                image_file_id,
-                prompt,
-                options.model_dump_json(),
-                lang,
-                state.value,
-                media_group_id,
-                now,
-                now,
-            ),
+        values = (
+            user_id,
+            chat_id,
+            source_message_id,
+            image_file_id,
+            prompt,
+            options.model_dump_json(),
+            lang,
+            state.value,
+            media_group_id,
+            now,
+            now,
         )
-        draft = await self.get(draft_id)
-        assert draft is not None
-        return draft
+        async with self._db.transaction() as tx:
+            if state is DraftState.AWAITING_PROMPT:
+                # Only the newest captionless photo of a chat waits for the next text.
+                await _lock_awaiting(tx, chat_id, user_id)
+                await tx.execute(_CANCEL_AWAITING, (now, chat_id, user_id))
+            draft_id = await tx.insert(_INSERT, values)
+            row = await tx.fetchone(_GET, (draft_id,))
+        assert row is not None
+        return Draft.from_row(row)
 
     async def add_to_album(
         self,
@@ -245,6 +250,7 @@ class DraftRepository:
         state = DraftState.OPEN if prompt else DraftState.AWAITING_PROMPT
         async with self._db.transaction() as tx:
             if state is DraftState.AWAITING_PROMPT:
+                await _lock_awaiting(tx, int(row["chat_id"]), int(row["user_id"]))
                 await tx.execute(_CANCEL_AWAITING, (now, row["chat_id"], row["user_id"]))
             draft_id = await tx.insert(_FROM_TASK, (prompt, lang, state.value, now, now, task_id))
             created = await tx.fetchone(_GET, (draft_id,))

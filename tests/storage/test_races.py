@@ -12,6 +12,7 @@ import pytest
 from storage import (
     Database,
     DraftRepository,
+    DraftState,
     GenerationOptions,
     Limits,
     Refusal,
@@ -131,3 +132,28 @@ async def test_two_photos_of_one_album_at_once_make_one_draft(
         assert (draft.source_message_id, draft.image_file_id) == (1, "f1")
         assert [(i.message_id, i.file_id) for i in draft.extra_images] == [(2, "f2")]
         assert draft.prompt == "day to night"
+
+
+async def test_captionless_photos_at_once_leave_one_draft_waiting(
+    pair: tuple[Database, Database],
+) -> None:
+    """Two photos without a caption from one user at once: only the newer waits for a prompt."""
+    one, two = pair
+    for user in range(1, ROUNDS + 1):
+        made = await asyncio.gather(
+            *(
+                DraftRepository(db).create(
+                    user_id=user,
+                    chat_id=user,
+                    source_message_id=n,
+                    image_file_id=f"file-{n}",
+                    prompt=None,
+                    options=OPTIONS,
+                    lang="en",
+                )
+                for n, db in enumerate((one, two, one, two))
+            )
+        )
+        states = [await DraftRepository(one).get(draft.id) for draft in made]
+        waiting = [d for d in states if d is not None and d.state is DraftState.AWAITING_PROMPT]
+        assert len(waiting) == 1, states
