@@ -12,7 +12,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Server:
     """A running server: where it listens and how to make a database on it."""
 
     port: int
+    pid: int = 0  # the postmaster's process id
 
     def url(self, database: str) -> str:
         """The URL of one database on the server, as DATABASE_URL takes it."""
@@ -90,46 +92,64 @@ def _wait_until_ready(bindir: Path, port: int, server: subprocess.Popen[bytes], 
         time.sleep(0.05)
 
 
+@contextmanager
+def running_server(options: Sequence[str] = ()) -> Iterator[Server]:
+    """Start a throwaway server in a temporary folder (SERVER_OPTIONS, then `options`); stop
+    it and remove the folder at the end. RuntimeError when it cannot be had here."""
+    bindir = find_bindir()
+    if bindir is None:
+        raise RuntimeError(SKIP_REASON)
+    if os.geteuid() == 0 and not _has_account("postgres"):
+        raise RuntimeError(NO_ACCOUNT)
+    folder = Path(tempfile.mkdtemp(prefix="kling-bot-pg-"))
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        data, log, port = folder / "data", folder / "log", _free_port()
+        started = time.monotonic()
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+        subprocess.run(
+            [*initdb, "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+            cwd=folder,
+            timeout=START_TIMEOUT,
+            **_server_user(),
+        )
+        # The server is this process's own child (not pg_ctl's), so it is reaped when it stops.
+        command = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder)]
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [*command, *SERVER_OPTIONS, *options],
+                stdout=out,
+                stderr=out,
+                cwd=folder,
+                **_server_user(),
+            )
+        try:
+            _wait_until_ready(bindir, port, server, log)
+            print(f"PostgreSQL started in {time.monotonic() - started:.1f} s on port {port}")
+            yield Server(port, server.pid)
+        finally:
+            server.send_signal(signal.SIGINT)  # fast shutdown: disconnect everyone, stop
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Server]:
     """Start a PostgreSQL server in a temporary folder for this test run; stop it at the end."""
-    bindir = find_bindir()
-    if bindir is None:
+    if find_bindir() is None:
         pytest.skip(SKIP_REASON)
     if os.geteuid() == 0 and not _has_account("postgres"):
         pytest.skip(NO_ACCOUNT)
-    folder = Path(tempfile.mkdtemp(prefix="kling-bot-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    data, log, port = folder / "data", folder / "log", _free_port()
-    started = time.monotonic()
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
-    subprocess.run(
-        [*initdb, "-E", "UTF8", "--no-sync"],
-        check=True,
-        capture_output=True,
-        cwd=folder,
-        timeout=START_TIMEOUT,
-        **_server_user(),
-    )
-    # The server is this process's own child (not pg_ctl's), so it is reaped when it stops.
-    command = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder)]
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [*command, *SERVER_OPTIONS], stdout=out, stderr=out, cwd=folder, **_server_user()
-        )
-    try:
-        _wait_until_ready(bindir, port, server, log)
-        print(f"PostgreSQL started in {time.monotonic() - started:.1f} s on port {port}")
-        yield Server(port)
-    finally:
-        server.send_signal(signal.SIGINT)  # fast shutdown: disconnect everyone, stop
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture
