@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import bigvideo, load, report, tick
+from bench import bigvideo, dbcost, load, report, tick
 from bench.fakes import TaskTimes
 from bench.load import GROUP_TITLES, KLING_MODEL, Backend, Group, Mode, Scenario
 from bench.measure import machine
@@ -34,7 +34,15 @@ KIE_STATUS_PER_S = 10.0
 LONG_USERS = 100
 # Warm-up users by scenario: the bot keeps the 40 newest times of a kind, so 2–5 min tasks
 # get a full memory's worth; 60 s ± 30 % tasks 20.
-WARMUPS: dict[Group, int] = {"load": 40, "long": 40, "kie-60": 20, "kling-60": 20}
+WARMUPS: dict[Group, int] = {
+    "load": 40,
+    "long": 40,
+    "kie-60": 20,
+    "kling-60": 20,
+    "replicas": 40,
+}
+# Bot processes on one PostgreSQL database in the replicas scenario.
+REPLICAS = 3
 
 
 def task_seconds(text: str) -> tuple[float, float]:
@@ -57,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
         "load: N users at once with 2–5 min tasks, each mode × callback setting; long: 2–5 min "
         "tasks in poll mode on kie with as many users as kie's status limit carries; kie-60 / "
         "kling-60: the learned poll schedule in poll mode on kie / the official Kling API, "
-        "tasks of 60 s ± 30 %%",
+        "tasks of 60 s ± 30 %%; replicas: the load's N users with callbacks, in webhook mode, "
+        "once on one process with SQLite and once on --replicas processes sharing one "
+        "PostgreSQL (a throwaway server of the benchmark's own; skipped without PostgreSQL)",
     )
     p.add_argument(
         "--users", type=int, default=1000, help="users at once in the load runs (default 1000)"
@@ -93,6 +103,12 @@ def parser() -> argparse.ArgumentParser:
         default=True,
         help="also run the naive tracker: in the load runs in the first mode for each "
         "callback setting, and in long, kie-60 and kling-60",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=REPLICAS,
+        help=f"bot processes on PostgreSQL in the replicas scenario (default {REPLICAS})",
     )
     p.add_argument(
         "--long-users",
@@ -199,6 +215,17 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         runs.append(learned)
         if args.baseline:
             runs.append(dataclasses.replace(learned, tracker="naive"))
+    if "replicas" in chosen:
+        one = Scenario(
+            users=args.users,
+            task_seconds=args.task_seconds,
+            callbacks=args.callbacks != "off",
+            mode="polling" if args.mode == "polling" else "webhook",
+            time_scale=args.time_scale,
+            warmup=warmup(args, "replicas"),
+            group="replicas",
+        )
+        runs += [one, dataclasses.replace(one, replicas=max(1, args.replicas), store="postgres")]
     return runs
 
 
@@ -214,6 +241,10 @@ async def main_async(args: argparse.Namespace, argv: list[str]) -> int:
         work = Path(folder)
         for number, scenario in enumerate(plan, 1):
             print(f"run {number}/{len(plan)}: {scenario.label}", flush=True)
+            missing = dbcost.postgres_missing() if scenario.store == "postgres" else None
+            if missing is not None:
+                print(f"  skipped: {missing}", flush=True)
+                continue
             profile = work / f"profile-{number}.txt" if args.profile else None
             raw = await load.run(scenario, work / f"run-{number}", profile=profile)
             results.append(summarize(raw))
@@ -325,9 +356,24 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
             f"real-life second, {within} kie's {KIE_STATUS_PER_S:g}; Kling: the official "
             f"API's fake, model {KLING_MODEL}"
         )
+    if "replicas" in chosen:
+        mode = "polling" if args.mode == "polling" else "webhook"
+        found["replicas runs"] = (
+            f"{args.users:,} users at once after a warm-up wave of {warmup(args, 'replicas')}, "
+            f"{mode} mode, callbacks {'off' if args.callbacks == 'off' else 'on'}; task time "
+            f"{TaskTimes(low, high).describe()} real-life; once on one bot process with SQLite, "
+            f"once on {args.replicas} bot processes sharing one PostgreSQL "
+            f"{dbcost.server_version()} database (a throwaway server on loopback, fsync off)"
+            + (
+                "; updates POSTed to the replicas' webhooks in turn, each sent again to the "
+                "next one until it answers 200"
+                if mode == "webhook"
+                else "; one replica polls getUpdates"
+            )
+        )
     found["time scale"] = (
         f"×{k:g} (POLL_INTERVAL {10 / k:g} s, TASK_TIMEOUT {1200 / k:g} s, naive "
-        f"poll every {5 / k:g} s, Telegram flood limit {30 * k:g}/s, kie creates {20:g} per "
+        f"poll every {5 / k:g} s, Telegram flood limit 30 per {1 / k:g} s, kie creates {20:g} per "
         f"{11 / k:g} s; every provider request limit scales alike)"
     )
     found["video"] = "4 KB (the fake's default) but in the big-video check"

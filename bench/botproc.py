@@ -1,8 +1,8 @@
 """`python -m bench.botproc`: the bot as `bot.app.run` runs it, with a tracker and a time scale.
 
 The time scale divides the intervals that have no environment variable (progress edits, the
-naive tracker's period, the windows of the providers' request limits) and multiplies
-Telegram's flood limit, so a run is real life played K times faster. POLL_INTERVAL and
+naive tracker's period, the windows of the providers' request limits and of Telegram's
+flood limits), so a run is real life played K times faster. POLL_INTERVAL and
 TASK_TIMEOUT come scaled in the env (and with them what the bot counts in POLL_INTERVALs).
 """
 
@@ -11,14 +11,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 from telegram.constants import FloodLimit
 from telegram.ext import AIORateLimiter
 
 import bot.app
+import bot.chat.limiter as shared_limiter
+from bench.dbcost import STATS_ENV, STATS_PERIOD, SqliteCounter, install_sqlite_counter
 from bench.naive import NaiveTracker
 from bot.__main__ import configured
 from bot.app import KlingBot
@@ -26,17 +30,39 @@ from bot.chat.messenger import PROGRESS_INTERVAL
 from bot.config import Settings
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
+from storage.rates import RateSlots
 
 TRACKERS: dict[str, type[Tracker]] = {"real": Tracker, "naive": NaiveTracker}
 
 
 class ScaledRateLimiter(AIORateLimiter):
-    """PTB's flood control with Telegram's overall limit raised by the time scale."""
+    """PTB's flood control with Telegram's windows `scale` times shorter: 30 messages per
+    1/K s overall (a burst is as large as in real life, only K times sooner), 20 per 60/K s
+    per group."""
 
-    rate: ClassVar[float] = FloodLimit.MESSAGES_PER_SECOND
+    scale: ClassVar[float] = 1.0
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(overall_max_rate=self.rate, **kwargs)
+        super().__init__(
+            overall_max_rate=FloodLimit.MESSAGES_PER_SECOND,
+            overall_time_period=1 / self.scale,
+            group_max_rate=FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP,
+            group_time_period=60 / self.scale,
+            **kwargs,
+        )
+
+
+class ScaledRateSlots(RateSlots):
+    """The slots several replicas share, with the Telegram gate's window `scale` times
+    shorter (kie's gates come with windows already scaled: see `_scale_rates`)."""
+
+    scale: ClassVar[float] = 1.0
+
+    async def take(self, gate: str, limit: int, window: float) -> float:
+        """RateSlots.take; the shared Telegram gate's window scaled."""
+        if gate == getattr(shared_limiter, "GATE", None):
+            window /= self.scale
+        return await super().take(gate, limit, window)
 
 
 def apply_time_scale(scale: float) -> list[str]:
@@ -44,9 +70,17 @@ def apply_time_scale(scale: float) -> list[str]:
     if scale == 1:
         return []
     NaiveTracker.interval = NaiveTracker.interval / scale
-    ScaledRateLimiter.rate = FloodLimit.MESSAGES_PER_SECOND * scale
+    ScaledRateLimiter.scale = ScaledRateSlots.scale = scale
     bot.app.AIORateLimiter = ScaledRateLimiter  # type: ignore[attr-defined,assignment]
-    return _scale_rates(scale)
+    # Several replicas (PostgreSQL): the overall rate is taken from slots in the database,
+    # with PTB's limiter behind it in each process.
+    setattr(shared_limiter, "AIORateLimiter", ScaledRateLimiter)  # noqa: B010
+    setattr(bot.app, "RateSlots", ScaledRateSlots)  # noqa: B010
+    said = [
+        f"Telegram's overall flood limit {FloodLimit.MESSAGES_PER_SECOND} per {1 / scale:g} s "
+        "(one process's limiter, and the slots replicas share)"
+    ]
+    return said + _scale_rates(scale)
 
 
 def _providers(top: type[Provider] = Provider) -> list[type[Provider]]:
@@ -79,14 +113,28 @@ def _is_rate(value: object) -> bool:
     )
 
 
-async def run(settings: Settings, tracker: type[Tracker], progress_interval: float) -> None:
-    """Run until SIGINT or SIGTERM, as `bot.app.run` does."""
+async def run(
+    settings: Settings,
+    tracker: type[Tracker],
+    progress_interval: float,
+    counter: SqliteCounter | None = None,
+    stats: Path | None = None,
+) -> None:
+    """Run until SIGINT or SIGTERM, as `bot.app.run` does; keep writing the SQLite counts to
+    `stats` meanwhile (see bench.dbcost)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with KlingBot(settings, tracker_class=tracker, progress_interval=progress_interval):
-        await stop.wait()
+        if counter is None or stats is None:
+            await stop.wait()
+            return
+        while not stop.is_set():
+            counter.write(stats)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATS_PERIOD)
+        counter.write(stats)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,8 +148,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for line in apply_time_scale(args.time_scale):
         print(f"bench.botproc: time scale ×{args.time_scale:g}: {line}", file=sys.stderr)
+    stats = os.environ.get(STATS_ENV)
+    counter = install_sqlite_counter() if stats else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, TRACKERS[args.tracker], PROGRESS_INTERVAL / args.time_scale))
+        asyncio.run(
+            run(
+                settings,
+                TRACKERS[args.tracker],
+                PROGRESS_INTERVAL / args.time_scale,
+                counter,
+                Path(stats) if stats else None,
+            )
+        )
     return 0
 
 

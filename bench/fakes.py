@@ -262,12 +262,29 @@ BenchProvider = BenchKie | BenchKling
 
 
 class WebhookPusher:
-    """Delivers updates to the bot's webhook as Telegram does: POSTs with the secret header."""
+    """Delivers updates to the bot's webhook as Telegram does: POSTs with the secret header.
 
-    def __init__(self, url: str, secret: str, connections: int = WEBHOOK_CONNECTIONS) -> None:
-        self.url = url
+    With several URLs (replicas behind no proxy) each delivery goes to the next one in turn.
+    An answer other than 200, or no answer, is sent again (to the next URL) after
+    `retry_delay`, as Telegram redelivers what was not acknowledged; after `attempts` tries the
+    update counts as refused (lost).
+    """
+
+    def __init__(
+        self,
+        url: str | list[str],
+        secret: str,
+        connections: int = WEBHOOK_CONNECTIONS,
+        retry_delay: float = 0.1,
+        attempts: int = 100,
+    ) -> None:
+        self.urls = [url] if isinstance(url, str) else list(url)
         self.posted = 0
         self.refused = 0
+        self.retried = 0
+        self.retry_delay = retry_delay
+        self.attempts = attempts
+        self._next = itertools.cycle(range(len(self.urls)))
         self._headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
         self._client = httpx.AsyncClient(
             timeout=60.0, limits=httpx.Limits(max_connections=connections)
@@ -275,6 +292,11 @@ class WebhookPusher:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ids = itertools.count(1)
         self._workers = [asyncio.create_task(self._work()) for _ in range(connections)]
+
+    @property
+    def url(self) -> str:
+        """The first URL."""
+        return self.urls[0]
 
     def push(self, kind: str, payload: dict[str, Any]) -> None:
         """Queue one update (`kind` is "message" or "callback_query")."""
@@ -284,15 +306,24 @@ class WebhookPusher:
         while True:
             update = await self._queue.get()
             try:
-                response = await self._client.post(self.url, json=update, headers=self._headers)
-                if response.status_code == 200:
-                    self.posted += 1
-                else:
-                    self.refused += 1
-            except httpx.HTTPError:
-                self.refused += 1
+                await self._deliver(update)
             finally:
                 self._queue.task_done()
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        for attempt in range(self.attempts):
+            if attempt:
+                self.retried += 1
+                await asyncio.sleep(self.retry_delay)
+            url = self.urls[next(self._next)]
+            try:
+                response = await self._client.post(url, json=update, headers=self._headers)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                self.posted += 1
+                return
+        self.refused += 1
 
     async def aclose(self) -> None:
         """Stop delivering and close the connections."""

@@ -76,6 +76,13 @@ class BotProcess:
                 await process.wait()
         self.returncode = process.returncode
 
+    def said(self, text: str) -> bool:
+        """Whether the process's log has a line containing `text` so far."""
+        try:
+            return text in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+
     def problems(self) -> list[str]:
         """Log lines at ERROR or above, and tracebacks."""
         try:

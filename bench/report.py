@@ -265,7 +265,7 @@ def learned_groups(results: Sequence[RunResult]) -> list[str]:
     """The learned-schedule scenarios among the results, in order."""
     found: list[str] = []
     for r in results:
-        if r.scenario.group != "load" and r.scenario.group not in found:
+        if r.scenario.group not in ("load", "replicas") and r.scenario.group not in found:
             found.append(r.scenario.group)
     return found
 
@@ -305,6 +305,158 @@ def learned_lines(results: Sequence[RunResult], markdown_tables: bool) -> list[s
             f"bot process; task times {first.scenario.times.describe()}.{learned_note(first)}",
             "",
             table(*learned_rows(results, group)),
+            "",
+        ]
+    return lines
+
+
+def _throughput(r: RunResult) -> float:
+    """Videos per real-life minute: the wave over the time to its last video, × K."""
+    return r.exactly_one / r.makespan * 60 / r.scenario.time_scale if r.makespan > 0 else math.nan
+
+
+def _latency(r: RunResult) -> str:
+    if r.scenario.callbacks:
+        return f"{_f(r.latency_ms.p50)} / {_f(r.latency_ms.p99)} ms"
+    k = r.scenario.time_scale / 1000
+    return f"{_f(r.latency_ms.p50 * k, 1)} / {_f(r.latency_ms.p99 * k, 1)} real-life s"
+
+
+def _each(values: list[float], digits: int = 1) -> str:
+    return " / ".join(_f(v, digits) for v in values) if values else "–"
+
+
+def _bots_and_db_cpu(r: RunResult) -> float:
+    db = 0.0 if r.scenario.store == "sqlite" or math.isnan(r.db.cpu) else r.db.cpu * 1000
+    # SQLite runs inside the bot: its thread's CPU is already in the bot's.
+    return r.cpu_per_task_ms + db
+
+
+# The replicas scenario: a row, and what its ratio PostgreSQL ÷ SQLite compares.
+REPLICA_ROWS: list[LearnedRow] = [
+    ("users with exactly one video (warm-up wave)", _wave, None),
+    ("missing / duplicated videos", lambda r: f"{r.missing} / {r.duplicates}", None),
+    ("paid creates per Generate pressed", lambda r: _f(r.creates_per_press, 3), None),
+    (
+        "kie creates in any 10 real-life s, most (kie takes 20)",
+        lambda r: str(r.peak_creates),
+        None,
+    ),
+    (
+        "Telegram calls in any real-life second, most (Telegram takes ~30)",
+        lambda r: _f(r.peak_telegram_per_s, 1),
+        None,
+    ),
+    (
+        "first photo → last video, s (real-life: × K)",
+        lambda r: f"{_f(r.makespan, 1)} ({_f(r.makespan * r.scenario.time_scale)})",
+        lambda r: r.makespan,
+    ),
+    ("videos per real-life minute", lambda r: _f(_throughput(r), 1), _throughput),
+    ("completion → sendVideo p50 / p99", _latency, lambda r: r.latency_ms.p99),
+    (
+        "photo → draft p50 / p99, ms",
+        lambda r: f"{_f(r.draft_ms.p50)} / {_f(r.draft_ms.p99)}",
+        lambda r: r.draft_ms.p99,
+    ),
+    (
+        "webhook deliveries sent again / lost",
+        lambda r: (
+            f"{r.webhook_retried:,} / {r.webhook_refused}" if r.scenario.mode == "webhook" else "–"
+        ),
+        None,
+    ),
+    ("peak RSS (VmHWM) of each bot process, MB", lambda r: _each(r.process_peak_mb), None),
+    (
+        "bot CPU per task, ms: all processes (each)",
+        lambda r: f"{_f(r.cpu_per_task_ms, 1)} ({_each(r.process_cpu_ms)})",
+        lambda r: r.cpu_per_task_ms,
+    ),
+    (
+        "database CPU per task, ms (PostgreSQL's server processes; SQLite's thread in the bot)",
+        lambda r: _f(r.db.cpu * 1000, 1),
+        lambda r: r.db.cpu,
+    ),
+    (
+        "bots + database CPU per task, ms",
+        lambda r: _f(_bots_and_db_cpu(r), 1),
+        _bots_and_db_cpu,
+    ),
+    (
+        "database statements per task (BEGIN and COMMIT included)",
+        lambda r: _f(r.db.statements, 1),
+        lambda r: r.db.statements,
+    ),
+    ("database transactions per task", lambda r: _f(r.db.transactions, 1), None),
+    (
+        "server execution time per task, ms (pg_stat_statements)",
+        lambda r: _f(r.db.exec_ms, 2),
+        None,
+    ),
+    (
+        "rows read / written per task (pg_stat_database)",
+        lambda r: f"{_f(r.db.rows_read)} / {_f(r.db.rows_written, 1)}",
+        None,
+    ),
+    ("database size at the end, MB", lambda r: _f(r.db_bytes / 1e6, 1), None),
+    ("errors in the bots' logs", lambda r: str(len(r.problems)), None),
+]
+
+
+def replica_rows(results: Sequence[RunResult]) -> tuple[list[str], list[list[str]]]:
+    """The replicas scenario: each run, and PostgreSQL ÷ SQLite when both ran."""
+    runs = [r for r in results if r.scenario.group == "replicas"]
+    one = next((r for r in runs if r.scenario.store == "sqlite"), None)
+    many = next((r for r in runs if r.scenario.store == "postgres"), None)
+    headers = ["", *(f"{r.scenario.processes}, {r.scenario.store_name}" for r in runs)]
+    both = one is not None and many is not None
+    if both:
+        headers.append("PostgreSQL ÷ SQLite")
+    rows = []
+    for name, cell, value in REPLICA_ROWS:
+        row = [name, *(cell(r) for r in runs)]
+        if one is not None and many is not None:
+            row.append("" if value is None else f"{_f(ratio(value(many), value(one)), 2)}×")
+        rows.append(row)
+    return headers, rows
+
+
+def replica_lines(results: Sequence[RunResult], markdown_tables: bool) -> list[str]:
+    """The replicas scenario's title, what it ran and its table."""
+    runs = [r for r in results if r.scenario.group == "replicas"]
+    if not runs:
+        return []
+    first = runs[0].scenario
+    title = "Replicas: one process on SQLite, several on one PostgreSQL"
+    table = markdown_table if markdown_tables else text_table
+    lines = [
+        f"### {title}" if markdown_tables else title,
+        "",
+        f"{first.users:,} users at once, {first.mode} mode, {first.hooks}, measured after a "
+        f"warm-up wave of {first.warmup}; task times {first.times.describe()}.",
+        "",
+        table(*replica_rows(results)),
+        "",
+    ]
+    for r in runs:
+        if not r.top_statements:
+            continue
+        lines += [
+            f"PostgreSQL's statements with the most execution time during the wave "
+            f"({r.scenario.processes}; pg_stat_statements, lock waits included):",
+            "",
+            table(
+                ["statement", "calls per task", "ms per task", "ms per call"],
+                [
+                    [
+                        f"`{s.query[:110]}{'…' if len(s.query) > 110 else ''}`",
+                        _f(s.calls / r.users, 1),
+                        _f(s.exec_ms / r.users, 1),
+                        _f(s.exec_ms / s.calls if s.calls else math.nan, 2),
+                    ]
+                    for s in r.top_statements
+                ],
+            ),
             "",
         ]
     return lines
@@ -410,6 +562,7 @@ def print_report(
         print()
         print(text_table(*ratio_rows(results)))
     learned = learned_lines(results, markdown_tables=False)
+    learned += replica_lines(results, markdown_tables=False)
     if learned:
         print()
         print("\n".join(learned).rstrip())
@@ -485,6 +638,7 @@ def markdown(
             "",
         ]
     lines += learned_lines(results, markdown_tables=True)
+    lines += replica_lines(results, markdown_tables=True)
     if ticks:
         lines += [
             "### Tracker tick against tasks not due",
@@ -550,7 +704,9 @@ NOTES = """## How the benchmark works
   tasks of 60 s ± 30 %, next to the naive baseline.
 - **Time scale ×K** plays real life K times faster: `POLL_INTERVAL` 10/K s, `TASK_TIMEOUT`
   1200/K s, the progress-edit interval, the task times, the naive tracker's 5 s, Telegram's
-  flood limit (30×K requests/s), the bot's gates for kie's creates (20 per 11/K s, inside
+  flood limit (30 requests per 1/K s, in one process's limiter and in the slots replicas
+  share; the runs before 2026-11-29 19:00 UTC had 30×K per 1 s, which let bursts K times as
+  large through), the bot's gates for kie's creates (20 per 11/K s, inside
   kie's 20 per 10/K s) and, where it has one, for kie's status queries (10 per 1/K s), and
   the fake kie's own status limit all scale together, as does what the bot counts in
   `POLL_INTERVAL`s (such as its built-in guesses of generation times, before it has learned).

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.dbcost import DbReading, Statement
 from bench.load import RawRun, Scenario
 from bench.measure import MB
 from bench.naive import PERIOD
@@ -25,6 +26,8 @@ TARGET_AGES = (120.0, 310.0)
 PROVIDER_KINDS = ("upload", "create", "poll", "list", "lookup", "download")
 # Status queries per second are read over windows this many real-life seconds long.
 RATE_WINDOW = 10.0
+# kie's create limit is counted over windows this many real-life seconds long (20 per 10 s).
+CREATE_WINDOW = 10.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,20 @@ class RunResult:
     # The most status requests (per-task queries and list calls) the provider received in any
     # RATE_WINDOW real-life seconds of the measured wave, per real-life second.
     peak_status_per_s: float = math.nan
+    # Paid creates (create requests the provider received) per Generate pressed.
+    creates_per_press: float = math.nan
+    # The most creates the provider received in any CREATE_WINDOW real-life seconds.
+    peak_creates: int = 0
+    # The most Telegram calls (setup excluded) in any real-life second.
+    peak_telegram_per_s: float = math.nan
+    # Each bot process's peak RSS, MB, and CPU per task of the wave, ms.
+    process_peak_mb: list[float] = field(default_factory=list)
+    process_cpu_ms: list[float] = field(default_factory=list)
+    # The database's own work per task of the measured wave (size: bytes at the end).
+    db: DbReading = field(default_factory=DbReading)
+    webhook_retried: int = 0
+    webhook_refused: int = 0
+    top_statements: list[Statement] = field(default_factory=list)
 
     @property
     def provider_api_calls(self) -> float:
@@ -222,6 +239,12 @@ def summarize(raw: RawRun) -> RunResult:
     drafts = [p.draft_at for p in people if p.draft_at is not None]
     acks = [p.acked_at for p in people if p.acked_at is not None]
     firsts = [p.videos[0].at for p in people if p.videos]
+    presses = sum(1 for p in people if p.tapped_at is not None)
+    telegram_moments = [
+        call.at
+        for call in raw.telegram.calls[raw.telegram_mark :]
+        if call.method not in SETUP_METHODS
+    ]
     return RunResult(
         scenario=scenario,
         users=n,
@@ -262,6 +285,17 @@ def summarize(raw: RawRun) -> RunResult:
         warmup=Wave.of(raw.warm, fake.video) if raw.warm is not None else None,
         refused=fake.refused - raw.refused_mark,
         peak_status_per_s=peak_rate(fake.status_times[raw.status_mark :], RATE_WINDOW / k) / k,
+        creates_per_press=provider.get("create", 0) / presses if presses else math.nan,
+        peak_creates=round(peak_rate(created, CREATE_WINDOW / k) * CREATE_WINDOW / k)
+        if created
+        else 0,
+        peak_telegram_per_s=peak_rate(telegram_moments, 1.0 / k) / k,
+        process_peak_mb=[hwm / MB for hwm in raw.process_hwm],
+        process_cpu_ms=[cpu / n * 1000 for cpu in raw.process_cpu],
+        db=raw.db_end.minus(raw.db_start).per(n),
+        webhook_retried=raw.webhook_retried,
+        webhook_refused=raw.webhook_refused,
+        top_statements=raw.top_statements,
     )
 
 
