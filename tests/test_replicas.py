@@ -1,0 +1,291 @@
+"""Three replicas on one PostgreSQL: SIGKILL the polling leader and busy workers, lose nothing.
+
+Each test runs three `python -m bot` processes in long-polling mode against one throwaway
+PostgreSQL database and the loopback fakes, kills one at an exact step and checks, from the
+fakes and the database: every photo one draft, every user exactly one video, one paid create
+per press of Generate (or Retry), every Telegram update handled, no task left unfinished, and
+how long the survivors took to take over. The figures are printed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot.engine.tracker import MAX_SLEEP
+from tests.fakes.telegram import FakeUser
+from tests.ledger import MONEY
+from tests.postgres import postgres_server, postgres_url  # noqa: F401  (the fixtures, here)
+from tests.replicas import Cluster, Replica, cluster, prompt, until
+
+# Polling moves to another replica within this long after the leader dies (issue 14).
+TAKEOVER_LIMIT = 15.0
+# Every task ends (delivered, or failed with a reason) within this long after the last kill.
+# A replica whose tracker has nothing due sleeps up to MAX_SLEEP before it reads the schedule
+# again, so a dead replica's expired lease (3 s here) may wait that long for a taker: the
+# bound is that, not one lease length (see the report of issue 14, point 6).
+SETTLE = MAX_SLEEP + 15.0
+FIGURES: list[str] = []
+UNFINISHED = ("submitting", "queued", "running", "succeeded", "delivering")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print the takeover times and counts the tests measured, after the module."""
+    yield
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None and FIGURES:
+        with capture.global_and_fixture_disabled():
+            print("\n--- replicas on PostgreSQL: takeovers and counts ---")
+            for line in FIGURES:
+                print(line)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A new database on the test run's PostgreSQL (skipped, in one line, without one)."""
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of one query on the test database."""
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(sql, *args))
+    finally:
+        await connection.close()
+
+
+async def generate(c: Cluster, users: list[FakeUser]) -> None:
+    """Each user sends a photo and, once its draft is there, taps Generate."""
+    for user in users:
+        c.send_photo(user)
+    for user in users:
+        c.press(user, await c.draft(user), "Generate")
+
+
+async def take_over(c: Cluster, leader: Replica, what: str) -> float:
+    """SIGKILL the polling leader; seconds until another replica polls getUpdates."""
+    killed = await c.kill(leader)
+    await until(lambda: bool(c.polls_after(killed)), TAKEOVER_LIMIT, f"{what}: a new poller")
+    took = c.polls_after(killed)[0].at - killed
+    successor = await c.until_leader()
+    assert successor is not leader
+    FIGURES.append(f"{what}: polling taken over in {took:.2f} s by {successor.name}")
+    return took
+
+
+async def audit(
+    c: Cluster, url: str, users: list[FakeUser], presses: int, scenario: str
+) -> dict[str, int]:
+    """The guarantees, from the fakes and the database, once every task has ended."""
+
+    async def unfinished() -> list[asyncpg.Record]:
+        return await fetch(
+            url, "SELECT id, state FROM tasks WHERE state = ANY($1::text[])", list(UNFINISHED)
+        )
+
+    deadline = time.monotonic() + SETTLE
+    while (left := await unfinished()) or any(len(c.videos(u)) < 1 for u in users):
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"== {r.name}\n{r.log()[-4000:]}" for r in c.replicas)
+            raise AssertionError(f"{scenario}: unfinished after {SETTLE} s: {left}\n{logs}")
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # a second video or create would come about now
+    videos = {u.id: len(c.videos(u)) for u in users}
+    drafts = {u.id: sum(1 for call in c.telegram.calls if _is_draft_send(call, u)) for u in users}
+    creates = len(c.kie.creates())
+    handled = {
+        row["update_id"]: row["handled_at"]
+        for row in await fetch(url, "SELECT update_id, handled_at FROM updates")
+    }
+    # Never taken by any replica: lost. Taken but never recorded handled: its handler was cut
+    # off by a kill (what it did shows in the drafts, tasks and videos counted here).
+    lost = [uid for uid in c.telegram.sent_updates if uid not in handled]
+    cut = [uid for uid in c.telegram.sent_updates if uid in handled and handled[uid] is None]
+    failed = await fetch(url, "SELECT id, error FROM tasks WHERE state = 'failed'")
+    conflicts = [call for call in c.telegram.calls_of("getUpdates") if call.status == 409]
+    counts = {
+        "users": len(users),
+        "presses": presses,
+        "paid creates": creates,
+        "videos": sum(videos.values()),
+        "updates": len(c.telegram.sent_updates),
+        "updates lost": len(lost),
+        "handlers cut off": len(cut),
+        "failed tasks": len(failed),
+        "409s": len(conflicts),
+    }
+    FIGURES.append(f"{scenario}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    MONEY.record(scenario, presses=presses, paid_creates=creates, undelivered=0, identifiable=True)
+    assert all(n == 1 for n in drafts.values()), drafts
+    assert all(n == 1 for n in videos.values()), videos
+    assert creates == presses
+    assert not lost, f"updates never handled: {lost}"
+    assert all(row["error"] for row in failed)
+    kills = sum(1 for r in c.replicas if r.killed_at is not None)
+    # Only a killed leader's orphaned long poll is ever ended by another's.
+    assert len(conflicts) <= kills
+    return counts
+
+
+def _is_draft_send(call: Any, user: FakeUser) -> bool:
+    return (
+        call.method == "sendMessage"
+        and call.ok
+        and int(call.params.get("chat_id", 0)) == user.id
+        and prompt(user) in str(call.params.get("text", ""))
+        and "Generate" in str(call.params.get("reply_markup", ""))
+    )
+
+
+async def test_the_polling_leader_killed_before_confirming_loses_no_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with cluster(database_url, tmp_path) as c:
+        c.kie.finish_after = 0.5
+        await c.start(3)
+        users = [FakeUser(id=7100 + i) for i in range(5)]
+        leader = await c.until_leader()
+        # The leader fetches photos but never confirms them: the answer of the poll that took
+        # them never reaches it, and it dies. (The first photo ends the poll under way.)
+        held = c.telegram.hold("getUpdates", after=True, times=1)
+        c.send_photo(users[0])
+        await c.draft(users[0])
+        for user in users[1:]:
+            c.send_photo(user)
+        await held.wait(timeout=10)
+        assert not any(c.said_to(u, prompt(u)) for u in users[1:])
+        took = await take_over(c, leader, "leader killed holding unconfirmed updates")
+        held.release()
+        for user in users:
+            c.press(user, await c.draft(user), "Generate")
+        await audit(c, database_url, users, presses=len(users), scenario="replicas: leader killed")
+        assert took <= TAKEOVER_LIMIT
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an update the leader confirmed (PTB's next getUpdates offset, sent as soon as the "
+    "update is queued) and was still handling when it died is never handled: Telegram will "
+    "not offer it again and the ledger keeps no copy of it to hand to another replica",
+)
+async def test_the_polling_leader_killed_while_handling_loses_no_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with cluster(database_url, tmp_path) as c:
+        await c.start(3)
+        user = FakeUser(id=7150)
+        leader = await c.until_leader()
+        stalled = c.telegram.hold("sendMessage", times=1)  # the draft for the photo
+        c.send_photo(user)
+        await stalled.wait(timeout=10)
+        await take_over(c, leader, "leader killed while handling an update")
+        stalled.release()
+        try:
+            await c.draft(user, timeout=TAKEOVER_LIMIT)
+        finally:
+            handled = await fetch(database_url, "SELECT update_id, holder, handled_at FROM updates")
+            FIGURES.append(f"leader killed while handling: the ledger holds {handled}")
+
+
+async def test_a_busy_worker_killed_mid_create_mid_poll_mid_upload(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with cluster(database_url, tmp_path) as c:
+        c.kie.finish_after = 1.0
+        await c.start(3)
+        users = [FakeUser(id=7200 + i) for i in range(6)]
+        presses = 0
+
+        # Mid-create: kie took the create (it is paid for) and holds the answer.
+        held = c.kie.hold("createTask", after=True, times=1)
+        before = len(c.kie.creates())
+        await generate(c, users[:2])
+        presses += 2
+        await held.wait(timeout=10)
+        create = c.kie.creates()[before]
+        worker = c.maker(create.client, c.kie_url)
+        assert worker is not None
+        (user,) = [u for u in users[:2] if prompt(u) in create.body.decode()]
+        await _kill_worker(c, worker, "mid-create")
+        held.release()
+        # kie cannot be asked by our id: the user is told it may not have started, and a
+        # Retry (a new press) is the one new create.
+        notice = await c.telegram.wait_for_call(
+            "editMessageText",
+            lambda call: (
+                int(call.params["chat_id"]) == user.id
+                and "may not have started" in call.params["text"]
+            ),
+            timeout=SETTLE,
+        )
+        FIGURES.append(
+            f"mid-create: 'may not have started' {notice[0].at - (worker.killed_at or 0):.2f} s "
+            "after the kill"
+        )
+        # Another create the dead worker had under way is just as unsure: each such user
+        # retries, and only those.
+        await asyncio.sleep(1.0)
+        for unsure in users[:2]:
+            told = c.said_to(unsure, "may not have started")
+            if told:
+                message = c.telegram.messages[(unsure.id, told[0].params["message_id"])]
+                c.press(unsure, message, "Retry")
+                presses += 1
+        assert user is not None and c.said_to(user, "may not have started")
+        await c.start(1)
+
+        # Mid-poll: the status query a replica sent is never answered.
+        held = c.kie.hold("recordInfo", times=1)
+        before = len(c.kie.requests)
+        await generate(c, users[2:4])
+        presses += 2
+        await held.wait(timeout=SETTLE)
+        poll = next(
+            r for r in c.kie.requests[before:] if r.path.endswith("/recordInfo") and r.client
+        )
+        worker = c.maker(poll.client, c.kie_url)
+        assert worker is not None
+        await _kill_worker(c, worker, "mid-poll")
+        held.release()
+        await c.start(1)
+
+        # Mid-upload: Telegram got the video; the answer never reaches the uploader.
+        held_video = c.telegram.hold("sendVideo", after=True, times=1)
+        sent = len(c.telegram.calls_of("sendVideo"))
+        await generate(c, users[4:])
+        presses += 2
+        await held_video.wait(timeout=SETTLE)
+        upload = c.telegram.calls_of("sendVideo")[sent]  # the one held
+        worker = c.maker(upload.client, c.telegram_url)
+        assert worker is not None
+        owner = await fetch(
+            database_url, "SELECT lease_owner FROM tasks WHERE state = 'delivering'"
+        )
+        assert any(f":{worker.pid}/" in (row["lease_owner"] or "") for row in owner), owner
+        await _kill_worker(c, worker, "mid-upload")
+        held_video.release()
+        uploaded = next(u for u in users[4:] if u.id == int(upload.params["chat_id"]))
+        await until(
+            lambda: bool(c.said_to(uploaded, "restarted while sending")),
+            SETTLE,
+            "a link notice for the cut-off upload",
+        )
+
+        await audit(c, database_url, users, presses=presses, scenario="replicas: worker killed")
+
+
+async def _kill_worker(c: Cluster, worker: Replica, step: str) -> None:
+    """SIGKILL the worker; if it was the polling leader too, measure the takeover."""
+    if c.leader() is worker:
+        await take_over(c, worker, f"{step} (the worker was the leader)")
+    else:
+        await c.kill(worker)
+        FIGURES.append(f"{step}: killed {worker.name}, not the leader")
