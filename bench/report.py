@@ -702,6 +702,32 @@ NOTES = """## How the benchmark works
   naive baseline: where issue 12's target (3) is judged; *kie-60* and *kling-60* are the
   learned poll schedule (issue 12) in poll mode on kie and on the official Kling API, with
   tasks of 60 s ± 30 %, next to the naive baseline.
+- **Replicas** (`--scenario replicas`, issue 14): the load's N users (`--users`) with
+  callbacks in webhook mode, after a warm-up wave of 40, twice: once on one bot process with
+  SQLite, once on `--replicas` (3) bot processes sharing one PostgreSQL database. The server
+  is the benchmark's own, started as the tests start theirs (`initdb` and `postgres` in a
+  temporary folder, as the `postgres` account when root, fsync off, loopback, a free port;
+  `tests/postgres.py`), with `pg_stat_statements` loaded when installed. Each replica has its
+  own web port and `PUBLIC_URL`, so a provider's callback comes back to the replica that
+  created the task; the fake Telegram's updates are POSTed to the replicas' webhooks in turn
+  (40 connections) and an update answered with anything but 200 (a replica answers 503 while
+  another handles it) is sent again, to the next replica, after 0.5/K s, as Telegram
+  redelivers. Skipped, with a line, without PostgreSQL's binaries or asyncpg.
+- **The database's own cost** is counted from the start of the measured wave to its end,
+  divided by its users. PostgreSQL: *CPU* is that of every server process (the postmaster's
+  own with its exited children's, and every running child: backends, checkpointer, WAL
+  writer…, read from `/proc`); *statements* and *server execution time* are
+  `pg_stat_statements`' calls and `total_exec_time` for the bot's database (BEGIN and COMMIT
+  included; a statement's time includes waiting for the advisory locks it takes);
+  *transactions* and *rows read / written* are `pg_stat_database`'s `xact_commit +
+  xact_rollback`, `tup_returned + tup_fetched` and `tup_inserted + tup_updated +
+  tup_deleted`. SQLite runs inside the bot, so its cost is part of the bot's: *CPU* is that of
+  aiosqlite's thread, where every SQLite call runs (with aiosqlite's own Python around it),
+  read from `/proc/<pid>/task/<tid>`; *statements* are counted by a trace callback on the
+  connection (`sqlite3`'s `set_trace_callback`, one call per statement SQLite executes,
+  BEGIN and COMMIT included), *transactions* are its COMMITs and ROLLBACKs; `bench.botproc`
+  installs both and writes them to a file every 0.2 s. "Bots + database CPU" adds the
+  PostgreSQL server's CPU to the bots' (SQLite's is already in the bot's).
 - **Time scale ×K** plays real life K times faster: `POLL_INTERVAL` 10/K s, `TASK_TIMEOUT`
   1200/K s, the progress-edit interval, the task times, the naive tracker's 5 s, Telegram's
   flood limit (30 requests per 1/K s, in one process's limiter and in the slots replicas
