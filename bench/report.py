@@ -343,7 +343,7 @@ REPLICA_ROWS: list[LearnedRow] = [
         None,
     ),
     (
-        "Telegram calls in any real-life second, most (Telegram takes ~30)",
+        "Telegram calls to chats in any real-life second, most (Telegram takes ~30)",
         lambda r: _f(r.peak_telegram_per_s, 1),
         None,
     ),
