@@ -35,10 +35,10 @@ from bot.drafts.service import ALBUM_WAIT, DraftService
 from bot.engine.alerts import FailureWatch
 from bot.engine.deliver import RETRY_DELAY, Deliverer
 from bot.engine.gate import local_gates, shared_gates
-from bot.engine.leases import Leases
+from bot.engine.leases import RENEWALS_PER_LEASE, Leases
 from bot.engine.submit import Submitter
 from bot.engine.timing import Timings
-from bot.engine.tracker import Tracker
+from bot.engine.tracker import MAX_SLEEP, Tracker
 from bot.providers.backend import BuildContext
 from bot.providers.http import USER_AGENT
 from bot.providers.registry import build_providers
@@ -190,7 +190,7 @@ class KlingBot:
         catalogue = settings.catalogue()
         application = build_application(settings, db)
         assert isinstance(application, OnceApplication)
-        application.ledger = UpdateLedger(UpdateRepository(db))
+        ledger = application.ledger = UpdateLedger(UpdateRepository(db))
         self.application = application
         tasks = TaskRepository(db)
         chats = ChatRepository(db, shared=db.dialect is not Dialect.SQLITE)
@@ -239,6 +239,8 @@ class KlingBot:
             # Several replicas share PostgreSQL: leases end only when they run out.
             sole=sole,
             gates=gates,
+            # Another replica's task whose lease ran out is seen within a renewal period.
+            max_sleep=MAX_SLEEP if sole else leases.length / RENEWALS_PER_LEASE,
         )
         submitter = Submitter(
             TelegramPhotos(application.bot),
@@ -291,6 +293,8 @@ class KlingBot:
         await application.start()
         draft_service.start()
         stack.push_async_callback(draft_service.close)
+        ledger.start(application.redo)
+        stack.push_async_callback(ledger.close)
         stack.push_async_callback(application.stop)
         stack.push_async_callback(submitter.stop)
         await tracker.start()

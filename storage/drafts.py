@@ -35,6 +35,10 @@ UPDATE drafts SET prompt = ?, state = 'open', updated_at = ?
 WHERE id = ? AND prompt IS NULL AND state = 'awaiting_prompt'
 """
 _GET = "SELECT * FROM drafts WHERE id = ?"
+_FOR_PHOTO = """
+SELECT * FROM drafts WHERE chat_id = ? AND source_message_id = ? AND media_group_id IS NULL
+ORDER BY id LIMIT 1
+"""
 _SHOW_LATER = "UPDATE drafts SET show_at = ? WHERE id = ?"
 # One process shows the album, once its moment has come.
 _TAKE_SHOWING = """
@@ -194,6 +198,11 @@ class DraftRepository:
             row = await tx.fetchone(_GET, (draft_id,))
         assert row is not None
         return Draft.from_row(row), created
+
+    async def for_photo(self, chat_id: int, message_id: int) -> Draft | None:
+        """The draft made for a photo (not of an album), if one was."""
+        row = await self._db.fetchone(_FOR_PHOTO, (chat_id, message_id))
+        return Draft.from_row(row) if row else None
 
     async def take_showing(self, draft_id: int, now: float) -> bool:
         """Whether this process shows the album's draft now: its moment came, and no other

@@ -138,6 +138,12 @@ SQLITE_MIGRATIONS: Migrations = (
     ("ALTER TABLE chats ADD COLUMN edited_at REAL",),
     # 10: when an album's draft is to be shown (its photos stopped arriving), by any process
     ("ALTER TABLE drafts ADD COLUMN show_at REAL",),
+    # 11: the update itself, so that another process can handle it if its holder died; a
+    # photo's draft found by its message, so that handling it again makes no second one
+    (
+        "ALTER TABLE updates ADD COLUMN body TEXT",
+        "CREATE INDEX drafts_by_photo ON drafts (chat_id, source_message_id)",
+    ),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -272,4 +278,10 @@ POSTGRES_MIGRATIONS: Migrations = (
     ("ALTER TABLE chats ADD COLUMN edited_at DOUBLE PRECISION",),
     # 10: when an album's draft is to be shown (its photos stopped arriving), by any process
     ("ALTER TABLE drafts ADD COLUMN show_at DOUBLE PRECISION",),
+    # 11: the update itself, so that another process can handle it if its holder died; a
+    # photo's draft found by its message, so that handling it again makes no second one
+    (
+        "ALTER TABLE updates ADD COLUMN body TEXT",
+        "CREATE INDEX drafts_by_photo ON drafts (chat_id, source_message_id)",
+    ),
 )

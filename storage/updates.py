@@ -10,7 +10,7 @@ from storage.database import Database
 # Telegram keeps an update for at most a day: older records can be forgotten.
 KEEP = 24 * 3600.0
 _TAKE_NEW = """
-INSERT INTO updates (update_id, holder, until) VALUES (?, ?, ?)
+INSERT INTO updates (update_id, holder, until, body) VALUES (?, ?, ?, ?)
 ON CONFLICT (update_id) DO NOTHING
 """
 # A holder that did not finish in time (its process died) is taken over.
@@ -20,7 +20,16 @@ WHERE update_id = ? AND handled_at IS NULL AND until < ?
 """
 _GET = "SELECT holder, handled_at FROM updates WHERE update_id = ?"
 _DONE = "UPDATE updates SET handled_at = ? WHERE update_id = ? AND holder = ?"
+_RENEW = """
+UPDATE updates SET until = ? WHERE update_id = ? AND holder = ? AND handled_at IS NULL
+"""
 _FORGET = "DELETE FROM updates WHERE handled_at < ?"
+# Taken and not finished in time: its holder died (Telegram will not offer it again).
+_ABANDONED = """
+SELECT update_id, body FROM updates
+WHERE handled_at IS NULL AND until < ? AND body IS NOT NULL
+ORDER BY update_id LIMIT ?
+"""
 
 
 class Turn(Enum):
@@ -39,10 +48,13 @@ class UpdateRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def take(self, update_id: int, holder: str, until: float) -> Turn:
-        """Take the update for `holder` until `until`, unless it is done or held by another."""
+    async def take(
+        self, update_id: int, holder: str, until: float, body: str | None = None
+    ) -> Turn:
+        """Take the update (its JSON `body` kept) for `holder` until `until`, unless it is done
+        or held by another."""
         now = time.time()
-        if await self._db.execute(_TAKE_NEW, (update_id, holder, until)) == 1:
+        if await self._db.execute(_TAKE_NEW, (update_id, holder, until, body)) == 1:
             return Turn.MINE
         if await self._db.execute(_TAKE_OVER, (holder, until, update_id, now)) == 1:
             return Turn.MINE
@@ -53,9 +65,18 @@ class UpdateRepository:
             return Turn.DONE
         return Turn.MINE if row["holder"] == holder else Turn.BUSY
 
+    async def renew(self, update_id: int, holder: str, until: float) -> bool:
+        """Extend `holder`'s time on the update; False if it is no longer theirs."""
+        return await self._db.execute(_RENEW, (until, update_id, holder)) == 1
+
     async def done(self, update_id: int, holder: str) -> None:
         """Record that `holder` finished handling the update."""
         await self._db.execute(_DONE, (time.time(), update_id, holder))
+
+    async def abandoned(self, now: float, limit: int = 100) -> list[tuple[int, str]]:
+        """Updates whose holder did not finish them in time: (id, JSON body) pairs."""
+        rows = await self._db.fetchall(_ABANDONED, (now, limit))
+        return [(int(row[0]), str(row[1])) for row in rows]
 
     async def forget(self, now: float) -> int:
         """Drop records of updates handled more than a day ago; how many."""

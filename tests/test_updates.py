@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from bot.chat.updates import OnceApplication
+from bot.drafts.service import Photo
 from bot.web import webhook_secret
 from storage import DraftRepository
 from storage.models import GenerationOptions
@@ -93,3 +94,14 @@ async def test_an_album_a_dead_replica_left_unshown_is_shown_by_another(harness:
         assert "a cat" in draft["text"]
         await asyncio.sleep(1.0)
         assert replies_to(h, sent[0]) == 1
+
+
+async def test_a_photo_handled_again_makes_no_second_draft(harness: Run) -> None:
+    async with harness() as h:
+        sent = h.telegram.send_photo(h.user, PHOTO, "a cat")
+        await h.draft_for(sent)
+        # Its handler died after showing the draft and before recording the update as handled:
+        # another process handles the update again.
+        photo = Photo(h.user.id, sent["chat"]["id"], sent["message_id"], "file-x", None)
+        assert await h.services.drafts.open(photo, "a cat", "en") is None
+        assert replies_to(h, sent) == 1

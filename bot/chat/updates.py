@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -19,12 +20,15 @@ from storage.updates import Turn, UpdateRepository
 
 log = logging.getLogger(__name__)
 
-# An update's handler has this long before another process may take the update over.
-HANDLING_LEASE = 30.0
+# An update's handler holds it this long, renewed three times a length while it works: a
+# process that dies mid-way leaves it to another this soon.
+HANDLING_LEASE = 6.0
 # How often a process waiting for an update another one holds looks again.
 BUSY_STEP = 0.5
 # Records older than a day are dropped about this often.
 FORGET_EVERY = 3600.0
+# How often updates whose holder died mid-way are looked for (and handled here).
+RESCUE_EVERY = 2.0
 # The lock whose holder alone polls getUpdates, and how often the others ask for it.
 POLLING_LOCK = "kling-bot:getUpdates"
 LEAD_RETRY = 5.0
@@ -39,28 +43,70 @@ class UpdateLedger:
         self._lease = lease
         self._replica = replica_name()
         self._forgotten_at = 0.0
+        self._rescuer: asyncio.Task[None] | None = None
 
     async def handle(
-        self, update_id: int, work: Callable[[], Awaitable[None]], *, wait: bool
+        self,
+        update_id: int,
+        work: Callable[[], Awaitable[None]],
+        *,
+        wait: bool,
+        body: str | None = None,
     ) -> Turn:
         """Run `work` unless the update was handled; MINE once it ran.
 
         Held by another process: with `wait`, wait until it is done or its time runs out
-        (then take it over); without, BUSY at once.
+        (then take it over); without, BUSY at once. `body` (the update's JSON) is kept so that
+        another process can handle it if this one dies first.
         """
         holder = f"{self._replica}/{secrets.token_hex(6)}"
-        turn = await self._updates.take(update_id, holder, time.time() + self._lease)
+        turn = await self._updates.take(update_id, holder, time.time() + self._lease, body)
         while turn is Turn.BUSY and wait:
             await asyncio.sleep(BUSY_STEP)
-            turn = await self._updates.take(update_id, holder, time.time() + self._lease)
+            turn = await self._updates.take(update_id, holder, time.time() + self._lease, body)
         if turn is not Turn.MINE:
             log.info("update %s: %s elsewhere; not handled again", update_id, turn.value)
             return turn
         # Cut off by a stop (CancelledError) it stays unfinished: another process redoes it.
-        await work()
+        renewer = asyncio.create_task(self._renew(update_id, holder), name=f"update-{update_id}")
+        try:
+            await work()
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
         await self._updates.done(update_id, holder)
         await self._forget_now_and_then()
         return Turn.MINE
+
+    def start(self, redo: Callable[[str], Awaitable[object]]) -> None:
+        """Hand updates a dead process took and did not finish to `redo` (their JSON), now and
+        then: Telegram counts them delivered (PTB confirms an update before it is handled)."""
+        self._rescuer = asyncio.create_task(self._rescue(redo), name="update-rescue")
+
+    async def close(self) -> None:
+        """Stop looking for abandoned updates."""
+        if self._rescuer is not None:
+            self._rescuer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rescuer
+            self._rescuer = None
+
+    async def _rescue(self, redo: Callable[[str], Awaitable[object]]) -> None:
+        while True:
+            await asyncio.sleep(RESCUE_EVERY)
+            try:
+                for update_id, body in await self._updates.abandoned(time.time()):
+                    log.warning("update %s: its handler died; handling it here", update_id)
+                    await redo(body)
+            except Exception:
+                log.exception("could not handle an abandoned update")
+
+    async def _renew(self, update_id: int, holder: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            with contextlib.suppress(Exception):  # the database may be back before it runs out
+                await self._updates.renew(update_id, holder, time.time() + self._lease)
 
     async def _forget_now_and_then(self) -> None:
         now = time.time()
@@ -85,8 +131,15 @@ class OnceApplication(Application):  # type: ignore[type-arg]
             await super().process_update(update)
             return Turn.MINE
         return await self.ledger.handle(
-            update.update_id, lambda: super(OnceApplication, self).process_update(update), wait=wait
+            update.update_id,
+            lambda: super(OnceApplication, self).process_update(update),
+            wait=wait,
+            body=json.dumps(update.to_dict()),
         )
+
+    async def redo(self, body: str) -> Turn:
+        """Handle an update from its kept JSON (its first holder died)."""
+        return await self.process_once(Update.de_json(json.loads(body), self.bot), wait=False)
 
 
 async def lead_polling(

@@ -158,6 +158,11 @@ class DraftService:
                 await self._drafts.set_options(draft.id, captioned)
             self._show_album_later(draft.id)
             return None
+        made = await self._drafts.for_photo(photo.chat_id, photo.message_id)
+        if made is not None:
+            # The photo's update handled again (its first handler died mid-way): show the
+            # draft if it was not, never make a second one.
+            return made if made.message_id is None else None
         return await self._drafts.create(
             user_id=photo.user_id,
             chat_id=photo.chat_id,

@@ -54,8 +54,11 @@ class Tracker:
         watch: FailureWatch | None = None,
         sole: bool = True,
         gates: GateMaker = local_gates,
+        max_sleep: float = MAX_SLEEP,
     ) -> None:
         self._tasks = tasks
+        # With other replicas, a task may become due (a lease run out) without a poke here.
+        self._max_sleep = max_sleep
         # The only process on its database (SQLite): leases left by an earlier run end at start.
         self._sole = sole
         # Who takes over a submission whose lease ran out (the submitter, once wired).
@@ -218,7 +221,8 @@ class Tracker:
             # Tasks due by `now` are in flight or wait for a free slot; either way the end of
             # a check pokes the loop, so only later ones need a timer.
             due_at = await self._tasks.next_due_after(now)
-            timeout = MAX_SLEEP if due_at is None else min(MAX_SLEEP, due_at - time.time())
+            most = self._max_sleep
+            timeout = most if due_at is None else min(most, due_at - time.time())
             timeout = min([timeout, *(wait for wait in waits if wait > 0)])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(0.0, timeout))

@@ -72,3 +72,13 @@ async def test_one_process_holds_the_polling_lock_until_it_dies(store: Store) ->
         assert taken is not None and await taken.alive()
         await taken.release()
         await again.release()
+
+
+async def test_an_update_whose_holder_died_is_found_with_its_body(db: Database) -> None:
+    updates = UpdateRepository(db)
+    body = '{"update_id": 11, "message": {"message_id": 1}}'
+    assert await updates.take(11, "dead/1", time.time() - 1, body) is Turn.MINE
+    assert await updates.take(12, "alive/1", time.time() + 30, "{}") is Turn.MINE
+    await updates.take(13, "done/1", time.time() - 1, "{}")
+    await updates.done(13, "done/1")
+    assert await updates.abandoned(time.time()) == [(11, body)]
