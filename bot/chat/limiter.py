@@ -9,6 +9,7 @@ from typing import Any
 from telegram.constants import FloodLimit
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 
+from bot.engine.gate import wait_for_slot
 from storage.rates import RateSlots
 
 Answer = bool | dict[str, Any] | list[dict[str, Any]]
@@ -24,6 +25,9 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     def __init__(self, slots: RateSlots, *, max_retries: int) -> None:
         self._slots = slots
         self._inner = AIORateLimiter(max_retries=max_retries)
+        self._rate = int(FloodLimit.MESSAGES_PER_SECOND)
+        self._window = 1.0
+        self._turn = asyncio.Lock()
 
     async def initialize(self) -> None:
         """Start the per-process limiter."""
@@ -44,9 +48,9 @@ class SharedRateLimiter(BaseRateLimiter[int]):
     ) -> Answer:
         """Wait for a shared slot, then go through the per-process limits."""
         if endpoint not in UNLIMITED:
-            rate = float(FloodLimit.MESSAGES_PER_SECOND)
-            while (delay := await self._slots.take(GATE, int(rate), 1.0)) > 0:  # noqa: ASYNC110
-                await asyncio.sleep(delay)
+            # One request of this process at a time asks the database (see SharedRateGate).
+            async with self._turn:
+                await wait_for_slot(self._slots, GATE, self._rate, self._window)
         return await self._inner.process_request(
             callback, args, kwargs, endpoint, data, rate_limit_args
         )

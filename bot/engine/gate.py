@@ -65,12 +65,21 @@ class SharedRateGate(RateGate):
         super().__init__(limit, window)
         self._slots = slots
         self._name = name
+        # One caller of this process at a time asks the database: the others wait here, in
+        # order, instead of all asking again each time a slot frees (lock contention).
+        self._shared_turn = asyncio.Lock()
 
     async def acquire(self, on_queued: Callable[[int], Awaitable[None]] | None = None) -> None:
         """Wait for a slot here, then for one shared with the other processes."""
         await super().acquire(on_queued)
-        while (delay := await self._slots.take(self._name, self._limit, self._window)) > 0:  # noqa: ASYNC110 - a timed wait
-            await asyncio.sleep(delay)
+        async with self._shared_turn:
+            await wait_for_slot(self._slots, self._name, self._limit, self._window)
+
+
+async def wait_for_slot(slots: RateSlots, gate: str, limit: int, window: float) -> None:
+    """Take a slot of `gate`, waiting while the window is full."""
+    while (delay := await slots.take(gate, limit, window)) > 0:  # noqa: ASYNC110 - timed wait
+        await asyncio.sleep(delay)
 
 
 GateMaker = Callable[[str, int, float], RateGate]
