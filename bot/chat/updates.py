@@ -71,6 +71,9 @@ class UpdateLedger:
         renewer = asyncio.create_task(self._renew(update_id, holder), name=f"update-{update_id}")
         try:
             await work()
+        except Exception:
+            # Handled, badly: handing it to another process would only fail again, forever.
+            log.exception("update %s: its handling failed", update_id)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
