@@ -71,7 +71,7 @@ class Messenger:
             last = self._last_edit.get(task.chat_id)
             if last is not None and time.monotonic() - last < self.progress_interval:
                 return
-        await self._status(task, text, status_keyboard(task))
+        await self._status(task, text, status_keyboard(task), taken=True)
 
     async def adopted(self, task: Task) -> None:
         """Tell the user that a task we could not tell had started did start after all."""
@@ -81,9 +81,12 @@ class Messenger:
         """Say that the task waits in the local queue for the backend's rate limit."""
         await self._status(task, waiting_text(task, self.catalogue, ahead), None)
 
-    async def _status(self, task: Task, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    async def _status(
+        self, task: Task, text: str, markup: InlineKeyboardMarkup | None, *, taken: bool = False
+    ) -> None:
+        """Edit (or send) the task's status; `taken`: a progress edit already recorded."""
         self._last_edit[task.chat_id] = time.monotonic()
-        if self.chats.shared:
+        if self.chats.shared and not taken:
             await self.chats.edited(task.chat_id, time.time())
         if task.state in (TaskState.QUEUED, TaskState.RUNNING):
             self._shown[task.id] = text

@@ -48,7 +48,7 @@ class Deliverer:
         self._client = client
         self._upload_limit = upload_limit
         # file:// results are read only below these folders (the preview backend's output).
-        self._local_roots = tuple(root.resolve() for root in local_roots)
+        self._local_roots = local_roots
 
     async def deliver(self, task: Task) -> None:
         """Claim the task and send its video; a task claimed elsewhere is left alone."""
