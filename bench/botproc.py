@@ -15,13 +15,9 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from telegram.constants import FloodLimit
-from telegram.ext import AIORateLimiter
-
-import bot.app
-import bot.chat.limiter as shared_limiter
+import bot.chat.limiter as flood
 from bench.dbcost import STATS_ENV, STATS_PERIOD, SqliteCounter, install_sqlite_counter
 from bench.naive import NaiveTracker
 from bot.__main__ import configured
@@ -30,39 +26,8 @@ from bot.chat.messenger import PROGRESS_INTERVAL
 from bot.config import Settings
 from bot.engine.tracker import Tracker
 from bot.providers.base import Provider
-from storage.rates import RateSlots
 
 TRACKERS: dict[str, type[Tracker]] = {"real": Tracker, "naive": NaiveTracker}
-
-
-class ScaledRateLimiter(AIORateLimiter):
-    """PTB's flood control with Telegram's windows `scale` times shorter: 30 messages per
-    1/K s overall (a burst is as large as in real life, only K times sooner), 20 per 60/K s
-    per group."""
-
-    scale: ClassVar[float] = 1.0
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            overall_max_rate=FloodLimit.MESSAGES_PER_SECOND,
-            overall_time_period=1 / self.scale,
-            group_max_rate=FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP,
-            group_time_period=60 / self.scale,
-            **kwargs,
-        )
-
-
-class ScaledRateSlots(RateSlots):
-    """The slots several replicas share, with the Telegram gate's window `scale` times
-    shorter (kie's gates come with windows already scaled: see `_scale_rates`)."""
-
-    scale: ClassVar[float] = 1.0
-
-    async def take(self, gate: str, limit: int, window: float) -> float:
-        """RateSlots.take; the shared Telegram gate's window scaled."""
-        if gate == getattr(shared_limiter, "GATE", None):
-            window /= self.scale
-        return await super().take(gate, limit, window)
 
 
 def apply_time_scale(scale: float) -> list[str]:
@@ -70,15 +35,14 @@ def apply_time_scale(scale: float) -> list[str]:
     if scale == 1:
         return []
     NaiveTracker.interval = NaiveTracker.interval / scale
-    ScaledRateLimiter.scale = ScaledRateSlots.scale = scale
-    bot.app.AIORateLimiter = ScaledRateLimiter  # type: ignore[attr-defined,assignment]
-    # Several replicas (PostgreSQL): the overall rate is taken from slots in the database,
-    # with PTB's limiter behind it in each process.
-    setattr(shared_limiter, "AIORateLimiter", ScaledRateLimiter)  # noqa: B010
-    setattr(bot.app, "RateSlots", ScaledRateSlots)  # noqa: B010
+    # Read when each process builds its limiter, one process's gate or the replicas' slots.
+    limit, window = flood.OVERALL_RATE
+    flood.OVERALL_RATE = (limit, window / scale)
+    group, period = flood.GROUP_RATE
+    flood.GROUP_RATE = (group, period / scale)
     said = [
-        f"Telegram's overall flood limit {FloodLimit.MESSAGES_PER_SECOND} per {1 / scale:g} s "
-        "(one process's limiter, and the slots replicas share)"
+        f"Telegram's overall flood limit {limit} per {window / scale:g} s, "
+        f"{group} per {period / scale:g} s per group (one process's, and the replicas' slots)"
     ]
     return said + _scale_rates(scale)
 

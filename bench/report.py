@@ -732,7 +732,9 @@ NOTES = """## How the benchmark works
   1200/K s, the progress-edit interval, the task times, the naive tracker's 5 s, Telegram's
   flood limit (30 requests per 1/K s, in one process's limiter and in the slots replicas
   share; the runs before 2026-11-29 19:00 UTC had 30×K per 1 s, which let bursts K times as
-  large through), the bot's gates for kie's creates (20 per 11/K s, inside
+  large through; since 2026-11-29 21:00 UTC a sliding window whose calls count until 1/K s
+  after their answer, before it PTB's bucket, which let up to twice the rate into one
+  window), the bot's gates for kie's creates (20 per 11/K s, inside
   kie's 20 per 10/K s) and, where it has one, for kie's status queries (10 per 1/K s), and
   the fake kie's own status limit all scale together, as does what the bot counts in
   `POLL_INTERVAL`s (such as its built-in guesses of generation times, before it has learned).

@@ -14,15 +14,13 @@ import httpx
 from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
-    BaseRateLimiter,
     Updater,
 )
 
 from bot.chat.draft_messages import DraftMessages
-from bot.chat.limiter import SharedRateLimiter
+from bot.chat.limiter import FloodLimiter
 from bot.chat.messenger import PROGRESS_INTERVAL, Messenger
 from bot.chat.photos import TelegramPhotos
 from bot.chat.routing import attach, set_commands
@@ -96,11 +94,8 @@ def build_application(settings: Settings, db: Database) -> Application:  # type:
     """A PTB application pointed at TELEGRAM_API_URL, with flood control (shared by every
     replica on PostgreSQL)."""
     api = settings.telegram_api_url
-    limiter: BaseRateLimiter[Any] = (
-        AIORateLimiter(max_retries=FLOOD_RETRIES)
-        if db.dialect is Dialect.SQLITE
-        else SharedRateLimiter(RateSlots(db), max_retries=FLOOD_RETRIES)
-    )
+    gates = local_gates if db.dialect is Dialect.SQLITE else shared_gates(RateSlots(db))
+    limiter = FloodLimiter(gates, max_retries=FLOOD_RETRIES)
     builder = (
         ApplicationBuilder()
         .token(settings.token)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import time
+from typing import Any
 
-from bot.engine.gate import RateGate
+from bot.chat.limiter import FloodLimiter
+from bot.engine.gate import RateGate, local_gates
 from bot.providers.kie import KieProvider
 
 # kie's documented limit, by kie's clock: at most 20 new tasks in any 10 s.
@@ -90,3 +94,55 @@ async def test_kie_gate_never_lets_kie_see_more_than_20_creates_in_10_s() -> Non
     sent = [at - sent[0] for at in sent]
     assert sent == sorted(sent)
     assert most_in_a_provider_window(sent) <= KIE_LIMIT
+
+
+def most_in_a_window(moments: list[float], window: float) -> int:
+    """The most moments inside any `window` seconds."""
+    moments = sorted(moments)
+    return max(
+        sum(1 for later in moments[i:] if later - first < window) for i, first in enumerate(moments)
+    )
+
+
+async def test_calls_slow_to_arrive_never_exceed_the_limit_at_the_other_end() -> None:
+    """The other side counts a call when it arrives: however long the way there and back, no
+    window of its clock holds more than the limit."""
+    gate = RateGate(limit=4, window=0.2)
+    travel = random.Random(14)
+    arrived: list[float] = []
+
+    async def call() -> None:
+        async with gate.slot():
+            await asyncio.sleep(travel.uniform(0, 0.1))
+            arrived.append(time.monotonic())
+            await asyncio.sleep(travel.uniform(0, 0.1))
+
+    await asyncio.gather(*(call() for _ in range(16)))
+    assert len(arrived) == 16
+    assert most_in_a_window(arrived, 0.2) <= 4
+
+
+async def test_one_process_sends_telegram_at_most_30_requests_in_any_second() -> None:
+    """PTB's own overall limit is a bucket: 30 at once, then 30 more within the same second."""
+    limiter = FloodLimiter(local_gates, max_retries=0)
+    await limiter.initialize()
+    travel = random.Random(30)
+    arrived: list[float] = []
+
+    async def send(*_: Any, **__: Any) -> bool:
+        await asyncio.sleep(travel.uniform(0, 0.05))
+        arrived.append(time.monotonic())
+        return True
+
+    chats = itertools.count(1)
+    try:
+        await asyncio.gather(
+            *(
+                limiter.process_request(send, (), {}, "sendMessage", {"chat_id": next(chats)}, None)
+                for _ in range(45)
+            )
+        )
+    finally:
+        await limiter.shutdown()
+    assert len(arrived) == 45
+    assert most_in_a_window(arrived, 1.0) <= 30

@@ -1,40 +1,46 @@
-"""Telegram's flood limits for a bot with several replicas: the overall rate shared by all."""
+"""Telegram's flood limits: 30 messages a second per bot, in one process or across replicas."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram.constants import FloodLimit
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 
-from bot.engine.gate import wait_for_slot
-from storage.rates import RateSlots
+from bot.engine.gate import GateMaker
 
 Answer = bool | dict[str, Any] | list[dict[str, Any]]
 GATE = "telegram:overall"
+# Requests per seconds: the whole bot's (a sliding window here), and each group chat's.
+OVERALL_RATE = (int(FloodLimit.MESSAGES_PER_SECOND), 1.0)
+GROUP_RATE = (int(FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP), 60.0)
 # Long polls are not messages; Telegram limits what the bot sends.
 UNLIMITED = frozenset({"getUpdates"})
 
 
-class SharedRateLimiter(BaseRateLimiter[int]):
-    """PTB's AIORateLimiter per process (per-chat limits, retries after flood waits), with the
-    overall 30 messages a second taken from slots every replica shares."""
+class FloodLimiter(BaseRateLimiter[int]):
+    """The overall rate through a RateGate (this process's, or one every replica shares), so
+    that no second holds more than 30 requests by Telegram's clock; per-group limits and
+    retries after a flood wait by PTB's AIORateLimiter."""
 
-    def __init__(self, slots: RateSlots, *, max_retries: int) -> None:
-        self._slots = slots
-        self._inner = AIORateLimiter(max_retries=max_retries)
-        self._rate = int(FloodLimit.MESSAGES_PER_SECOND)
-        self._window = 1.0
-        self._turn = asyncio.Lock()
+    def __init__(self, gates: GateMaker, *, max_retries: int) -> None:
+        self._gate = gates(GATE, *OVERALL_RATE)
+        group_rate, group_period = GROUP_RATE
+        # PTB's own overall limit is a bucket that lets up to twice the rate into a second.
+        self._inner = AIORateLimiter(
+            overall_max_rate=0,
+            group_max_rate=group_rate,
+            group_time_period=group_period,
+            max_retries=max_retries,
+        )
 
     async def initialize(self) -> None:
-        """Start the per-process limiter."""
+        """Start PTB's limiter."""
         await self._inner.initialize()
 
     async def shutdown(self) -> None:
-        """Stop the per-process limiter."""
+        """Stop PTB's limiter."""
         await self._inner.shutdown()
 
     async def process_request(
@@ -46,11 +52,16 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Answer:
-        """Wait for a shared slot, then go through the per-process limits."""
-        if endpoint not in UNLIMITED:
-            # One request of this process at a time asks the database (see SharedRateGate).
-            async with self._turn:
-                await wait_for_slot(self._slots, GATE, self._rate, self._window)
+        """Send through the group limit, then the overall gate (each retry too)."""
+        if endpoint in UNLIMITED:
+            return await callback(*args, **kwargs)
+
+        async def gated(*call_args: Any, **call_kwargs: Any) -> Answer:
+            async with self._gate.slot():
+                return await callback(*call_args, **call_kwargs)
+
+        # As in PTB: the overall limit is on messages to chats (not callback answers).
+        sent = gated if "chat_id" in data else callback
         return await self._inner.process_request(
-            callback, args, kwargs, endpoint, data, rate_limit_args
+            sent, args, kwargs, endpoint, data, rate_limit_args
         )

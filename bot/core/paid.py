@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from bot.core.failures import Failure
 from bot.providers.base import PreparedTask, Provider, VideoRequest
@@ -69,7 +70,7 @@ async def create_once(
     external_id: str,
     *,
     base: float,
-    before_each: Callable[[], Awaitable[None]] | None = None,
+    around_each: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     on_uncertain: Callable[[ProviderError], Awaitable[None]] | None = None,
 ) -> str:
     """Make the paid call and return the provider's task id; never pay twice for one request.
@@ -81,9 +82,10 @@ async def create_once(
     """
 
     async def attempt() -> str:
-        if before_each is not None:
-            await before_each()
-        return await provider.start(prepared)
+        if around_each is None:
+            return await provider.start(prepared)
+        async with around_each():  # a rate limit's slot, held until the answer
+            return await provider.start(prepared)
 
     for again in (False, True):
         try:

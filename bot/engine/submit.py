@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from bot.core.failures import Failure
@@ -247,7 +248,7 @@ class Submitter:
                 prepared,
                 external_id(task),
                 base=self._retry_base,
-                before_each=lambda: self._wait_for_slot(task, provider),
+                around_each=lambda: self._create_slot(task, provider),
                 on_uncertain=lost,
             )
         except ProviderError as exc:
@@ -256,15 +257,16 @@ class Submitter:
             return
         await self._queued(task, provider, provider_task_id, callbacks=callbacks)
 
-    async def _wait_for_slot(self, task: Task, provider: Provider) -> None:
+    def _create_slot(self, task: Task, provider: Provider) -> AbstractAsyncContextManager[None]:
+        """Room under the provider's create limit for one call (the user told of a wait)."""
         gate = self._gates.get(provider.name)
         if gate is None:
-            return
+            return contextlib.nullcontext()
 
         async def tell(ahead: int) -> None:
             await self._reporter.show_waiting(task, ahead)
 
-        await gate.acquire(tell)
+        return gate.slot(tell)
 
     async def _settle(self, task: Task, claim: Claim) -> None:
         """A create cut off by a restart: adopt the task if found, create again only when the

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from typing import Any
 
-from bot.chat.limiter import SharedRateLimiter
-from bot.engine.gate import SharedRateGate
+from bot.chat.limiter import FloodLimiter
+from bot.engine.gate import SharedRateGate, shared_gates
+from storage import Database
 from storage.rates import RateSlots
 from tests.storage.conftest import Store
 
@@ -23,10 +25,31 @@ def most_in_a_window(moments: list[float], window: float) -> int:
 
 async def test_slots_taken_at_once_from_two_processes_keep_the_limit(store: Store) -> None:
     async with store.open() as one, store.open() as two:
-        takes = [RateSlots(db).take("kie:create", 5, 60.0) for db in (one, two) for _ in range(10)]
-        waits = await asyncio.gather(*takes)
-    assert sum(1 for wait in waits if wait == 0) == 5
-    assert all(0 < wait <= 60 for wait in waits if wait)
+        takes = [
+            RateSlots(db).take("kie:create", 5, 60.0, hold=0.0)
+            for db in (one, two)
+            for _ in range(10)
+        ]
+        taken = await asyncio.gather(*takes)
+    assert sum(1 for slot in taken if slot.slot is not None) == 5
+    assert all(0 < slot.wait <= 60 for slot in taken if slot.slot is None)
+
+
+async def test_an_open_slot_counts_until_a_window_after_its_answer(db: Database) -> None:
+    slots = RateSlots(db)
+    first = await slots.take("kie:create", 2, 0.5, hold=60.0)
+    second = await slots.take("kie:create", 2, 0.5, hold=60.0)
+    assert first.slot is not None and second.slot is not None
+    # Both calls still under way: the window stays full however long they take.
+    await asyncio.sleep(0.6)
+    full = await slots.take("kie:create", 2, 0.5, hold=60.0)
+    assert full.slot is None and 0 < full.wait <= 0.5
+    await slots.answered(first.slot)
+    # Answered now: it counts for a whole window more, not from when it was let through.
+    after = await slots.take("kie:create", 2, 0.5, hold=60.0)
+    assert after.slot is None and 0.4 < after.wait <= 0.5
+    await asyncio.sleep(after.wait)
+    assert (await slots.take("kie:create", 2, 0.5, hold=60.0)).slot is not None
 
 
 async def test_two_replicas_gates_let_through_the_limit_together(store: Store) -> None:
@@ -44,9 +67,31 @@ async def test_two_replicas_gates_let_through_the_limit_together(store: Store) -
     assert most_in_a_window(passed, 0.35) <= 3
 
 
+async def test_calls_slow_to_arrive_never_exceed_the_limit_at_the_other_end(
+    store: Store,
+) -> None:
+    """kie counts a create when it arrives: however long each took to get there and back,
+    no window of kie's clock holds more than the limit, from two processes together."""
+    limit, window = 4, 0.2
+    travel = random.Random(14)
+    arrived: list[float] = []
+
+    async def call(gate: SharedRateGate) -> None:
+        async with gate.slot():
+            await asyncio.sleep(travel.uniform(0, 0.1))  # on the way
+            arrived.append(time.monotonic())
+            await asyncio.sleep(travel.uniform(0, 0.1))  # the answer on its way back
+
+    async with store.open() as one, store.open() as two:
+        gates = [SharedRateGate(RateSlots(db), "kie:create", limit, window) for db in (one, two)]
+        await asyncio.gather(*(call(gate) for gate in gates for _ in range(8)))
+    assert len(arrived) == 16
+    assert most_in_a_window(arrived, window) <= limit
+
+
 async def test_telegram_sends_from_two_replicas_share_30_a_second(store: Store) -> None:
     async with store.open() as one, store.open() as two:
-        limiters = [SharedRateLimiter(RateSlots(db), max_retries=0) for db in (one, two)]
+        limiters = [FloodLimiter(shared_gates(RateSlots(db)), max_retries=0) for db in (one, two)]
         for limiter in limiters:
             await limiter.initialize()
         sent: list[float] = []
@@ -60,10 +105,10 @@ async def test_telegram_sends_from_two_replicas_share_30_a_second(store: Store) 
             *(
                 limiter.process_request(send, (), {}, "sendMessage", {"chat_id": next(chats)}, None)
                 for limiter in limiters
-                for _ in range(35)
+                for _ in range(20)
             )
         )
         for limiter in limiters:
             await limiter.shutdown()
-    assert len(sent) == 70
-    assert most_in_a_window(sent, 0.95) <= 30
+    assert len(sent) == 40
+    assert most_in_a_window(sent, 1.0) <= 30
