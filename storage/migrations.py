@@ -144,6 +144,18 @@ SQLITE_MIGRATIONS: Migrations = (
         "ALTER TABLE updates ADD COLUMN body TEXT",
         "CREATE INDEX drafts_by_photo ON drafts (chat_id, source_message_id)",
     ),
+    # 12: what handling an update sent, so that handling it again does not send it twice
+    (
+        """
+        CREATE TABLE update_answers (
+            update_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            PRIMARY KEY (update_id, seq)
+        )
+        """,
+    ),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -283,5 +295,17 @@ POSTGRES_MIGRATIONS: Migrations = (
     (
         "ALTER TABLE updates ADD COLUMN body TEXT",
         "CREATE INDEX drafts_by_photo ON drafts (chat_id, source_message_id)",
+    ),
+    # 12: what handling an update sent, so that handling it again does not send it twice
+    (
+        """
+        CREATE TABLE update_answers (
+            update_id BIGINT NOT NULL,
+            seq INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            PRIMARY KEY (update_id, seq)
+        )
+        """,
     ),
 )

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+from telegram import Update
+from telegram.ext import Application
 
-from bot.chat.updates import OnceApplication
+from bot.chat.updates import OnceApplication, UpdateLedger
 from bot.drafts.service import Photo
 from bot.web import webhook_secret
 from storage import DraftRepository
 from storage.models import GenerationOptions
+from storage.updates import UpdateRepository
 from tests.conftest import PHOTO, TOKEN, replied_to
 
 Run = Callable[..., Any]
@@ -105,3 +109,45 @@ async def test_a_photo_handled_again_makes_no_second_draft(harness: Run) -> None
         photo = Photo(h.user.id, sent["chat"]["id"], sent["message_id"], "file-x", None)
         assert await h.services.drafts.open(photo, "a cat", "en") is None
         assert replies_to(h, sent) == 1
+
+
+async def test_a_command_whose_handler_died_after_answering_is_answered_once(
+    harness: Run,
+) -> None:
+    async with harness() as h:
+        help_ = h.telegram.send_text(h.user, "/help")
+        (body,) = h.telegram.deliverable_updates()
+        h.telegram.drop_updates()  # taken by a process that is about to die
+        application = h.bot.application
+        update = Update.de_json(body, application.bot)
+        dying = UpdateLedger(UpdateRepository(h.services.db), lease=0.3)
+
+        async def answer_then_hang() -> None:
+            await Application.process_update(application, update)
+            await asyncio.Event().wait()
+
+        handling = asyncio.create_task(
+            dying.handle(update.update_id, answer_then_hang, wait=False, body=json.dumps(body))
+        )
+        await h.reply_to(help_)
+        # Killed after its answer went out, before the update was recorded handled.
+        handling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await handling
+        updates = UpdateRepository(h.services.db)
+        sql = "SELECT handled_at FROM updates WHERE update_id = ?"
+
+        async def handled() -> bool:
+            row = await h.services.db.fetchone(sql, (update.update_id,))
+            return row is not None and row[0] is not None
+
+        # Another holder (this bot's rescue) handles it again once its time has run out.
+        for _ in range(100):
+            if await handled():
+                break
+            await asyncio.sleep(0.1)
+        assert await handled()
+        assert replies_to(h, help_) == 1
+        assert [answer.request for answer in await updates.answers(update.update_id)] == [
+            f"sendMessage {help_['chat']['id']}"
+        ]

@@ -8,6 +8,7 @@ from typing import Any
 from telegram.constants import FloodLimit
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 
+from bot.chat import answers
 from bot.engine.gate import GateMaker
 
 Answer = bool | dict[str, Any] | list[dict[str, Any]]
@@ -52,9 +53,16 @@ class FloodLimiter(BaseRateLimiter[int]):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Answer:
-        """Send through the group limit, then the overall gate (each retry too)."""
+        """Send through the group limit, then the overall gate (each retry too); a message
+        the update being handled sent already (its first holder died) is not sent again."""
         if endpoint in UNLIMITED:
             return await callback(*args, **kwargs)
+        book = answers.current()
+        request = book.request(endpoint, data) if book is not None else None
+        if book is not None and request is not None:
+            earlier = book.sent_before(request)
+            if earlier is not None:
+                return earlier
 
         async def gated(*call_args: Any, **call_kwargs: Any) -> Answer:
             async with self._gate.slot():
@@ -62,6 +70,9 @@ class FloodLimiter(BaseRateLimiter[int]):
 
         # As in PTB: the overall limit is on messages to chats (not callback answers).
         sent = gated if "chat_id" in data else callback
-        return await self._inner.process_request(
+        reply = await self._inner.process_request(
             sent, args, kwargs, endpoint, data, rate_limit_args
         )
+        if book is not None and request is not None:
+            await book.record(request, reply)
+        return reply

@@ -14,6 +14,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
+from bot.chat import answers
 from bot.engine.leases import replica_name
 from storage.database import Database, Holding
 from storage.updates import Turn, UpdateRepository
@@ -64,17 +65,22 @@ class UpdateLedger:
         while turn is Turn.BUSY and wait:
             await asyncio.sleep(BUSY_STEP)
             turn = await self._updates.take(update_id, holder, time.time() + self._lease, body)
-        if turn is not Turn.MINE:
+        if turn not in (Turn.MINE, Turn.TAKEN_OVER):
             log.info("update %s: %s elsewhere; not handled again", update_id, turn.value)
             return turn
+        sent = await self._updates.answers(update_id) if turn is Turn.TAKEN_OVER else []
+        book = answers.AnswerBook(self._updates, update_id, sent)
         # Cut off by a stop (CancelledError) it stays unfinished: another process redoes it.
         renewer = asyncio.create_task(self._renew(update_id, holder), name=f"update-{update_id}")
+        token = answers.use(book)
         try:
             await work()
         except Exception:
             # Handled, badly: handing it to another process would only fail again, forever.
             log.exception("update %s: its handling failed", update_id)
         finally:
+            book.close()
+            answers.done_with(token)
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer

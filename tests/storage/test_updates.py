@@ -8,7 +8,7 @@ import time
 import pytest
 
 from storage import Database
-from storage.updates import Turn, UpdateRepository
+from storage.updates import Answer, Turn, UpdateRepository
 from tests.storage.conftest import Store
 
 
@@ -25,7 +25,7 @@ async def test_an_update_is_taken_once_and_done_once(db: Database) -> None:
 async def test_an_update_whose_holder_died_is_taken_over(db: Database) -> None:
     updates = UpdateRepository(db)
     assert await updates.take(8, "dead/1", time.time() - 1) is Turn.MINE
-    assert await updates.take(8, "b/1", time.time() + 30) is Turn.MINE
+    assert await updates.take(8, "b/1", time.time() + 30) is Turn.TAKEN_OVER
     await updates.done(8, "dead/1")  # it woke up late: its record does not count
     assert await updates.take(8, "c/1", time.time() + 30) is Turn.BUSY
     await updates.done(8, "b/1")
@@ -50,6 +50,26 @@ async def test_records_of_handled_updates_are_forgotten_after_a_day(db: Database
     await updates.take(10, "a/1", time.time() + 30)  # not done: kept
     assert await updates.forget(time.time() + 2 * 24 * 3600) == 1
     assert await updates.take(10, "b/1", time.time() + 30) is Turn.BUSY
+
+
+async def test_what_handling_sent_is_kept_with_the_update_and_forgotten_with_it(
+    db: Database,
+) -> None:
+    updates = UpdateRepository(db)
+    await updates.take(21, "a/1", time.time() + 30)
+    await updates.add_answer(21, Answer(0, "sendMessage 5", '{"message_id": 3}'))
+    await updates.add_answer(21, Answer(1, "sendPhoto 5", '{"message_id": 4}'))
+    await updates.add_answer(21, Answer(1, "sendPhoto 5", '{"message_id": 9}'))  # kept: first
+    await updates.take(22, "a/1", time.time() + 30)
+    await updates.add_answer(22, Answer(0, "sendMessage 6", "{}"))
+    assert await updates.answers(21) == [
+        Answer(0, "sendMessage 5", '{"message_id": 3}'),
+        Answer(1, "sendPhoto 5", '{"message_id": 4}'),
+    ]
+    await updates.done(21, "a/1")
+    assert await updates.forget(time.time() + 2 * 24 * 3600) == 1
+    assert await updates.answers(21) == []
+    assert len(await updates.answers(22)) == 1  # not handled yet: kept
 
 
 async def test_one_process_holds_the_polling_lock_until_it_dies(store: Store) -> None:
