@@ -8,6 +8,9 @@ import random
 import time
 from typing import Any
 
+import pytest
+
+import bot.chat.limiter as limiter_module
 from bot.chat.limiter import FloodLimiter
 from bot.engine.gate import RateGate, local_gates
 from bot.providers.kie import KieProvider
@@ -146,3 +149,29 @@ async def test_one_process_sends_telegram_at_most_30_requests_in_any_second() ->
         await limiter.shutdown()
     assert len(arrived) == 45
     assert most_in_a_window(arrived, 1.0) <= 30
+
+
+async def test_a_busy_groups_limit_is_kept_when_idle_groups_are_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limiter_module, "GROUP_RATE", (2, 0.4))
+    monkeypatch.setattr(limiter_module, "KEPT_GROUP_GATES", 2)
+    limiter = FloodLimiter(local_gates, max_retries=0)
+    sent: list[tuple[int, float]] = []
+
+    async def send(*_: Any, chat: int, **__: Any) -> bool:
+        sent.append((chat, time.monotonic()))
+        return True
+
+    async def to(chat: int) -> None:
+        await limiter.process_request(
+            send, (), {"chat": chat}, "sendMessage", {"chat_id": chat}, None
+        )
+
+    await to(-1)
+    await to(-1)
+    for chat in range(-2, -6, -1):  # more groups than are kept
+        await to(chat)
+    await to(-1)  # its window still holds two: it waits
+    first = [at for chat, at in sent if chat == -1]
+    assert first[2] - first[0] >= 0.35

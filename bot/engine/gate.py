@@ -54,6 +54,11 @@ class RateGate:
         """How many calls wait for a slot."""
         return self._waiting
 
+    def idle(self) -> bool:
+        """Whether no call waits, is under way or still counts in the window."""
+        self._wait_needed()  # forgets the calls whose window has ended
+        return not (self._waiting or self._open or self._answered)
+
     def busy(self) -> bool:
         """Whether a call made now would have to wait."""
         return self._waiting > 0 or self._turn.locked() or self._wait_needed() != 0

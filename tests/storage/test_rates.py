@@ -8,6 +8,9 @@ import random
 import time
 from typing import Any
 
+import pytest
+
+import bot.chat.limiter as limiter_module
 from bot.chat.limiter import FloodLimiter
 from bot.engine.gate import SharedRateGate, shared_gates
 from storage import Database
@@ -112,3 +115,33 @@ async def test_telegram_sends_from_two_replicas_share_30_a_second(store: Store) 
             await limiter.shutdown()
     assert len(sent) == 40
     assert most_in_a_window(sent, 1.0) <= 30
+
+
+async def test_a_group_gets_its_limit_from_two_replicas_together(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limiter_module, "GROUP_RATE", (3, 0.4))
+    async with store.open() as one, store.open() as two:
+        limiters = [FloodLimiter(shared_gates(RateSlots(db)), max_retries=0) for db in (one, two)]
+        sent: list[tuple[int, float]] = []
+
+        async def send(*_: Any, chat: int, **__: Any) -> bool:
+            sent.append((chat, time.monotonic()))
+            return True
+
+        def to(chat: int, limiter: FloodLimiter) -> Any:
+            return limiter.process_request(
+                send, (), {"chat": chat}, "sendMessage", {"chat_id": chat}, None
+            )
+
+        # Five messages to one group from each replica, and to a private chat meanwhile.
+        await asyncio.gather(
+            *(to(-100, limiter) for limiter in limiters for _ in range(5)),
+            *(to(7, limiter) for limiter in limiters for _ in range(5)),
+        )
+    group = [at for chat, at in sent if chat == -100]
+    private = [at for chat, at in sent if chat == 7]
+    assert len(group) == 10 and len(private) == 10
+    assert most_in_a_window(group, 0.4) <= 3
+    # A private chat has no such limit: not held up behind the group.
+    assert max(private) - min(private) < 0.3
