@@ -1,8 +1,9 @@
 """Several bot processes on one PostgreSQL database and the loopback fakes, for process tests.
 
-Each replica is `python -m bot` with the same settings (long polling, PostgreSQL) and its own
-web port. Which replica made a call to a fake is read from the call's client port: the
-connection is found in /proc/net/tcp and its socket among the replicas' open files.
+Each replica is `python -m bot` with the same settings (long polling, or webhook mode behind
+the harness's proxy and Telegram delivery of tests/webhooks.py; PostgreSQL) and its own web
+port. Which replica made a call to a fake is read from the call's client port: the connection
+is found in /proc/net/tcp and its socket among the replicas' open files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.conftest import KIE_KEY, PHOTO, TOKEN, free_port
 from tests.fakes.kie import FakeKie
 from tests.fakes.server import serve
 from tests.fakes.telegram import Call, FakeTelegram, FakeUser
+from tests.webhooks import Deliverer, Proxy
 
 ROOT = Path(__file__).parents[1]
 BASE_ENV = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
@@ -39,6 +41,7 @@ class Replica:
 
     name: str
     process: asyncio.subprocess.Process
+    port: int = 0  # where its web app listens (callbacks, the webhook)
     lines: list[tuple[float, str]] = field(default_factory=list)
     killed_at: float | None = None
     reader: asyncio.Task[None] | None = None
@@ -79,6 +82,9 @@ class Cluster:
     telegram_url: str
     kie_url: str
     replicas: list[Replica] = field(default_factory=list)
+    # In webhook mode: Telegram's delivery to the replicas, and the proxy at PUBLIC_URL.
+    webhook: Deliverer | None = None
+    proxy: Proxy | None = None
     _names: int = 0
 
     # ---- processes ---------------------------------------------------------------------------
@@ -91,7 +97,8 @@ class Cluster:
 
     async def _spawn(self) -> Replica:
         self._names += 1
-        env = {**BASE_ENV, "PYTHONPATH": str(ROOT), **self.env, "HTTP_PORT": str(free_port())}
+        port = free_port()
+        env = {**BASE_ENV, "PYTHONPATH": str(ROOT), **self.env, "HTTP_PORT": str(port)}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -101,7 +108,7 @@ class Cluster:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
-        replica = Replica(f"r{self._names}", process)
+        replica = Replica(f"r{self._names}", process, port)
         replica.reader = asyncio.create_task(replica.read(), name=f"stderr-{replica.name}")
         self.replicas.append(replica)
         return replica
@@ -140,6 +147,15 @@ class Cluster:
     def alive(self) -> list[Replica]:
         """The replicas still running."""
         return [r for r in self.replicas if r.alive]
+
+    def upstreams(self) -> list[tuple[str, str]]:
+        """(name, web root) of every replica that has started, dead or alive: what a proxy
+        without health checks sends requests to."""
+        return [(r.name, f"http://127.0.0.1:{r.port}") for r in self.replicas if r.said(STARTED)]
+
+    def named(self, name: str) -> Replica:
+        """The replica called `name`."""
+        return next(r for r in self.replicas if r.name == name)
 
     # ---- who made a call ---------------------------------------------------------------------
 
@@ -194,10 +210,10 @@ class Cluster:
         message: dict[str, Any] = calls[0].result
         return message
 
-    def press(self, user: FakeUser, message: dict[str, Any], label: str) -> None:
-        """The user taps the message's button whose text contains `label`."""
+    def press(self, user: FakeUser, message: dict[str, Any], label: str) -> str:
+        """The user taps the message's button whose text contains `label`; the query's id."""
         current = self.telegram.messages.get((user.id, message["message_id"]), message)
-        self.telegram.tap(user, current, button(current, label))
+        return self.telegram.tap(user, current, button(current, label))
 
     def videos(self, user: FakeUser) -> list[Call]:
         """Videos sent to the user."""
@@ -268,9 +284,16 @@ def _socket_inode(local_port: int, remote_port: int) -> int | None:
 
 
 @asynccontextmanager
-async def cluster(database_url: str, cwd: Path, **env: str) -> AsyncIterator[Cluster]:
-    """Fakes of Telegram and kie on loopback and the settings replicas share; no replica yet."""
-    telegram = FakeTelegram(token=TOKEN)
+async def cluster(
+    database_url: str, cwd: Path, *, webhook: bool = False, **env: str
+) -> AsyncIterator[Cluster]:
+    """Fakes of Telegram and kie on loopback and the settings replicas share; no replica yet.
+
+    With `webhook`, the replicas take updates by webhook: PUBLIC_URL is the harness's proxy
+    (`c.proxy`, for kie's callbacks) and `c.webhook` delivers Telegram's updates to them.
+    """
+    # In webhook mode the replicas listen on plain HTTP on loopback: see FakeTelegram.
+    telegram = FakeTelegram(token=TOKEN, allow_loopback_http_webhook=webhook)
     async with AsyncExitStack() as stack:
         kie = await stack.enter_async_context(FakeKie(api_key=KIE_KEY))
         telegram_url = await stack.enter_async_context(serve(telegram.app))
@@ -289,10 +312,38 @@ async def cluster(database_url: str, cwd: Path, **env: str) -> AsyncIterator[Clu
             **env,
         }
         group = Cluster(telegram, kie, settings, cwd, telegram_url, kie_url)
+        if webhook:
+            group.proxy = proxy = Proxy(group.upstreams)
+            stack.push_async_callback(proxy.aclose)
+            settings["PUBLIC_URL"] = await stack.enter_async_context(serve(proxy.app))
+            settings["TELEGRAM_WEBHOOK"] = "true"
+            recorded = await _recorded_check(database_url, stack)
+            deliverer = Deliverer(telegram, group.upstreams, recorded)
+            group.webhook = await stack.enter_async_context(deliverer)
         try:
             yield group
         finally:
+            if group.webhook is not None:
+                await group.webhook.close()  # before the replicas stop, not after
             await group.stop()
             telegram.shutdown()
     logs = "\n".join(r.log() for r in group.replicas)
     assert TOKEN not in logs and KIE_KEY not in logs
+
+
+async def _recorded_check(
+    database_url: str, stack: AsyncExitStack
+) -> Callable[[int], Awaitable[bool]]:
+    """Whether an update is recorded handled in the replicas' database, asked on a small pool."""
+    import asyncpg
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    stack.push_async_callback(pool.close)
+
+    async def recorded(update_id: int) -> bool:
+        handled = await pool.fetchval(
+            "SELECT handled_at FROM updates WHERE update_id = $1", update_id
+        )
+        return handled is not None
+
+    return recorded

@@ -1,7 +1,8 @@
 """Three replicas on one PostgreSQL: SIGKILL the polling leader and busy workers, lose nothing.
 
-Each test runs three `python -m bot` processes in long-polling mode against one throwaway
-PostgreSQL database and the loopback fakes, kills one at an exact step and checks, from the
+Each test runs three `python -m bot` processes against one throwaway PostgreSQL database and
+the loopback fakes, in long-polling mode or in webhook mode (Telegram's delivery and the
+reverse proxy modelled by tests/webhooks.py), kills one at an exact step and checks, from the
 fakes and the database: every photo one draft, every user exactly one video, one paid create
 per press of Generate (or Retry), every Telegram update handled, no task left unfinished, and
 how long the survivors took to take over. The figures are printed at the end of the module.
@@ -22,6 +23,7 @@ from tests.fakes.telegram import FakeUser
 from tests.ledger import MONEY
 from tests.postgres import postgres_server, postgres_url  # noqa: F401  (the fixtures, here)
 from tests.replicas import Cluster, Replica, cluster, prompt, until
+from tests.webhooks import ANSWER_LOST, DROPPED, REFUSED, Deliverer
 
 # Polling moves to another replica within this long after the leader dies (issue 14).
 TAKEOVER_LIMIT = 15.0
@@ -284,3 +286,141 @@ async def _kill_worker(c: Cluster, worker: Replica, step: str) -> None:
     else:
         await c.kill(worker)
         FIGURES.append(f"{step}: killed {worker.name}, not the leader")
+
+
+# ---- webhook mode ------------------------------------------------------------------------------
+
+
+async def all_delivered(c: Cluster, url: str, scenario: str) -> None:
+    """Once Telegram is done delivering: every update it gave out was recorded handled (none
+    lost, none left taken and unfinished), answered 200 only once it was, and none is left for
+    Telegram to send; no replica polled."""
+    deliverer = _deliverer(c)
+    await until(deliverer.idle, SETTLE, f"{scenario}: Telegram done delivering")
+    handled = {
+        row["update_id"]: row["handled_at"]
+        for row in await fetch(url, "SELECT update_id, handled_at FROM updates")
+    }
+    given = sorted(c.telegram.sent_updates)
+    lost = [uid for uid in given if uid not in handled]
+    assert not lost, f"updates never handled: {lost}; deliveries: {deliverer.attempts}"
+    unfinished = [uid for uid in given if handled[uid] is None]
+    assert not unfinished, f"updates taken and never recorded handled: {unfinished}"
+    assert not c.telegram.pending_updates, "updates Telegram still has to deliver"
+    early = [a for a in deliverer.attempts if a.status == 200 and not a.recorded]
+    assert not early, f"answered 200 before the update was recorded handled: {early}"
+    assert not c.telegram.calls_of("getUpdates")
+
+
+async def webhook_audit(
+    c: Cluster, url: str, users: list[FakeUser], presses: int, scenario: str
+) -> dict[str, int]:
+    """`all_delivered`, then `audit`; and every press made exactly one paid create (no create
+    was cut off in these scenarios)."""
+    await all_delivered(c, url, scenario)
+    counts = await audit(c, url, users, presses, scenario)
+    assert counts["paid creates"] == presses
+    deliverer = _deliverer(c)
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(deliverer.outcomes().items()))
+    FIGURES.append(
+        f"{scenario}: {len(deliverer.attempts)} deliveries of {counts['updates']} updates "
+        f"({outcomes}); every 200 came after its update was recorded handled"
+    )
+    return counts
+
+
+def _deliverer(c: Cluster) -> Deliverer:
+    assert c.webhook is not None
+    return c.webhook
+
+
+async def test_webhook_a_replica_killed_while_handling_loses_no_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with cluster(database_url, tmp_path, webhook=True) as c:
+        c.kie.finish_after = 0.5
+        await c.start(3)
+        deliverer = _deliverer(c)
+        users = [FakeUser(id=7300 + i) for i in range(4)]
+        # The replica the first photo reaches opens its draft and stalls sending it; it dies
+        # there, the webhook request unanswered. (Not a press: its update is recorded handled
+        # once the task is claimed and shown, before the paid create; one cut off after the
+        # claim leaves the task to the sweep a fixed minute later, storage/tasks.py UNSTARTED.)
+        stalled = c.telegram.hold("sendMessage", times=1)
+        c.send_photo(users[0])
+        photo = max(c.telegram.sent_updates)
+        await stalled.wait(timeout=10)
+        handler = c.maker(c.telegram.calls_of("sendMessage")[0].client, c.telegram_url)
+        assert handler is not None
+        flight = deliverer.in_flight(photo)
+        assert flight is not None and flight.target == handler.name
+        killed = await c.kill(handler)
+        stalled.release()
+        # The others write now: every third request still goes to the dead replica's port.
+        for user in users[1:]:
+            c.send_photo(user)
+        await all_delivered(c, database_url, "webhook: killed handling")
+        attempts, done = deliverer.of(photo), deliverer.delivered(photo)
+        assert done is not None and done.target != handler.name
+        assert attempts[0].target == handler.name and attempts[0].outcome == DROPPED
+        rescuers = [r.name for r in c.replicas if r.said(f"update {photo}: its handler died")]
+        again = ", ".join(f"{a.target} {a.outcome}" for a in attempts[1:])
+        by = f"{', '.join(rescuers)}'s rescue" if rescuers else "the replica it reached"
+        FIGURES.append(
+            f"webhook, killed handling a photo: its delivery to {handler.name} dropped; sent "
+            f"again {len(attempts) - 1} times ({again}); answered 200 "
+            f"{done.ended - killed:.2f} s after the kill, handled again by {by}"
+        )
+        for user in users:
+            c.press(user, await c.draft(user), "Generate")
+        await webhook_audit(
+            c, database_url, users, presses=len(users), scenario="webhook: killed handling"
+        )
+        assert deliverer.outcomes().get(REFUSED, 0) >= 1
+
+
+async def test_webhook_a_replica_killed_mid_upload_and_updates_sent_twice_change_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with cluster(database_url, tmp_path, webhook=True) as c:
+        c.kie.finish_after = 0.5
+        await c.start(3)
+        deliverer = _deliverer(c)
+        users = [FakeUser(id=7400 + i) for i in range(5)]
+        # The first answer to each update of the first two users never reaches Telegram: it
+        # sends each of them again after it was handled.
+        deliverer.lossy_chats = {users[0].id, users[1].id}
+        # Mid-upload: Telegram got the video; the answer never reaches the uploader.
+        held_video = c.telegram.hold("sendVideo", after=True, times=1)
+        await generate(c, users[:2])
+        await held_video.wait(timeout=SETTLE)
+        upload = c.telegram.calls_of("sendVideo")[0]
+        worker = c.maker(upload.client, c.telegram_url)
+        assert worker is not None
+        killed = await c.kill(worker)
+        held_video.release()
+        # Users who write after the kill: every third request reaches the dead replica's port.
+        for user in users[2:]:
+            c.send_photo(user)
+        await all_delivered(c, database_url, "webhook: killed mid-upload")
+        for user in users[2:]:
+            c.press(user, await c.draft(user), "Generate")
+        uploaded = next(u for u in users[:2] if u.id == int(upload.params["chat_id"]))
+        await until(
+            lambda: bool(c.said_to(uploaded, "restarted while sending")),
+            SETTLE,
+            "a link notice for the cut-off upload",
+        )
+        link = c.said_to(uploaded, "restarted while sending")[0]
+        FIGURES.append(
+            f"webhook, killed mid-upload: {worker.name} killed; the link sent "
+            f"{link.at - killed:.2f} s after the kill"
+        )
+        await webhook_audit(
+            c, database_url, users, presses=len(users), scenario="webhook: killed mid-upload"
+        )
+        outcomes = deliverer.outcomes()
+        # Each of the four updates (two photos, two presses) whose answer was lost came again
+        # and changed nothing (one draft per photo, one create per press: the audit).
+        assert outcomes.get(ANSWER_LOST) == 4
+        assert outcomes.get(REFUSED, 0) >= 1

@@ -18,6 +18,12 @@ one hold, the oldest active one. ``delay(method, seconds, times=None)`` answers 
 work; ``seconds=0`` clears it. A held or delayed call whose client leaves (the bot was killed)
 ends quietly; one still waiting when the server shuts down (the test leaves ``serve()``) or at
 ``shutdown()`` is answered 503. Release holds before stopping a bot that waits on them.
+
+Webhook mode: setWebhook keeps the URL, the ``secret_token`` (``webhook_secret_token``) and
+``allowed_updates``; getUpdates is then refused with 409. The fake posts nothing itself: a
+deliverer (tests/webhooks.py) takes the pending updates with ``webhook_updates()`` and reports
+each 200 with ``webhook_delivered(update_id)`` (only then is the update gone, as in Telegram)
+and each failure with ``webhook_failed(message)`` (getWebhookInfo's last error).
 """
 
 from tests.fakes.common import Hold

@@ -235,7 +235,8 @@ class BotMethods:
         return True
 
     def set_webhook(self, call: MethodCall) -> bool:
-        """setWebhook: check and remember the URL (the fake never calls it: tests post updates).
+        """setWebhook: check and remember the URL and secret (the fake never calls it: tests post
+        updates themselves, or hand them to a deliverer, see `webhook_updates`).
 
         As in Telegram's server, the old webhook is gone and pending updates are dropped (when
         asked) before the new URL is checked, so a refused one leaves no webhook behind.
@@ -249,15 +250,22 @@ class BotMethods:
             _check_webhook_url(url, loopback_http=self.state.allow_loopback_http_webhook)
             _check_secret_token(str(call.params.get("secret_token") or ""))
         self.state.webhook_url = url
+        self.state.webhook_secret_token = str(call.params.get("secret_token") or "")
+        allowed = call.params.get("allowed_updates")
+        if url and isinstance(allowed, list):
+            self.state.allow_updates([str(kind) for kind in allowed])
         return True
 
     def get_webhook_info(self, call: MethodCall) -> JSON:
         """getWebhookInfo: the URL and the number of pending updates."""
-        return {
+        info: JSON = {
             "url": self.state.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self.state.pending_updates),
         }
+        if self.state.webhook_last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.state.webhook_last_error
+        return info
 
     # ----- commands ---------------------------------------------------------------------------
 

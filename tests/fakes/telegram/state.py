@@ -113,6 +113,12 @@ class TelegramState:
         # Every update ever enqueued, by id (for resending one).
         self.sent_updates: dict[int, JSON] = {}
         self._allowed_updates: list[str] = []
+        # Webhook delivery (see `webhook_updates`): the secret_token setWebhook was given
+        # (Telegram echoes it in X-Telegram-Bot-Api-Secret-Token), the updates handed to a
+        # deliverer and not yet answered 200, and the last failed delivery (date, message).
+        self.webhook_secret_token = ""
+        self._in_delivery: set[int] = set()
+        self.webhook_last_error: tuple[int, str] | None = None
         self._update_event = asyncio.Event()
         self._update_ids = _UPDATE_IDS
         self._file_numbers = itertools.count(1)
@@ -450,6 +456,30 @@ class TelegramState:
             return copy.deepcopy(self._updates)
         wanted = set(self._allowed_updates)
         return [copy.deepcopy(u) for u in self._updates if wanted & u.keys()]
+
+    # ----- webhook delivery -------------------------------------------------------------------
+
+    def webhook_updates(self) -> list[JSON]:
+        """Hand the pending updates no deliverer has yet to a webhook deliverer: copies, oldest
+        first, of the allowed kinds. Each stays pending (getWebhookInfo counts it) until
+        `webhook_delivered`, as Telegram keeps an update until its webhook answers 200."""
+        ready = [u for u in self.deliverable_updates() if u["update_id"] not in self._in_delivery]
+        self._in_delivery.update(int(u["update_id"]) for u in ready)
+        return ready
+
+    def webhook_waiting(self) -> bool:
+        """Whether a pending update waits that no deliverer has been handed yet."""
+        return any(u["update_id"] not in self._in_delivery for u in self.deliverable_updates())
+
+    def webhook_delivered(self, update_id: int) -> None:
+        """The webhook answered the update 200: Telegram forgets it."""
+        self._in_delivery.discard(update_id)
+        self._updates = [u for u in self._updates if u["update_id"] != update_id]
+
+    def webhook_failed(self, message: str) -> None:
+        """A delivery failed (no answer, or not 200): getWebhookInfo's last error. The update
+        stays pending, with its deliverer, which sends it again."""
+        self.webhook_last_error = (int(time.time()), message)
 
     async def wait_for_update(self, deadline: float) -> None:
         """Wait for a new update, at most until `deadline` and at most one poll slice."""
