@@ -57,6 +57,7 @@ from storage import (
     UserSettingsRepository,
     open_database,
 )
+from storage.backends import BackendNotes
 from storage.database import Database
 from storage.rates import RateSlots
 from storage.updates import UpdateRepository
@@ -236,6 +237,7 @@ class KlingBot:
             gates=gates,
             # Another replica's task whose lease ran out is seen within a renewal period.
             max_sleep=MAX_SLEEP if sole else leases.length / RENEWALS_PER_LEASE,
+            notes=BackendNotes(db),
         )
         submitter = Submitter(
             TelegramPhotos(application.bot),

@@ -156,6 +156,15 @@ SQLITE_MIGRATIONS: Migrations = (
         )
         """,
     ),
+    # 13: what one process found out about a backend that all should know
+    (
+        """
+        CREATE TABLE backend_notes (
+            backend TEXT PRIMARY KEY,
+            callbacks_lost_at REAL
+        )
+        """,
+    ),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -305,6 +314,15 @@ POSTGRES_MIGRATIONS: Migrations = (
             request TEXT NOT NULL,
             answer TEXT NOT NULL,
             PRIMARY KEY (update_id, seq)
+        )
+        """,
+    ),
+    # 13: what one process found out about a backend that all should know
+    (
+        """
+        CREATE TABLE backend_notes (
+            backend TEXT PRIMARY KEY,
+            callbacks_lost_at DOUBLE PRECISION
         )
         """,
     ),

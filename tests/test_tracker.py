@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from storage.backends import BackendNotes
 from storage.models import Task, TaskState
 from tests.conftest import PHOTO, Harness, button, until
 from tests.fakes.telegram import FakeUser
@@ -109,3 +111,29 @@ async def test_after_a_callback_a_failed_reread_is_retried_soon(
         await h.telegram.wait_for_call("sendVideo", timeout=2.5)
         assert h.kie.polls(task.provider_task_id) == 2
         assert "no callback came" not in caplog.text
+
+
+async def test_callbacks_another_process_found_lost_are_polled_here_until_one_arrives(
+    harness: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine.tracker")
+    async with harness(callbacks=True, poll_interval=0.05) as h:
+        wait = 30 * 0.05  # a safety-net poll's distance while callbacks arrive
+        notes = BackendNotes(h.services.db)
+        tracker = h.services.tracker
+        first = await _generate(h, FakeUser(id=7300, first_name="Ed"))
+        assert first.next_poll_at is not None and first.submitted_at is not None
+        assert first.next_poll_at - first.submitted_at == pytest.approx(wait, abs=0.01)
+        # Another replica saw a task of this backend end without its callback.
+        await notes.callbacks_lost(first.backend, time.time())
+        await tracker.refresh_shared()
+        assert "another process found its callbacks lost" in caplog.text
+        second = await _generate(h, FakeUser(id=7301, first_name="Fa"))
+        assert second.next_poll_at is not None and second.submitted_at is not None
+        assert second.next_poll_at - second.submitted_at < wait / 2  # polled on its schedule
+        # A callback arriving here tells every process that callbacks come again.
+        assert second.provider_task_id is not None
+        await h.kie.complete(second.provider_task_id)
+        await h.telegram.wait_for_call("sendVideo")
+        await until(lambda: "callbacks arrive again" in caplog.text, timeout=2)
+        assert await notes.without_callbacks() == set()

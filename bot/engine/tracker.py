@@ -17,6 +17,7 @@ from bot.engine.reporting import Reporter
 from bot.engine.timing import GROWTH, MIN_GAP_SHARE, Timings
 from bot.providers.base import Provider, ProviderState, ProviderTask
 from bot.providers.errors import ProviderError
+from storage.backends import BackendNotes
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
 
@@ -33,6 +34,8 @@ CALLBACK_GRACE = 3
 STATUS_MARGIN = 1.1
 # How many tasks whose callback came are remembered (far more than are ever in flight).
 HEARD_MEMORY = 10_000
+# With other replicas, what they learned (generation times, lost callbacks) is read this often.
+SHARED_REFRESH = 30.0
 
 
 class Tracker:
@@ -55,8 +58,12 @@ class Tracker:
         sole: bool = True,
         gates: GateMaker = local_gates,
         max_sleep: float = MAX_SLEEP,
+        notes: BackendNotes | None = None,
     ) -> None:
         self._tasks = tasks
+        # Lost callbacks, written for every process (None: kept in memory only).
+        self._notes = notes
+        self._shared_at = 0.0
         # With other replicas, a task may become due (a lease run out) without a poke here.
         self._max_sleep = max_sleep
         # The only process on its database (SQLite): leases left by an earlier run end at start.
@@ -106,6 +113,9 @@ class Tracker:
         if self._sole:
             # Cut off mid-way by a stop or a crash: submissions and deliveries are due now.
             await self._tasks.expire_leases(time.time())
+        if self._notes is not None:
+            # Still lost when the bot stopped: polled until a callback comes again.
+            self._unheard = await self._notes.without_callbacks()
         self._runner = asyncio.create_task(self._run(), name="tracker")
 
     async def stop(self) -> None:
@@ -160,6 +170,8 @@ class Tracker:
         if task.backend in self._unheard:
             log.info("%s: callbacks arrive again", task.backend)
             self._unheard.discard(task.backend)
+            if self._notes is not None:
+                await self._notes.callbacks_heard(task.backend)
         return await self.wake(task)
 
     def _awaits_callback(self, task: Task) -> bool:
@@ -196,6 +208,8 @@ class Tracker:
         if task.backend in self._unheard:
             return
         self._unheard.add(task.backend)
+        if self._notes is not None:
+            await self._notes.callbacks_lost(task.backend, time.time())
         log.warning(
             "task %s: finished at %s but no callback came; polling its tasks until callbacks "
             "arrive again (is PUBLIC_URL reachable from the internet?)",
@@ -205,10 +219,25 @@ class Tracker:
         await self._tasks.hasten(task.backend, time.time(), self._poll_interval, GROWTH)
         self.poke()
 
+    async def refresh_shared(self) -> None:
+        """Learn what the other replicas learned: generation times, backends without callbacks."""
+        self._shared_at = time.time()
+        await self._timings.load()
+        if self._notes is not None:
+            lost = await self._notes.without_callbacks()
+            for backend in lost - self._unheard:
+                log.info("%s: another process found its callbacks lost; polling", backend)
+            self._unheard = lost
+
     async def _run(self) -> None:
         while True:
             self._wakeup.clear()
             now = time.time()
+            if not self._sole and now >= self._shared_at + SHARED_REFRESH:
+                try:
+                    await self.refresh_shared()
+                except Exception:
+                    log.exception("could not read what the other processes learned")
             listed: set[str] = set()
             for task in await self._tasks.due(now, BATCH + len(self._inflight)):
                 if task.id in self._inflight or len(self._inflight) >= BATCH:
