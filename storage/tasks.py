@@ -94,6 +94,16 @@ _SCHEDULE = f"""
 UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL AND NOT {_LEASED}
 """
 _UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
+_UNSENT = "UPDATE tasks SET sending_at = NULL, updated_at = ? WHERE id = ? AND state = 'delivering'"
+# A delivery the chat turned away: not tried again until the chat writes (`deliver_in_chat`).
+_WAIT_FOR_CHAT = """
+UPDATE tasks SET next_poll_at = NULL, lease_owner = NULL, updated_at = ?
+WHERE id = ? AND state = 'delivering'
+"""
+_DELIVER_IN_CHAT = """
+UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?
+WHERE chat_id = ? AND state = 'delivering' AND next_poll_at IS NULL
+"""
 _RETRY_DELIVERY = """
 UPDATE tasks SET next_poll_at = ?, lease_owner = NULL WHERE id = ? AND state = 'delivering'
 """
@@ -316,6 +326,20 @@ class TaskRepository:
         if holder is None:
             return await self._db.execute(_SENDING, (now, now, task_id)) == 1
         return await self._db.execute(_SENDING + _HELD, (now, now, task_id, holder)) == 1
+
+    async def unmark_sending(self, task_id: int, holder: str) -> bool:
+        """Telegram refused the video outright: it did not arrive, and may be sent again."""
+        params = (time.time(), task_id, holder)
+        return await self._db.execute(_UNSENT + _HELD, params) == 1
+
+    async def wait_for_chat(self, task_id: int) -> None:
+        """Leave an undelivered task until its chat writes to the bot again."""
+        await self._db.execute(_WAIT_FOR_CHAT, (time.time(), task_id))
+
+    async def deliver_in_chat(self, chat_id: int) -> int:
+        """Make the chat's waiting deliveries due now (it writes again); how many."""
+        now = time.time()
+        return await self._db.execute(_DELIVER_IN_CHAT, (now, now, chat_id))
 
     async def take(self, task: Task, holder: str, until: float) -> Task | None:
         """Lease a task being submitted or delivered whose lease ran out, as `holder` until

@@ -13,7 +13,7 @@ import pytest
 from bot.providers.kie import KieProvider
 from bot.web import webhook_secret
 from storage.models import TaskState
-from tests.conftest import PHOTO, TOKEN, button, buttons, generate, jpeg
+from tests.conftest import PHOTO, TOKEN, button, buttons, generate, jpeg, until
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
@@ -58,22 +58,57 @@ async def test_late_success_after_the_deadline_is_delivered(harness: Run) -> Non
         assert len(h.telegram.calls_of("sendVideo")) == 1
 
 
-async def test_a_user_who_blocked_the_bot_gets_no_retry_storm(harness: Run) -> None:
+async def test_a_user_who_blocked_the_bot_gets_the_video_when_they_write_again(
+    harness: Run,
+) -> None:
     async with harness(poll_interval=60.0, callbacks=True) as h:
         await generate(h)
         task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
         h.telegram.blocked_users.add(h.user.id)
         before = len(h.telegram.calls)
         await h.kie.complete(task.provider_task_id)
-        await h.wait_task(lambda t: t.state is TaskState.DELIVERED)
+        await until(lambda: any(c.status == 403 for c in h.telegram.calls[before:]))
         await asyncio.sleep(0.3)
         refused = [c for c in h.telegram.calls[before:] if c.status == 403]
         assert len(refused) == 1  # one refusal, then the bot stops writing there
         assert await h.services.chats.is_blocked(h.user.id)
+        # Not delivered (the user did not get it), and not tried while the chat blocks the bot.
+        waiting = await h.services.tasks.get(task.id)
+        assert waiting is not None and waiting.state is TaskState.DELIVERING
+        assert waiting.next_poll_at is None and waiting.sending_at is None
+        assert h.telegram.calls_of("sendVideo") == []
         h.telegram.blocked_users.discard(h.user.id)
         start = h.telegram.send_text(h.user, "/start")
         await h.reply_to(start)
         assert not await h.services.chats.is_blocked(h.user.id)
+        # Writing again brings the video it missed: once.
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        await asyncio.sleep(0.3)
+        assert len(h.telegram.calls_of("sendVideo")) == 1
+
+
+async def test_a_video_refused_because_the_chat_blocked_the_bot_is_sent_not_linked_later(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0, callbacks=True) as h:
+        await generate(h)
+        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        # Blocked between the "sending a video" action and the upload itself.
+        h.telegram.fail_next("sendVideo", status=403, description="Forbidden: bot was blocked")
+        await h.kie.complete(task.provider_task_id)
+        await until(lambda: any(c.status == 403 for c in h.telegram.calls_of("sendVideo")))
+        await asyncio.sleep(0.3)
+        waiting = await h.services.tasks.get(task.id)
+        assert waiting is not None and waiting.state is TaskState.DELIVERING
+        assert waiting.sending_at is None  # refused outright: it did not arrive
+        start = h.telegram.send_text(h.user, "/start")
+        await h.reply_to(start)
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        sent = [c for c in h.telegram.calls_of("sendVideo") if c.ok]
+        assert len(sent) == 1
+        assert not any(
+            "http" in str(c.params.get("text", "")) for c in h.telegram.calls_of("sendMessage")
+        )
 
 
 async def test_polling_survives_bot_api_outages(harness: Run) -> None:

@@ -75,7 +75,7 @@ class TelegramRecipient:
             if await self._messenger.notify(task, body, plain=as_plain) is not None:
                 return True
             if await self.turned_away(task):
-                return True  # the user turned the bot away: as with a video, nothing more to do
+                return False  # the user turned the bot away: sent when they write again
         log.warning("task %s: its notice was refused twice; the task stays undelivered", task.id)
         return False
 

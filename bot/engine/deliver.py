@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,14 @@ UPLOAD_LIMIT = 50 * 1024 * 1024
 RETRY_DELAY = 600.0
 # After this long a video still refused waits for the next start (and /status shows it).
 GIVE_UP_AFTER = 24 * 3600.0
+
+
+class Outcome(Enum):
+    """What became of one try to hand a video over."""
+
+    GOT = "got"  # the user has the video or its link
+    MISSED = "missed"  # refused: tried again later
+    AWAY = "away"  # the chat blocks the bot: tried when it writes again
 
 
 class Deliverer:
@@ -78,14 +87,19 @@ class Deliverer:
             with contextlib.suppress(LeaseLost):
                 if task.sending_at is None:
                     await self._finish(task, claim)  # nothing had gone to Telegram yet
-                elif await self._link(task, LinkReason.RESENT):
-                    await self._done(task)
                 else:
-                    await self._try_again_later(task)
+                    await self._after(task, await self._link(task, LinkReason.RESENT))
 
     async def _finish(self, task: Task, claim: Claim) -> None:
-        if await self._send(task, claim):
+        await self._after(task, await self._send(task, claim))
+
+    async def _after(self, task: Task, outcome: Outcome) -> None:
+        if outcome is Outcome.GOT:
             await self._done(task)
+        elif outcome is Outcome.AWAY:
+            # Not delivered, and not tried while the chat blocks the bot: sent when it writes.
+            log.info("task %s: chat %s blocks the bot; sent when it writes", task.id, task.chat_id)
+            await self._tasks.wait_for_chat(task.id)
         else:
             await self._try_again_later(task)
 
@@ -103,12 +117,11 @@ class Deliverer:
         if done is not None:
             await self._reporter.show(done)
 
-    async def _send(self, task: Task, claim: Claim) -> bool:
-        """Send the video, or a link to it; False if the user surely got neither."""
+    async def _send(self, task: Task, claim: Claim) -> Outcome:
+        """Send the video, or a link to it."""
         assert task.result_url is not None
         if await self._recipient.turned_away(task):
-            log.info("task %s: chat %s blocks the bot; video not sent", task.id, task.chat_id)
-            return True
+            return Outcome.AWAY
         fd, name = tempfile.mkstemp(prefix=f"kling-bot-{task.id}-", suffix=".mp4")
         os.close(fd)
         path = Path(name)
@@ -131,18 +144,24 @@ class Deliverer:
             with contextlib.suppress(OSError):
                 os.unlink(name)
 
-    async def _upload(self, task: Task, claim: Claim, path: Path) -> bool:
+    async def _upload(self, task: Task, claim: Claim, path: Path) -> Outcome:
         if not await self._recipient.ready(task):
-            return True  # the user turned the bot away: nothing more to do
+            return Outcome.AWAY
         if not await self._tasks.mark_sending(task.id, claim.holder):
             log.warning("task %s: lease lost before the upload; left to its new holder", task.id)
             raise LeaseLost
         sent = await self._recipient.send_video(task, path)
+        if sent is Sent.TURNED_AWAY:
+            # Refused outright (the chat blocks the bot): the video surely did not arrive.
+            await self._tasks.unmark_sending(task.id, claim.holder)
+            return Outcome.AWAY
         if sent is Sent.REFUSED:
             # Whether a cut-off upload arrived is unknown; a link is never a second video.
             return await self._link(task, LinkReason.UNSENT)
-        return True
+        return Outcome.GOT
 
-    async def _link(self, task: Task, reason: LinkReason, size_mb: int = 0) -> bool:
-        """Send the video's link; False if the user surely did not get it."""
-        return await self._recipient.send_link(task, reason, task.result_url or "", size_mb)
+    async def _link(self, task: Task, reason: LinkReason, size_mb: int = 0) -> Outcome:
+        """Send the video's link."""
+        if await self._recipient.send_link(task, reason, task.result_url or "", size_mb):
+            return Outcome.GOT
+        return Outcome.AWAY if await self._recipient.turned_away(task) else Outcome.MISSED

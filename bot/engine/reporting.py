@@ -34,7 +34,7 @@ class Sent(Enum):
     """How an upload of a video to the user ended."""
 
     SENT = "sent"
-    # The user blocked the bot: nothing more is sent, and the task counts as done.
+    # Refused because the user blocked the bot: it did not arrive; sent when they write again.
     TURNED_AWAY = "turned_away"
     # Refused or cut off: whether it arrived is unknown, so a link follows, never a second video.
     REFUSED = "refused"

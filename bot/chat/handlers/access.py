@@ -38,6 +38,8 @@ class Access:
             raise ApplicationHandlerStop
         if chat is not None and await self.s.chats.unblock(chat.id):
             log.info("chat %s writes to the bot again", chat.id)
+            if await self.s.tasks.deliver_in_chat(chat.id):
+                self.s.tracker.poke()  # its videos that were turned away go now
 
     async def error(self, update: object, context: Context) -> None:
         """Log the failure and tell the user something went wrong."""
