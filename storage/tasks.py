@@ -173,7 +173,8 @@ class Limits:
 
 
 DAY = 24 * 3600
-# Seconds a new task waits for its submitter to take it before the sweep may.
+# Seconds a new task waits for its submitter to take it before the sweep may (the bot passes
+# its lease length: a process that dies before its submitter starts leaves it no longer).
 UNSTARTED = 60.0
 
 
@@ -225,9 +226,15 @@ class TaskRepository:
         self._db = db
 
     async def claim_draft(
-        self, draft_id: int, callback_secret: str, user_id: int, limits: Limits = Limits()
+        self,
+        draft_id: int,
+        callback_secret: str,
+        user_id: int,
+        limits: Limits = Limits(),
+        pickup: float = UNSTARTED,
     ) -> Task | Refusal:
-        """Turn an open draft into a task, once, within the user's limits."""
+        """Turn an open draft into a task, once, within the user's limits; the sweep may take
+        it `pickup` seconds on if its submitter has not."""
         now = time.time()
         # Counted and claimed under one lock on the user: limits checked in a transaction of
         # their own, or by transactions that do not wait for each other, would let claims made
@@ -240,14 +247,19 @@ class TaskRepository:
             if await tx.execute(_CLAIM_DRAFT, (now, draft_id)) != 1:
                 return Refusal.ALREADY
             task_id = await tx.insert(
-                _INSERT_FROM_DRAFT, (callback_secret, now, now, now + UNSTARTED, draft_id)
+                _INSERT_FROM_DRAFT, (callback_secret, now, now, now + pickup, draft_id)
             )
             row = await tx.fetchone(_GET, (task_id,))
         assert row is not None
         return Task.from_row(row)
 
     async def retry(
-        self, task_id: int, callback_secret: str, status_message_id: int | None, limits: Limits
+        self,
+        task_id: int,
+        callback_secret: str,
+        status_message_id: int | None,
+        limits: Limits,
+        pickup: float = UNSTARTED,
     ) -> Task | Refusal:
         """A new task with a failed task's photos, prompt and options, made once per failure."""
         now = time.time()
@@ -269,7 +281,7 @@ class TaskRepository:
                 draft_id = await tx.insert(_COPY_AS_DRAFT, (status_message_id, now, now, task_id))
                 await tx.execute(_CLAIM_DRAFT, (now, draft_id))
                 new_id = await tx.insert(
-                    _INSERT_FROM_DRAFT, (callback_secret, now, now, now + UNSTARTED, draft_id)
+                    _INSERT_FROM_DRAFT, (callback_secret, now, now, now + pickup, draft_id)
                 )
                 if await tx.execute(_MARK_RETRIED, (new_id, now, task_id)) != 1:
                     # Retried by someone else meanwhile: undo this copy.

@@ -367,3 +367,22 @@ async def test_flood_control_on_a_video_upload(harness: Run) -> None:
         assert [c.status for c in attempts] == [429, 200]
         assert sent[0].at - attempts[0].at >= 1.0
         assert sent[0].files["video"] == h.kie.video
+
+
+async def test_a_task_whose_process_died_right_after_the_claim_starts_after_one_lease(
+    harness: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness(poll_interval=0.05, callbacks=True) as h:
+        submitter = h.services.submitter
+        # The process dies between claiming the draft and its submitter taking the task.
+        monkeypatch.setattr(submitter, "start", lambda task: None)
+        await generate(h)
+        task = await h.wait_task(lambda t: t.state is TaskState.SUBMITTING)
+        assert task.next_poll_at is not None
+        assert task.next_poll_at - task.created_at == pytest.approx(submitter.pickup, abs=0.01)
+        # The sweep takes it once the lease it stands for runs out (3 s here, not a minute).
+        # The sweep takes it once the lease it stands for runs out (3 s here, not a minute);
+        # with replicas, other processes' trackers look at least once a renewal period.
+        h.services.tracker.poke()
+        await h.wait_task(lambda t: t.provider_task_id is not None, timeout=submitter.pickup + 3)
+        assert len(h.kie.creates()) == 1

@@ -345,7 +345,7 @@ async def test_webhook_a_replica_killed_while_handling_loses_no_update(
         # The replica the first photo reaches opens its draft and stalls sending it; it dies
         # there, the webhook request unanswered. (Not a press: its update is recorded handled
         # once the task is claimed and shown, before the paid create; one cut off after the
-        # claim leaves the task to the sweep a fixed minute later, storage/tasks.py UNSTARTED.)
+        # claim is left to the sweep one lease later.)
         stalled = c.telegram.hold("sendMessage", times=1)
         c.send_photo(users[0])
         photo = max(c.telegram.sent_updates)

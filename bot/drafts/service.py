@@ -331,14 +331,22 @@ class DraftService:
         if problem is not None:
             return problem
         claimed = await self._tasks.claim_draft(
-            draft.id, secrets.token_urlsafe(24), draft.user_id, limits(self._settings)
+            draft.id,
+            secrets.token_urlsafe(24),
+            draft.user_id,
+            limits(self._settings),
+            pickup=self._submitter.pickup,
         )
         return await self._start(claimed, announce)
 
     async def retry(self, task: Task, announce: Announce) -> Started | Refused:
         """A new task for a failed one (once per failure, within the limits), started."""
         claimed = await self._tasks.retry(
-            task.id, secrets.token_urlsafe(24), task.status_message_id, limits(self._settings)
+            task.id,
+            secrets.token_urlsafe(24),
+            task.status_message_id,
+            limits(self._settings),
+            pickup=self._submitter.pickup,
         )
         return await self._start(claimed, announce)
 

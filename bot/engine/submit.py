@@ -115,6 +115,12 @@ class Submitter:
         }
         self._running: set[asyncio.Task[None]] = set()
 
+    @property
+    def pickup(self) -> float:
+        """How long a task just claimed waits for this submitter before any process may take
+        it (one lease: no longer than a submission another process left)."""
+        return self._leases.length
+
     def start(self, task: Task) -> None:
         """Submit a task just claimed, in the background."""
         self._spawn(self._held(task, self.submit), f"submit-{task.id}")
