@@ -104,6 +104,12 @@ async def test_a_photo_handled_again_makes_no_second_draft(harness: Run) -> None
     async with harness() as h:
         sent = h.telegram.send_photo(h.user, PHOTO, "a cat")
         await h.draft_for(sent)
+        drafts = DraftRepository(h.services.db)
+        for _ in range(50):  # the draft's message is recorded once Telegram's answer is back
+            shown = await drafts.for_photo(sent["chat"]["id"], sent["message_id"])
+            if shown is not None and shown.message_id is not None:
+                break
+            await asyncio.sleep(0.05)
         # Its handler died after showing the draft and before recording the update as handled:
         # another process handles the update again.
         photo = Photo(h.user.id, sent["chat"]["id"], sent["message_id"], "file-x", None)
