@@ -670,7 +670,7 @@ class FakeKie(ProviderFake[KieTask]):
 
     def _task_data(self, task: KieTask) -> dict[str, Any]:
         result = {"resultUrls": [task.result_url]} if task.result_url is not None else None
-        # costTime is given on success only (seed 000).
+        # costTime and completeTime are given on success only (seed 000).
         done = task.completed if task.state == "success" else None
         cost = None if done is None else int((done - task.created) * 1000)
         return {
@@ -682,7 +682,7 @@ class FakeKie(ProviderFake[KieTask]):
             "failCode": task.fail_code,
             "failMsg": task.fail_msg,
             "costTime": cost,
-            "completeTime": ms(task.completed),
+            "completeTime": ms(done),
             "createTime": ms(task.created),
             "updateTime": ms(task.updated),
         }
