@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from bot.logs import configure_logging
-from storage import Database, TaskRepository
+from storage import Database, DraftRepository, TaskRepository
 from storage.models import TaskState
 from tests.conftest import (
     KIE_KEY,
@@ -413,3 +413,26 @@ async def test_secrets_never_reach_the_logs(harness: Run) -> None:
         for secret in secrets:
             assert secret not in logged
         assert TOKEN.split(":")[1] not in logged and "/file/bot" not in logged
+
+
+async def test_a_switch_pressed_twice_from_one_keyboard_sets_its_value_once(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0) as h:
+        photo = h.telegram.send_photo(h.user, PHOTO, "rain on the window")
+        draft = await h.draft_for(photo)
+        sound_on = button(draft, "Sound")
+        # A double tap, or one press whose update is handled again: both name "sound on".
+        for _ in range(2):
+            query = h.telegram.tap(h.user, draft, sound_on)
+            await h.telegram.wait_for_call(
+                "answerCallbackQuery", lambda c, q=query: c.params["callback_query_id"] == q
+            )
+        stored = await DraftRepository(h.services.db).get(int(sound_on.split(":")[1]))
+        assert stored is not None and stored.options.sound is True
+        draft = h.current(draft)
+        assert "🔊 Sound: on" in buttons(draft)
+        # The redrawn switch names "off": pressing it turns sound off.
+        h.telegram.tap(h.user, draft, button(draft, "Sound"))
+        await h.telegram.wait_for_call("editMessageText", lambda c: "🔇" in str(c.params))
+        assert "🔇 Sound: off" in buttons(h.current(draft))

@@ -31,6 +31,8 @@ class Action(StrEnum):
 
 
 _WITH_ARGUMENT = {Action.DURATION, Action.MODEL, Action.CAMERA, Action.MODEL_GROUP}
+# Switches name the value they set; buttons sent before they did have none and still work.
+_MAY_HAVE_ARGUMENT = {Action.SOUND, Action.MODE, Action.SHOTS, Action.CFG, Action.IMAGES}
 # The draft buttons that change an option, and which.
 DRAFT_OPTIONS = {
     Action.DURATION: Option.DURATION,
@@ -123,6 +125,7 @@ _SETTINGS_WITH_ARGUMENT = {
     SettingsAction.LANGUAGE,
     SettingsAction.MODEL_GROUP,
 }
+_SETTINGS_MAY_HAVE_ARGUMENT = {SettingsAction.SOUND, SettingsAction.MODE}
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,9 @@ def decode_settings(data: str | None) -> SettingsButton | None:
         action = SettingsAction(match[1])
     except ValueError:
         return None
-    if (match[2] is not None) != (action in _SETTINGS_WITH_ARGUMENT):
+    if action not in _SETTINGS_MAY_HAVE_ARGUMENT and (
+        (match[2] is not None) != (action in _SETTINGS_WITH_ARGUMENT)
+    ):
         return None
     return SettingsButton(action, match[2])
 
@@ -178,6 +183,6 @@ def decode(data: str | None) -> DraftButton | None:
         action = Action(action_text)
     except ValueError:
         return None
-    if (argument is not None) != (action in _WITH_ARGUMENT):
+    if action not in _MAY_HAVE_ARGUMENT and (argument is not None) != (action in _WITH_ARGUMENT):
         return None
     return DraftButton(int(draft_id), action, argument)

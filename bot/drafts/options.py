@@ -233,13 +233,58 @@ def offer(spec: ModelSpec, options: GenerationOptions) -> Offer:
     return Offer(durations, modes, sound, cameras, shots)
 
 
+# What a switch button sets, in its `callback_data`: the same press twice (a double tap, an
+# update handled again) sets the same value, instead of switching back.
+ON, OFF = "1", "0"
+IMAGE_CODES = {ImageUse.SINGLE: "s", ImageUse.END_FRAME: "e", ImageUse.REFERENCES: "r"}
+
+
+def switch_to(on: bool) -> str:
+    """The argument of a button that turns something on (`on`) or off."""
+    return ON if on else OFF
+
+
+def mode_code(mode: str) -> str:
+    """A mode as a button argument (lowercase ASCII: "4K" is "4k")."""
+    return mode.lower()
+
+
+def cfg_code(value: float) -> str:
+    """A cfg_scale step as a button argument: tenths ("7" for 0.7)."""
+    return str(round(value * 10))
+
+
+def _mode_named(modes: tuple[str, ...], code: str) -> str | None:
+    return next((mode for mode in modes if mode_code(mode) == code), None)
+
+
+def _cfg_named(code: str) -> float | None:
+    return next((step for step in CFG_STEPS if cfg_code(step) == code), None)
+
+
+def _switch(
+    spec: ModelSpec, options: GenerationOptions, count: int, field: str, on: bool, what: str
+) -> GenerationOptions:
+    if not on:
+        return options.model_copy(update={field: False})
+    if getattr(options, field):
+        return options
+    return fit_options(spec, options.model_copy(update={field: True}), count, what)
+
+
 def apply_option(
     draft: Draft, spec: ModelSpec, option: Option, argument: str | None, catalogue: Catalogue
 ) -> GenerationOptions | None:
-    """The draft's options after a choice of `option`, or None if the choice does not apply."""
+    """The draft's options after a choice of `option`, or None if the choice does not apply.
+
+    Switches set the value their button names; a button without one (sent before they named
+    it) switches to the next value.
+    """
     options = draft.options
     count = draft.image_count
     offered = offer(spec, options)
+    if argument is not None and option in _SET_BY_ARGUMENT:
+        return _set(draft, spec, option, argument, offered)
     if option is Option.DURATION and argument is not None:
         seconds = int(argument) if argument.isdigit() else 0
         if seconds not in offered.durations:
@@ -258,11 +303,9 @@ def apply_option(
     if option is Option.CFG and spec.cfg_scale:
         return options.model_copy(update={"cfg_scale": next_cfg(options.cfg_scale)})
     if option is Option.IMAGES:
-        uses = image_uses(spec, count)
-        if len(uses) < 2:
+        if len(image_uses(spec, count)) < 2:
             return None
-        index = uses.index(options.images) if options.images in uses else -1
-        following = options.model_copy(update={"images": uses[(index + 1) % len(uses)]})
+        following = options.model_copy(update={"images": next_image_use(spec, options, count)})
         return fit_options(spec, following, count, END_FRAME)
     if option is Option.CAMERA and argument is not None:
         if argument == "0":
@@ -282,6 +325,40 @@ def apply_option(
     return None
 
 
+_SET_BY_ARGUMENT = {Option.SOUND, Option.MODE, Option.SHOTS, Option.CFG, Option.IMAGES}
+
+
+def _set(
+    draft: Draft, spec: ModelSpec, option: Option, argument: str, offered: Offer
+) -> GenerationOptions | None:
+    """A switch set to the value its button names; None if that value is not offered."""
+    options, count = draft.options, draft.image_count
+    if argument not in (ON, OFF) and option in (Option.SOUND, Option.SHOTS):
+        return None
+    if option is Option.SOUND and offered.sound:
+        return _switch(spec, options, count, "sound", argument == ON, SOUND)
+    if option is Option.SHOTS and offered.shots:
+        return _switch(spec, options, count, "multi_shot", argument == ON, MULTI_SHOT)
+    if option is Option.MODE and (mode := _mode_named(offered.modes, argument)) is not None:
+        return options.model_copy(update={"mode": mode})
+    if option is Option.CFG and spec.cfg_scale and (cfg := _cfg_named(argument)) is not None:
+        return options.model_copy(update={"cfg_scale": cfg})
+    if option is Option.IMAGES:
+        uses = image_uses(spec, count)
+        use = next((use for use in uses if IMAGE_CODES[use] == argument), None)
+        if use is None or len(uses) < 2:
+            return None
+        return fit_options(spec, options.model_copy(update={"images": use}), count, END_FRAME)
+    return None
+
+
+def next_image_use(spec: ModelSpec, options: GenerationOptions, count: int) -> ImageUse:
+    """What the photos are used for after the images button."""
+    uses = image_uses(spec, count)
+    index = uses.index(options.images) if options.images in uses else -1
+    return uses[(index + 1) % len(uses)]
+
+
 def apply_default(
     options: GenerationOptions, option: Option, argument: str | None, catalogue: Catalogue
 ) -> GenerationOptions | None:
@@ -289,6 +366,13 @@ def apply_default(
     spec = catalogue.get(options.model)
     if spec is None:
         return None
+    if argument is not None and option is Option.SOUND:
+        if not spec.sound or argument not in (ON, OFF):
+            return None
+        return options.model_copy(update={"sound": argument == ON})
+    if argument is not None and option is Option.MODE:
+        mode = _mode_named(spec.modes, argument) if len(spec.modes) > 1 else None
+        return options.model_copy(update={"mode": mode}) if mode is not None else None
     if option is Option.DURATION and argument is not None:
         seconds = int(argument)
         return (

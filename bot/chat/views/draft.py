@@ -10,7 +10,20 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.chat.callback_data import Action, DraftButton
 from bot.chat.texts import t
 from bot.chat.views.parts import duration_choices, excerpt, sound_mark
-from bot.drafts.options import Problem, draft_problem, features, image_uses, offer
+from bot.drafts.options import (
+    IMAGE_CODES,
+    Problem,
+    cfg_code,
+    draft_problem,
+    features,
+    image_uses,
+    mode_code,
+    next_cfg,
+    next_image_use,
+    next_mode,
+    offer,
+    switch_to,
+)
 from bot.providers.base import split_duration
 from bot.providers.catalogue import CAMERA, END_FRAME, Catalogue, ModelSpec
 from storage.models import Draft, GenerationOptions
@@ -166,24 +179,31 @@ def draft_keyboard(draft: Draft, catalogue: Catalogue) -> InlineKeyboardMarkup:
             for seconds in duration_choices(durations, options.duration)
         ]
     ]
+    # Each switch names the value it sets (see bot/drafts/options.py: a press handled twice
+    # sets it twice, never back).
     toggles = []
     if offered and offered.sound:
         key = "btn.sound_on" if options.sound else "btn.sound_off"
-        toggles.append(button(t(lang, key), Action.SOUND))
+        toggles.append(button(t(lang, key), Action.SOUND, switch_to(not options.sound)))
     if offered and len(offered.modes) > 1 and options.mode:
         mode = t(lang, f"mode.{options.mode}")
-        toggles.append(button(t(lang, "btn.mode", mode=mode), Action.MODE))
+        following = next_mode(offered.modes, options.mode) or options.mode
+        toggles.append(button(t(lang, "btn.mode", mode=mode), Action.MODE, mode_code(following)))
     if spec and spec.cfg_scale:
         cfg = 0.5 if options.cfg_scale is None else options.cfg_scale
-        toggles.append(button(t(lang, "btn.cfg", cfg=f"{cfg:g}"), Action.CFG))
+        label = t(lang, "btn.cfg", cfg=f"{cfg:g}")
+        toggles.append(button(label, Action.CFG, cfg_code(next_cfg(options.cfg_scale))))
     if toggles:
         rows.append(toggles)
     if offered and offered.shots:
         count = len(options.shots)
         key = "btn.shots_on" if options.multi_shot else "btn.shots_off"
-        rows.append([button(t(lang, key, count=count), Action.SHOTS)])
+        shots = switch_to(not options.multi_shot)
+        rows.append([button(t(lang, key, count=count), Action.SHOTS, shots)])
     if spec and len(image_uses(spec, draft.image_count)) > 1:
-        rows.append([button(t(lang, f"btn.images.{options.images.value}"), Action.IMAGES)])
+        use = IMAGE_CODES[next_image_use(spec, options, draft.image_count)]
+        label = t(lang, f"btn.images.{options.images.value}")
+        rows.append([button(label, Action.IMAGES, use)])
     if offered and offered.cameras:
         camera = t(lang, f"camera.{options.camera or 'none'}")
         rows.append([button(t(lang, "btn.camera", camera=camera), Action.CAMERA_MENU)])

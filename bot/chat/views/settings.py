@@ -10,6 +10,7 @@ from bot.chat.callback_data import SettingsAction, SettingsButton
 from bot.chat.texts import LANGUAGES, t
 from bot.chat.views.models import model_rows
 from bot.chat.views.parts import duration_choices
+from bot.drafts.options import mode_code, next_mode, switch_to
 from bot.providers.catalogue import Catalogue
 from storage.models import GenerationOptions
 
@@ -61,10 +62,13 @@ def settings_screen(
     toggles = []
     if spec is not None and spec.sound:
         key = "btn.sound_on" if options.sound else "btn.sound_off"
-        toggles.append(_settings_button(t(lang, key), SettingsAction.SOUND))
+        sound = switch_to(not options.sound)
+        toggles.append(_settings_button(t(lang, key), SettingsAction.SOUND, sound))
     if spec is not None and len(spec.modes) > 1 and options.mode:
         mode = t(lang, f"mode.{options.mode}")
-        toggles.append(_settings_button(t(lang, "btn.mode", mode=mode), SettingsAction.MODE))
+        following = mode_code(next_mode(spec.modes, options.mode) or options.mode)
+        label = t(lang, "btn.mode", mode=mode)
+        toggles.append(_settings_button(label, SettingsAction.MODE, following))
     if toggles:
         rows.append(toggles)
     if len(catalogue.models) > 1:
