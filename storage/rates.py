@@ -9,6 +9,11 @@ from storage.database import Database
 from storage.dialect import Dialect
 
 _FORGET = "DELETE FROM rate_slots WHERE gate = ? AND at <= ?"
+# Gates no longer used (a group chat written to once) leave their last slots: all slots
+# this old are dropped now and then (no gate's window is near an hour).
+_FORGET_ALL = "DELETE FROM rate_slots WHERE at <= ?"
+STALE = 3600.0
+FORGET_EVERY = 600.0
 # Open slots (calls not answered yet) are kept in the future, so they count until answered.
 _COUNT = "SELECT COUNT(*), MIN(CASE WHEN at <= ? THEN at END) FROM rate_slots WHERE gate = ?"
 _TAKE = "INSERT INTO rate_slots (gate, at) VALUES (?, ?)"
@@ -41,6 +46,7 @@ class RateSlots:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._forgotten_at = 0.0
 
     async def take(self, gate: str, limit: int, window: float, *, hold: float) -> Taken:
         """Take a slot that stays open for at most `hold` seconds unless answered sooner."""
@@ -49,6 +55,9 @@ class RateSlots:
             row = await tx.fetchone(_NOW[tx.dialect])
             now = float(row[0]) if row is not None and row[0] is not None else time.time()
             await tx.execute(_FORGET, (gate, now - window))
+            if now - self._forgotten_at >= FORGET_EVERY:
+                self._forgotten_at = now
+                await tx.execute(_FORGET_ALL, (now - STALE,))
             counted = await tx.fetchone(_COUNT, (now, gate))
             used = int(counted[0]) if counted is not None else 0
             if used < limit:

@@ -14,8 +14,9 @@ from storage.rates import RateSlots
 log = logging.getLogger(__name__)
 
 Queued = Callable[[int], Awaitable[None]]
-# A call counts as unanswered at most this long (a process killed mid-call never answers).
-OPEN_AT_MOST = 120.0
+# A call counts as unanswered at most this long (a process killed mid-call never answers):
+# longer than the longest request, a video upload (bot/chat/upload.py allows it 300 s).
+OPEN_AT_MOST = 330.0
 
 
 class RateGate:

@@ -145,3 +145,13 @@ async def test_a_group_gets_its_limit_from_two_replicas_together(
     assert most_in_a_window(group, 0.4) <= 3
     # A private chat has no such limit: not held up behind the group.
     assert max(private) - min(private) < 0.3
+
+
+async def test_slots_of_gates_no_longer_used_are_forgotten(db: Database) -> None:
+    slots = RateSlots(db)
+    old = await slots.take("telegram:group:-5", 20, 60.0, hold=0.0)
+    assert old.slot is not None
+    await db.execute("UPDATE rate_slots SET at = at - 7200 WHERE id = ?", (old.slot,))
+    await RateSlots(db).take("kie:create", 20, 11.0, hold=0.0)  # a later take sweeps them
+    rows = await db.fetchall("SELECT gate FROM rate_slots")
+    assert [row[0] for row in rows] == ["kie:create"]
