@@ -95,10 +95,17 @@ UPDATE tasks SET next_poll_at = ? WHERE id = ? AND next_poll_at IS NOT NULL AND 
 """
 _UNSCHEDULE = "UPDATE tasks SET next_poll_at = NULL WHERE id = ?"
 _UNSENT = "UPDATE tasks SET sending_at = NULL, updated_at = ? WHERE id = ? AND state = 'delivering'"
-# A delivery the chat turned away: not tried again until the chat writes (`deliver_in_chat`).
+# A delivery the chat turned away: not tried again until the chat writes (`deliver_in_chat`),
+# parked only while the chat still blocks the bot (it may have written meanwhile).
 _WAIT_FOR_CHAT = """
 UPDATE tasks SET next_poll_at = NULL, lease_owner = NULL, updated_at = ?
-WHERE id = ? AND state = 'delivering'
+WHERE id = ? AND lease_owner = ? AND state = 'delivering' AND EXISTS (
+    SELECT 1 FROM chats WHERE chats.chat_id = tasks.chat_id AND chats.blocked_at IS NOT NULL
+)
+"""
+_DUE_AGAIN = """
+UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?
+WHERE id = ? AND lease_owner = ? AND state = 'delivering'
 """
 _DELIVER_IN_CHAT = """
 UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?
@@ -344,9 +351,14 @@ class TaskRepository:
         params = (time.time(), task_id, holder)
         return await self._db.execute(_UNSENT + _HELD, params) == 1
 
-    async def wait_for_chat(self, task_id: int) -> None:
-        """Leave an undelivered task until its chat writes to the bot again."""
-        await self._db.execute(_WAIT_FOR_CHAT, (time.time(), task_id))
+    async def wait_for_chat(self, task_id: int, holder: str) -> bool:
+        """Leave `holder`'s undelivered task until its chat writes to the bot again; if the
+        chat no longer blocks the bot (it wrote meanwhile), make the task due now instead.
+        False if the task is no longer `holder`'s."""
+        now = time.time()
+        if await self._db.execute(_WAIT_FOR_CHAT, (now, task_id, holder)) == 1:
+            return True
+        return await self._db.execute(_DUE_AGAIN, (now, now, task_id, holder)) == 1
 
     async def deliver_in_chat(self, chat_id: int) -> int:
         """Make the chat's waiting deliveries due now (it writes again); how many."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
+from bot.engine.deliver import UPLOADS_AT_ONCE
+from bot.engine.gate import Queued, RateGate
 from bot.providers.kie import KieProvider
 from bot.web import webhook_secret
 from storage.models import TaskState
@@ -385,4 +388,71 @@ async def test_a_task_whose_process_died_right_after_the_claim_starts_after_one_
         # with replicas, other processes' trackers look at least once a renewal period.
         h.services.tracker.poke()
         await h.wait_task(lambda t: t.provider_task_id is not None, timeout=submitter.pickup + 3)
+        assert len(h.kie.creates()) == 1
+
+
+async def test_videos_upload_a_few_at_a_time_and_one_waiting_has_sent_nothing(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0, callbacks=True) as h:
+        users = [FakeUser(id=7400 + n, first_name=f"U{n}") for n in range(UPLOADS_AT_ONCE + 2)]
+        for user in users:
+            photo = h.telegram.send_photo(user, PHOTO, f"{user.first_name} waves")
+            draft = await h.draft_for(photo)
+            h.telegram.tap(user, draft, button(draft, "Generate"))
+        await until(lambda: len(h.kie.creates()) == len(users), timeout=10)
+        queued = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        assert queued is not None
+        uploads = h.telegram.hold("sendVideo")
+        for task in await h.services.tasks.in_states(TaskState.QUEUED, TaskState.RUNNING):
+            assert task.provider_task_id is not None
+            await h.kie.complete(task.provider_task_id)
+        await until(lambda: len(h.telegram.calls_of("sendVideo")) == UPLOADS_AT_ONCE, timeout=5)
+        await asyncio.sleep(0.3)
+        assert len(h.telegram.calls_of("sendVideo")) == UPLOADS_AT_ONCE
+        # Those waiting for their turn have sent nothing: cut off now, each gets its video.
+        delivering = await h.services.tasks.in_states(TaskState.DELIVERING)
+        assert len(delivering) == len(users)
+        assert sum(1 for t in delivering if t.sending_at is None) == 2
+        # A reply to a user is not held behind the uploads.
+        start = h.telegram.send_text(users[0], "/start")
+        await h.reply_to(start)
+        uploads.release()
+        await until(
+            lambda: len([c for c in h.telegram.calls_of("sendVideo") if c.ok]) == len(users),
+            timeout=10,
+        )
+        for _ in range(50):  # recorded delivered once Telegram's answers are back
+            delivered = await h.services.tasks.in_states(TaskState.DELIVERED)
+            if len(delivered) == len(users):
+                break
+            await asyncio.sleep(0.1)
+        assert len(delivered) == len(users)
+
+
+class FlakyGate(RateGate):
+    """kie's create gate whose database fails once, as a shared gate's may."""
+
+    def __init__(self) -> None:
+        super().__init__(20, 11.0)
+        self.failures = 1
+
+    @asynccontextmanager
+    async def slot(self, on_queued: Queued | None = None) -> AsyncIterator[None]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("the database went away")
+        async with super().slot(on_queued):
+            yield
+
+
+async def test_a_create_slot_that_cannot_be_had_sends_nothing_and_is_tried_again(
+    harness: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness(poll_interval=0.05, callbacks=True) as h:
+        gate = FlakyGate()
+        monkeypatch.setitem(h.services.submitter._gates, "kie", gate)
+        await generate(h)
+        task = await h.wait_task(lambda t: t.provider_task_id is not None)
+        assert gate.failures == 0 and task.error is None  # not "may not have started"
         assert len(h.kie.creates()) == 1

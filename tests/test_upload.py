@@ -17,7 +17,7 @@ from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
 from bot.chat.limiter import FloodLimiter
-from bot.chat.upload import UPLOAD_TIMEOUT, UPLOADS_AT_ONCE, VideoUploader
+from bot.chat.upload import UPLOAD_TIMEOUT, VideoUploader
 from bot.engine.gate import local_gates
 
 TOKEN = "123:SECRET-token-abcdefghijklmnopqrst"
@@ -135,41 +135,3 @@ async def test_errors_are_telegram_errors(video: Path, status: int, error: type[
     async with uploader(lambda request: httpx.Response(status, json=body)) as (sender, _):
         with pytest.raises(error):
             await send(sender, video)
-
-
-async def test_uploads_go_a_few_at_a_time_leaving_room_for_other_messages(tmp_path: Path) -> None:
-    """An upload holds one of Telegram's 30 a second until its answer: 35 at once must
-    not hold them all while a reply to a user waits."""
-    path = tmp_path / "v.mp4"
-    path.write_bytes(b"\0" * 1024)
-    uploading = 0
-    most = 0
-    answered: list[str] = []
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        nonlocal uploading, most
-        if request.url.path.endswith("/getMe"):
-            return httpx.Response(200, json={"ok": True, "result": ME})
-        if request.url.path.endswith("/sendMessage"):
-            answered.append("message")
-            return httpx.Response(200, json={"ok": True, "result": {**SENT, "text": "hi"}})
-        uploading += 1
-        most = max(most, uploading)
-        await asyncio.sleep(0.2)
-        uploading -= 1
-        answered.append("video")
-        return httpx.Response(200, json={"ok": True, "result": SENT})
-
-    request = HTTPXRequest(httpx_kwargs={"transport": httpx.MockTransport(slow)})
-    limiter = FloodLimiter(local_gates, max_retries=0)
-    bot: ExtBot[Any] = ExtBot(
-        TOKEN, base_url="https://tg.test/bot", request=request, rate_limiter=limiter
-    )
-    async with bot:
-        sender = VideoUploader(bot)
-        uploads = [asyncio.create_task(send(sender, path)) for _ in range(35)]
-        await asyncio.sleep(0.05)
-        await bot.send_message(42, "hi")  # a reply while the uploads go on
-        await asyncio.gather(*uploads)
-    assert most == UPLOADS_AT_ONCE
-    assert answered.index("message") < UPLOADS_AT_ONCE  # not behind the uploads

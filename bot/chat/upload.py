@@ -10,7 +10,6 @@ the loopback fake Telegram, ru_maxrss over RSS before; tests/test_upload_memory.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
@@ -19,17 +18,13 @@ from telegram.constants import ParseMode
 # A 45 MB upload outlasts the bot's own 20 s media write and 5 s read timeouts.
 CONNECT_TIMEOUT = 15.0
 UPLOAD_TIMEOUT = 300.0
-# Uploads at once: each holds one of Telegram's 30 messages a second until its answer (see
-# bot/chat/limiter.py), so more would leave the chats' other messages waiting behind them.
-UPLOADS_AT_ONCE = 5
 
 
 class VideoUploader:
     """Sends videos to the bot's chats; flood control is the bot's own rate limiter's."""
 
-    def __init__(self, bot: Bot, at_once: int = UPLOADS_AT_ONCE) -> None:
+    def __init__(self, bot: Bot) -> None:
         self._bot = bot
-        self._turns = asyncio.Semaphore(at_once)
 
     async def send_video(
         self,
@@ -42,24 +37,9 @@ class VideoUploader:
         filename: str,
     ) -> Message:
         """Upload `path` as a streamable video replying to `reply_to`; the Message sent."""
-        async with self._turns:
-            return await self._send(
-                chat_id, path, caption, reply_to=reply_to, reply_markup=reply_markup, name=filename
-            )
-
-    async def _send(
-        self,
-        chat_id: int,
-        path: Path,
-        caption: str,
-        *,
-        reply_to: int,
-        reply_markup: InlineKeyboardMarkup | None,
-        name: str,
-    ) -> Message:
         with path.open("rb") as handle:
             # Handed to httpx open, not read: a flood-control retry reads it again from the start.
-            video = InputFile(handle, filename=name, read_file_handle=False)
+            video = InputFile(handle, filename=filename, read_file_handle=False)
             return await self._bot.send_video(
                 chat_id,
                 video,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -21,6 +22,9 @@ from storage.tasks import TaskRepository
 log = logging.getLogger(__name__)
 
 UPLOAD_LIMIT = 50 * 1024 * 1024
+# Uploads at once: each holds one of Telegram's 30 messages a second until its answer (see
+# bot/chat/limiter.py), so more would leave the chats' other messages waiting behind them.
+UPLOADS_AT_ONCE = 5
 RETRY_DELAY = 600.0
 # After this long a video still refused waits for the next start (and /status shows it).
 GIVE_UP_AFTER = 24 * 3600.0
@@ -47,8 +51,12 @@ class Deliverer:
         upload_limit: int = UPLOAD_LIMIT,
         local_roots: tuple[Path, ...] = (),
         retry_delay: float = RETRY_DELAY,
+        uploads_at_once: int = UPLOADS_AT_ONCE,
     ) -> None:
         self._tasks = tasks
+        # Taken before the upload is recorded as begun: a delivery waiting for its turn has
+        # sent nothing, and is sent as a video (not a link) if it is cut off while it waits.
+        self._uploads = asyncio.Semaphore(uploads_at_once)
         self._leases = leases
         # A video Telegram refused (and a link to it) is tried again this much later.
         self._retry_delay = retry_delay
@@ -88,18 +96,20 @@ class Deliverer:
                 if task.sending_at is None:
                     await self._finish(task, claim)  # nothing had gone to Telegram yet
                 else:
-                    await self._after(task, await self._link(task, LinkReason.RESENT))
+                    await self._after(task, claim, await self._link(task, LinkReason.RESENT))
 
     async def _finish(self, task: Task, claim: Claim) -> None:
-        await self._after(task, await self._send(task, claim))
+        await self._after(task, claim, await self._send(task, claim))
 
-    async def _after(self, task: Task, outcome: Outcome) -> None:
+    async def _after(self, task: Task, claim: Claim, outcome: Outcome) -> None:
         if outcome is Outcome.GOT:
             await self._done(task)
         elif outcome is Outcome.AWAY:
             # Not delivered, and not tried while the chat blocks the bot: sent when it writes.
             log.info("task %s: chat %s blocks the bot; sent when it writes", task.id, task.chat_id)
-            await self._tasks.wait_for_chat(task.id)
+            # Due again at once instead if the chat wrote meanwhile (the end of this check
+            # wakes the tracker).
+            await self._tasks.wait_for_chat(task.id, claim.holder)
         else:
             await self._try_again_later(task)
 
@@ -145,6 +155,10 @@ class Deliverer:
                 os.unlink(name)
 
     async def _upload(self, task: Task, claim: Claim, path: Path) -> Outcome:
+        async with self._uploads:
+            return await self._upload_now(task, claim, path)
+
+    async def _upload_now(self, task: Task, claim: Claim, path: Path) -> Outcome:
         if not await self._recipient.ready(task):
             return Outcome.AWAY
         if not await self._tasks.mark_sending(task.id, claim.holder):

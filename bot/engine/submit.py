@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.core.failures import Failure
@@ -23,7 +22,7 @@ from bot.engine.reporting import Reporter
 from bot.engine.tracker import Tracker
 from bot.providers.base import ImageFile, PreparedTask, Provider, VideoRequest
 from bot.providers.catalogue import Catalogue, ModelSpec
-from bot.providers.errors import NotFoundError, ProviderError
+from bot.providers.errors import NotFoundError, ProviderError, ServiceUnavailableError
 from bot.providers.retry import with_retries
 from storage.models import ImageUse, Task, TaskState
 from storage.tasks import TaskRepository
@@ -263,16 +262,26 @@ class Submitter:
             return
         await self._queued(task, provider, provider_task_id, callbacks=callbacks)
 
-    def _create_slot(self, task: Task, provider: Provider) -> AbstractAsyncContextManager[None]:
+    @contextlib.asynccontextmanager
+    async def _create_slot(self, task: Task, provider: Provider) -> AsyncIterator[None]:
         """Room under the provider's create limit for one call (the user told of a wait)."""
         gate = self._gates.get(provider.name)
         if gate is None:
-            return contextlib.nullcontext()
+            yield
+            return
 
         async def tell(ahead: int) -> None:
             await self._reporter.show_waiting(task, ahead)
 
-        return gate.slot(tell)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(gate.slot(tell))
+            except Exception as exc:
+                # The shared gate's database, before the request: nothing was sent, so it is
+                # tried again as a refusal that started nothing (never "may have started").
+                detail = f"rate limit slot unavailable: {type(exc).__name__}"
+                raise ServiceUnavailableError(detail, started_nothing=True) from exc
+            yield
 
     async def _settle(self, task: Task, claim: Claim) -> None:
         """A create cut off by a restart: adopt the task if found, create again only when the

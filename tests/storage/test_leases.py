@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 from storage import Database, DraftRepository, GenerationOptions, Task, TaskRepository, TaskState
+from storage.chats import ChatRepository
 from tests.storage.conftest import Store
 
 OPTIONS = GenerationOptions(model="kie:kling-2.6/image-to-video", duration=5, sound=False)
@@ -141,3 +142,28 @@ async def test_a_callback_heard_by_one_replica_is_known_to_all(
     await one.heard(task.id, 2000.0)  # the first one counts
     seen = await two.get(task.id)
     assert seen is not None and seen.callback_at == 1000.0
+
+
+async def test_a_delivery_turned_away_waits_only_while_the_chat_still_blocks_the_bot(
+    db: Database,
+) -> None:
+    tasks, chats = TaskRepository(db), ChatRepository(db, shared=True)
+    task = await new_task(db)
+    for state in (TaskState.QUEUED, TaskState.SUCCEEDED):
+        assert await tasks.advance(task.id, state, result_url="https://v/a.mp4")
+    later = time.time() + 60
+    assert await tasks.advance(task.id, TaskState.DELIVERING, next_poll_at=later, lease_owner="a/1")
+    # The chat wrote (and so no longer blocks the bot) before the turned-away delivery parked.
+    assert await tasks.wait_for_chat(task.id, "a/1")
+    due = await tasks.get(task.id)
+    assert due is not None and due.lease_owner is None
+    assert due.next_poll_at is not None and due.next_poll_at <= time.time()
+    # Blocked: parked until the chat writes; a holder that lost the task changes nothing.
+    assert await tasks.take(due, "a/2", later) is not None
+    await chats.block(task.chat_id)
+    assert not await tasks.wait_for_chat(task.id, "a/1")
+    assert await tasks.wait_for_chat(task.id, "a/2")
+    parked = await tasks.get(task.id)
+    assert parked is not None and parked.next_poll_at is None and parked.lease_owner is None
+    assert await chats.unblock(task.chat_id)
+    assert await tasks.deliver_in_chat(task.chat_id) == 1
