@@ -436,3 +436,27 @@ async def test_a_switch_pressed_twice_from_one_keyboard_sets_its_value_once(
         h.telegram.tap(h.user, draft, button(draft, "Sound"))
         await h.telegram.wait_for_call("editMessageText", lambda c: "🔇" in str(c.params))
         assert "🔇 Sound: off" in buttons(h.current(draft))
+
+
+async def test_a_press_before_its_draft_message_is_recorded_shows_the_task_in_place(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0, callbacks=True) as h:
+        photo = h.telegram.send_photo(h.user, PHOTO, "a heron takes off")
+        draft = await h.draft_for(photo)
+        drafts = DraftRepository(h.services.db)
+        for _ in range(50):  # recorded once Telegram's answer is back…
+            recorded = await drafts.for_photo(photo["chat"]["id"], photo["message_id"])
+            if recorded is not None and recorded.message_id is not None:
+                break
+            await asyncio.sleep(0.05)
+        # …and as if the press had come before that.
+        await h.services.db.execute("UPDATE drafts SET message_id = NULL")
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        assert task.status_message_id == draft["message_id"]
+        edits = h.telegram.calls_of("editMessageText")
+        assert any(c.params["message_id"] == draft["message_id"] for c in edits)
+        assert not any(
+            "Task #" in str(c.params.get("text")) for c in h.telegram.calls_of("sendMessage")
+        )

@@ -456,3 +456,25 @@ async def test_a_create_slot_that_cannot_be_had_sends_nothing_and_is_tried_again
         task = await h.wait_task(lambda t: t.provider_task_id is not None)
         assert gate.failures == 0 and task.error is None  # not "may not have started"
         assert len(h.kie.creates()) == 1
+
+
+async def test_a_task_slow_to_be_shown_is_not_taken_over_nor_its_later_status_overwritten(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=0.05, callbacks=True) as h:
+        photo = h.telegram.send_photo(h.user, PHOTO, "the tide comes in")
+        draft = await h.draft_for(photo)
+        showing = h.telegram.hold("editMessageText", times=1)  # the task's first status
+        h.telegram.tap(h.user, draft, button(draft, "Generate"))
+        await showing.wait(timeout=5)
+        task = await h.wait_task(lambda t: t.state is TaskState.SUBMITTING)
+        # Longer than a lease: the submitter holds the task, so no sweep takes it over, and
+        # it makes the paid call only once the first status is on screen.
+        h.services.tracker.poke()
+        await asyncio.sleep(h.services.submitter.pickup + 1)
+        held = await h.services.tasks.get(task.id)
+        assert held is not None and held.lease_owner is not None
+        assert h.kie.creates() == []
+        showing.release()
+        await h.wait_task(lambda t: t.id == task.id and t.provider_task_id is not None)
+        assert len(h.kie.creates()) == 1

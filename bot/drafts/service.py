@@ -277,6 +277,15 @@ class DraftService:
         """The draft, as it is now."""
         return await self._drafts.get(draft_id)
 
+    async def shown_in(self, draft: Draft, message_id: int) -> Draft:
+        """The draft, knowing the message its buttons were pressed in: a press can come before
+        the message it was shown in is recorded, and a task started then could not show its
+        status in place."""
+        if draft.message_id is not None:
+            return draft
+        await self._drafts.set_message(draft.id, message_id)
+        return draft.model_copy(update={"message_id": message_id})
+
     async def with_model(self, draft: Draft) -> tuple[Draft, ModelSpec]:
         """The draft and its model; a model no longer offered is replaced by the default."""
         spec = self._catalogue.get(draft.options.model)
@@ -353,7 +362,12 @@ class DraftService:
     async def _start(self, claimed: Task | Refusal, announce: Announce) -> Started | Refused:
         if isinstance(claimed, Refusal):
             return Refused(claimed)
-        # Shown before it is submitted, so that no later state is overwritten by this one.
-        await announce(claimed)
-        self._submitter.start(claimed)
+        # Leased at once, submitted once shown: however long showing it takes, no other
+        # process takes it over, and no later state is overwritten by this one.
+        shown = asyncio.Event()
+        self._submitter.start(claimed, shown)
+        try:
+            await announce(claimed)
+        finally:
+            shown.set()
         return Started(claimed)

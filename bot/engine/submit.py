@@ -120,9 +120,11 @@ class Submitter:
         it (one lease: no longer than a submission another process left)."""
         return self._leases.length
 
-    def start(self, task: Task) -> None:
-        """Submit a task just claimed, in the background."""
-        self._spawn(self._held(task, self.submit), f"submit-{task.id}")
+    def start(self, task: Task, shown: asyncio.Event | None = None) -> None:
+        """Submit a task just claimed, in the background; with `shown`, its lease is taken at
+        once (no other process takes the task over) but the work waits until `shown` is set
+        (its first status is on screen: no later one is overwritten by it)."""
+        self._spawn(self._held(task, self.submit, shown), f"submit-{task.id}")
 
     def resume(self, task: Task) -> Awaitable[None]:
         """Take over a submission whose lease ran out (its holder died or stopped): settle it
@@ -154,7 +156,12 @@ class Submitter:
             return None
         return f"{self._public_url}/callbacks/{task.backend}/{task.id}/{task.callback_secret}"
 
-    async def _held(self, task: Task, work: Callable[[Task, Claim], Awaitable[None]]) -> None:
+    async def _held(
+        self,
+        task: Task,
+        work: Callable[[Task, Claim], Awaitable[None]],
+        shown: asyncio.Event | None = None,
+    ) -> None:
         """Run `work` under a new lease on the task, unless another holder took it first."""
         try:
             claim = await self._leases.take(task)
@@ -167,6 +174,8 @@ class Submitter:
             log.info("task %s: taken by another holder; left to it", task.id)
             return
         async with self._leases.kept(claim):
+            if shown is not None:
+                await shown.wait()
             await self._guarded(task, claim, work)
 
     async def _guarded(

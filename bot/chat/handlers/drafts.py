@@ -82,6 +82,9 @@ class Drafts:
         if found.state is DraftState.SUBMITTED:
             await answer(query, t(found.lang, "answer.submitted"))
             return
+        pressed_in = query.message
+        if pressed_in is not None and pressed_in.chat.id == found.chat_id:
+            found = await self.s.drafts.shown_in(found, pressed_in.message_id)
         draft, spec = await self.s.drafts.with_model(found)
         if pressed.action is Action.GENERATE:
             await self._generate(query, draft, spec)
