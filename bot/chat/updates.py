@@ -14,6 +14,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
+from bot.background import cancelled, every
 from bot.chat import answers
 from bot.engine.leases import replica_name
 from storage.database import Database, Holding
@@ -91,25 +92,19 @@ class UpdateLedger:
     def start(self, redo: Callable[[str], Awaitable[object]]) -> None:
         """Hand updates a dead process took and did not finish to `redo` (their JSON), now and
         then: Telegram counts them delivered (PTB confirms an update before it is handled)."""
-        self._rescuer = asyncio.create_task(self._rescue(redo), name="update-rescue")
+
+        async def rescue() -> None:
+            for update_id, body in await self._updates.abandoned(time.time()):
+                log.warning("update %s: its handler died; handling it here", update_id)
+                await redo(body)
+
+        job = every(RESCUE_EVERY, rescue, "could not handle an abandoned update")
+        self._rescuer = asyncio.create_task(job, name="update-rescue")
 
     async def close(self) -> None:
         """Stop looking for abandoned updates."""
-        if self._rescuer is not None:
-            self._rescuer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rescuer
-            self._rescuer = None
-
-    async def _rescue(self, redo: Callable[[str], Awaitable[object]]) -> None:
-        while True:
-            await asyncio.sleep(RESCUE_EVERY)
-            try:
-                for update_id, body in await self._updates.abandoned(time.time()):
-                    log.warning("update %s: its handler died; handling it here", update_id)
-                    await redo(body)
-            except Exception:
-                log.exception("could not handle an abandoned update")
+        await cancelled(self._rescuer)
+        self._rescuer = None
 
     async def _renew(self, update_id: int, holder: str) -> None:
         while True:

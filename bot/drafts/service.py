@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from bot.background import cancelled, every
 from bot.config import Settings
 from bot.core.caption import parse_caption
 from bot.drafts.options import (
@@ -246,28 +246,20 @@ class DraftService:
 
     def start(self) -> None:
         """Look now and then for albums a process that died left unshown."""
-        self._sweeper = asyncio.create_task(self._sweep_albums(), name="album-sweep")
+        failed = "could not look for albums left unshown"
+        job = every(2 * self._album_wait, self._sweep_albums, failed)
+        self._sweeper = asyncio.create_task(job, name="album-sweep")
 
     async def _sweep_albums(self) -> None:
         # An album overdue by one wait was left by a process that died (its timer is gone).
-        while True:
-            await asyncio.sleep(2 * self._album_wait)
-            try:
-                overdue = await self._drafts.overdue(time.time() - self._album_wait)
-            except Exception:
-                log.exception("could not look for albums left unshown")
-                continue
-            for draft_id in overdue:
-                if draft_id not in self._albums:
-                    self._show_album_later(draft_id, delay=0.0)
+        for draft_id in await self._drafts.overdue(time.time() - self._album_wait):
+            if draft_id not in self._albums:
+                self._show_album_later(draft_id, delay=0.0)
 
     async def close(self) -> None:
         """Stop sweeping; let album drafts waiting to be shown be shown."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await cancelled(self._sweeper)
+        self._sweeper = None
         if self._albums:
             await asyncio.gather(*self._albums.values(), return_exceptions=True)
 
