@@ -598,3 +598,37 @@ async def test_send_callback_any_state_leaves_the_task_alone(kie: Kie, receiver:
 
     with pytest.raises(ValueError, match="no callBackUrl"):
         await kie.fake.send_callback(await new_task(kie))
+
+
+async def test_result_links_expire_and_download_url_gives_fresh_ones_as_kie_documents(
+    kie: Kie,
+) -> None:
+    task_id = await new_task(kie)
+    await kie.fake.complete(task_id)
+    own = f"{kie.url}/results/{task_id}.mp4"
+
+    async def fresh(url: str, **headers: str) -> dict[str, Any]:
+        response = await kie.http.post(
+            "/api/v1/common/download-url", json={"url": url}, headers=headers
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    # The key is checked first, as on every kie endpoint.
+    assert (await fresh(own, Authorization="Bearer wrong"))["code"] == 401
+    # Only files kie made: another URL is refused with code 422 (HTTP 200).
+    assert (await fresh("https://example.com/video.mp4"))["code"] == 422
+    assert (await fresh(f"{kie.url}/results/task_kling_none.mp4"))["code"] == 422
+
+    kie.fake.results_expired = True  # past the 24 h of the result's own URL
+    assert (await kie.http.get(own)).status_code == 404
+    body = await fresh(own)
+    assert body["code"] == 200 and body["msg"] == "success"
+    link = body["data"]
+    assert isinstance(link, str) and link != own and kie.fake.fresh_links == [link]
+    got = await kie.http.get(link, headers={"Authorization": ""})
+    assert got.status_code == 200 and got.content == kie.fake.video
+
+    kie.fake.results_deleted = True  # past the 14 days kie keeps media
+    assert (await fresh(own))["code"] == 404
+    assert (await kie.http.get(link)).status_code == 404

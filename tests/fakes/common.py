@@ -700,6 +700,10 @@ class ProviderFake(ABC, Generic[TaskT]):
         task = self.tasks.get(request.path_params["task_id"])
         if task is None or not self._succeeded(task):
             return not_found()
+        return self._video_response()
+
+    def _video_response(self) -> Response:
+        """The result video, streamed."""
         video = self.video
 
         async def chunks() -> AsyncIterator[bytes]:

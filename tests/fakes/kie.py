@@ -26,6 +26,14 @@ out-of-order callbacks. The hold, delay and callback plumbing lives in ``tests.f
 documents 10 status queries per second") with kie's rate-limit answer, HTTP 200 and code 429;
 a refused query still counts as a poll but not towards the limit, and consumes no injected
 failure. Set it to None to lift the limit, or to another ``SlidingWindow``.
+
+Result links age as kie's do (providers.md A: result URLs may expire after 24 h, media is kept
+14 days): with ``results_expired`` set, a result's own URL answers 404, and
+``POST /api/v1/common/download-url {"url"}`` (the documented common API) still gives a link
+valid 20 minutes (``FRESH_FOR``) to a kie-made result; one kie did not make is refused with
+code 422 as kie documents ("external file URLs are not supported"). With ``results_deleted``
+set (past the 14 days) no link is given: code 404, kie's "the requested resource does not
+exist". ``fresh_links`` lists the links given.
 """
 
 from __future__ import annotations
@@ -74,10 +82,13 @@ __all__ = [
     "KieTask",
 ]
 
-ENDPOINTS = frozenset({"createTask", "recordInfo", "upload", "credit"})
+ENDPOINTS = frozenset({"createTask", "recordInfo", "upload", "credit", "downloadUrl"})
 HOLD_ENDPOINTS = ENDPOINTS | {"result"}
 FINAL_STATES = frozenset({"success", "fail"})
 CREATE_PATH = "/api/v1/jobs/createTask"
+DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
+# How long a link from download-url works (kie's common API page: 20 minutes).
+FRESH_FOR = 20 * 60.0
 UNAUTHORIZED_MSG = "You do not have access permissions"
 NOT_ACCESSIBLE_MSG = "image url not accessible"
 DEFAULT_FAIL_CODE = "500"
@@ -89,6 +100,7 @@ _PATH_ENDPOINTS = {
     CREATE_PATH: "createTask",
     "/api/v1/jobs/recordInfo": "recordInfo",
     "/api/v1/chat/credit": "credit",
+    DOWNLOAD_URL_PATH: "downloadUrl",
     "/api/file-stream-upload": "upload",
     "/api/file-base64-upload": "upload",
 }
@@ -320,15 +332,22 @@ class FakeKie(ProviderFake[KieTask]):
         # endpoint -> requests still to block (None: all of them)
         self._firewall: dict[str, int | None] = {}
         self.status_limit: SlidingWindow | None = SlidingWindow(10, 1.0)
+        self.results_expired = False
+        self.results_deleted = False
+        self.fresh_links: list[str] = []
+        # token -> (task id, when the link stops working, monotonic)
+        self._fresh: dict[str, tuple[str, float]] = {}
         self.app = Starlette(
             routes=[
                 Route(CREATE_PATH, self._create_task, methods=["POST"]),
                 Route("/api/v1/jobs/recordInfo", self._record_info, methods=["GET"]),
                 Route("/api/v1/chat/credit", self._credit, methods=["GET"]),
+                Route(DOWNLOAD_URL_PATH, self._download_url, methods=["POST"]),
                 Route("/api/file-stream-upload", self._upload_stream, methods=["POST"]),
                 Route("/api/file-base64-upload", self._upload_base64, methods=["POST"]),
                 Route("/files/{path:path}", self._serve_file, methods=["GET"]),
-                Route("/results/{task_id}.mp4", self._serve_result, methods=["GET"]),
+                Route("/results/{task_id}.mp4", self._serve_own_result, methods=["GET"]),
+                Route("/tempfile/{token}.mp4", self._serve_fresh, methods=["GET"]),
             ],
             middleware=[Middleware(Recorder, fake=self), Middleware(_Firewall, fake=self)],
         )
@@ -428,6 +447,47 @@ class FakeKie(ProviderFake[KieTask]):
         if (failure := self._take_failure("credit")) is not None:
             return _envelope(failure.code, failure.message, status=failure.http_status)
         return _envelope(200, "success", self.credits)
+
+    async def _download_url(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _envelope(401, UNAUTHORIZED_MSG, status=401)
+        if (failure := self._take_failure("downloadUrl")) is not None:
+            return _envelope(failure.code, failure.message, status=failure.http_status)
+        body = parse_json(await request.body())
+        url = body.get("url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url:
+            return _envelope(422, "url is required")
+        task = self._task_with_result(url)
+        if task is None:
+            return _envelope(422, "Invalid URL: external file URLs are not supported")
+        if self.results_deleted:
+            return _envelope(404, "file not found")
+        token = secrets.token_hex(8)
+        self._fresh[token] = (task.task_id, time.monotonic() + FRESH_FOR)
+        link = f"{self._bases[task.task_id]}/tempfile/{token}.mp4"
+        self.fresh_links.append(link)
+        return _envelope(200, "success", link)
+
+    def _task_with_result(self, url: str) -> KieTask | None:
+        """The succeeded task whose own result `url` is (not a URL a test put in its place)."""
+        for task in self.tasks.values():
+            if self._succeeded(task) and url == self._result_url(task.task_id):
+                return task
+        return None
+
+    async def _serve_own_result(self, request: Request) -> Response:
+        if self.results_expired:
+            return not_found()
+        return await self._serve_result(request)
+
+    async def _serve_fresh(self, request: Request) -> Response:
+        task_id, until = self._fresh.get(request.path_params["token"], ("", 0.0))
+        if time.monotonic() > until or self.results_deleted:
+            return not_found()
+        task = self.tasks.get(task_id)
+        if task is None or not self._succeeded(task):
+            return not_found()
+        return self._video_response()
 
     # ---- upload API and hosting -----------------------------------------------------------
 
@@ -747,7 +807,7 @@ class FakeKie(ProviderFake[KieTask]):
         return self._failures.take(endpoint)
 
     def _endpoint_of(self, method: str, path: str) -> str | None:
-        if path.startswith("/results/"):
+        if path.startswith(("/results/", "/tempfile/")):
             return "result"
         return _PATH_ENDPOINTS.get(path)
 
