@@ -18,6 +18,7 @@ from bot.providers.errors import (
     InsufficientCreditsError,
     InvalidRequestError,
     KeyLimitError,
+    NotFoundError,
     ProviderConnectionError,
     ProviderTimeoutError,
     RateLimitError,
@@ -331,3 +332,27 @@ def test_retry_after_is_sane(header: str, expected: float | None) -> None:
     from bot.providers.http import retry_after
 
     assert retry_after(httpx.Response(429, headers={"Retry-After": header})) == expected
+
+
+async def test_fresh_url_asks_download_url_for_a_link_and_reads_its_refusals() -> None:
+    answers = iter(
+        [
+            {"code": 200, "msg": "success", "data": "https://tempfile.test/abc.mp4"},
+            {"code": 422, "msg": "external file URLs are not supported"},
+            {"code": 404, "msg": "file not found"},
+            {"code": 200, "msg": "success", "data": None},
+        ]
+    )
+    kie, seen = provider(lambda req: httpx.Response(200, json=next(answers)))
+    result = "https://tempfile.aiquickdraw.test/v/r.mp4"
+    assert await kie.fresh_url(result) == "https://tempfile.test/abc.mp4"
+    assert seen[0].method == "POST" and str(seen[0].url).endswith("/api/v1/common/download-url")
+    assert json.loads(seen[0].content) == {"url": result}
+    assert seen[0].headers["authorization"] == "Bearer key-123"
+    with pytest.raises(InvalidRequestError):
+        await kie.fresh_url(result)
+    with pytest.raises(NotFoundError):
+        await kie.fresh_url(result)
+    with pytest.raises(ServiceUnavailableError):
+        await kie.fresh_url(result)
+    await kie.aclose()

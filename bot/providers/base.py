@@ -203,6 +203,9 @@ class Provider(ABC):
     can_find: ClassVar[bool] = False
     # Whether the backend calls the task's callback_url when it ends.
     sends_callbacks: bool = True
+    # Seconds a result's link is documented to work (None: not documented); a link older
+    # than that which fails has expired, and the task cannot be delivered any more.
+    results_kept: float | None = None
 
     @property
     def local_roots(self) -> tuple[Path, ...]:
@@ -231,6 +234,10 @@ class Provider(ABC):
         Raises LookupInconclusiveError when it cannot tell (see `can_find`).
         """
         raise NotImplementedError(f"{self.name} cannot look tasks up by our id")
+
+    async def fresh_url(self, url: str) -> str | None:
+        """A new link to a result whose own `url` stopped working; None if there is no way."""
+        return None
 
     @abstractmethod
     async def fetch(self, task_id: str) -> ProviderTask:

@@ -235,6 +235,8 @@ class KieProvider(Provider):
     # 11 s leaves room for ±0.5 s of jitter between our sending and its arrival.
     create_rate = (20, 11.0)
     status_rate = STATUS_RATE
+    # Result URLs may expire after 24 h; `fresh_url` reaches the media for its 14 days.
+    results_kept = 14 * 86400.0
 
     def __init__(
         self,
@@ -308,6 +310,16 @@ class KieProvider(Provider):
         if not isinstance(data, dict):
             raise ServiceUnavailableError("recordInfo answered without data")
         return parse_record(data)
+
+    async def fresh_url(self, url: str) -> str | None:
+        """A link valid 20 minutes to a kie-made result (its own URL may expire after 24 h,
+        the media is kept 14 days: providers.md A)."""
+        data = await self._call(
+            "POST", f"{self._api_url}/api/v1/common/download-url", json={"url": url}
+        )
+        if not isinstance(data, str) or not data.startswith(("https://", "http://")):
+            raise ServiceUnavailableError("download-url answered without a link")
+        return data
 
     async def credits(self) -> float:
         """The account's remaining credits."""

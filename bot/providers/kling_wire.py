@@ -69,6 +69,8 @@ class WireFlavour:
     callbacks: bool = True
     # Whether a lookup by `external_task_id` that finds nothing proves there is no task.
     lookup_proves_absence: bool = True
+    # How long result links work: Kling keeps result videos 30 days (providers.md B).
+    results_kept: float | None = 30 * 86400.0
 
 
 OFFICIAL = WireFlavour()
@@ -151,6 +153,7 @@ class OfficialShapeProvider(Provider):
     ) -> None:
         self.name = name
         self.sends_callbacks = flavour.callbacks
+        self.results_kept = flavour.results_kept
         self._base = base_url.rstrip("/")
         self._flavour = flavour
         self._client = new_client(transport, timeout)

@@ -14,7 +14,12 @@ from bot.providers.kling_wire import OfficialShapeProvider, WireFlavour
 # Its doc marks every field required and types duration as an integer; callbacks unknown.
 # It documents no lookup by our id, so a "not found" there proves nothing.
 TUZI = WireFlavour(
-    all_fields=True, integer_duration=True, callbacks=False, lookup_proves_absence=False
+    all_fields=True,
+    integer_duration=True,
+    callbacks=False,
+    lookup_proves_absence=False,
+    # tu-zi documents no lifetime for the result links it passes on.
+    results_kept=None,
 )
 
 
