@@ -214,6 +214,7 @@ class KlingBot:
             leases,
             local_roots=tuple(root for p in providers.values() for root in p.local_roots),
             retry_delay=min(RETRY_DELAY, 30 * settings.poll_interval),
+            providers=providers,
         )
         # With callbacks on, polls are a safety net for lost callbacks, this far apart.
         callback_wait = (

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bot.chat.views.task_list import task_list
 from storage.models import Task, TaskState
-from tests.conftest import Harness, generate
+from tests.conftest import Harness, generate, until
 from tests.fakes.telegram import FakeUser
 
 Run = Callable[..., Any]
@@ -37,7 +38,8 @@ async def check_now(h: Harness, task: Task) -> None:
 
 
 def gone(url: str) -> str:
-    """A URL on kie's host that answers 404: the download fails, so the link is sent."""
+    """A URL on kie's host that answers 404 and that kie cannot renew (not a file it made):
+    the download fails, so the link is sent."""
     return url.rsplit("/", 1)[0] + "/gone.mp4" + ODD_QUERY
 
 
@@ -147,3 +149,84 @@ async def test_a_refused_delivery_is_tried_again_without_a_restart(harness: Run)
         assert done.delivered_at is not None
         assert len([c for c in notices(h) if c.ok]) == 1
         assert h.telegram.calls_of("sendVideo") == []
+
+
+def videos(h: Harness) -> list[Any]:
+    return [c for c in h.telegram.calls_of("sendVideo") if c.ok and c.files.get("video")]
+
+
+async def test_a_result_link_that_expired_is_fetched_again_through_a_fresh_one(
+    harness: Run,
+) -> None:
+    # Delivered late (the bot was down, the chat blocked it): kie's result URL has expired
+    # after its 24 h, but kie keeps the media 14 days and gives a fresh link to it.
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, lambda url: url)
+        h.kie.results_expired = True
+        await check_now(h, task)
+        done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        assert len(videos(h)) == 1 and notices(h) == []
+        (asked,) = [r for r in h.kie.requests if r.path == "/api/v1/common/download-url"]
+        assert json.loads(asked.body) == {"url": done.result_url}
+        assert len(h.kie.fresh_links) == 1
+
+
+async def test_a_video_the_provider_no_longer_keeps_fails_instead_of_a_dead_link(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, lambda url: url)
+        h.kie.results_expired = h.kie.results_deleted = True  # past kie's 14 days
+        await check_now(h, task)
+        failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
+        assert failed.error == "expired" and failed.delivered_at is None
+        told = await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "no longer keeps it" in c.params["text"]
+        )
+        assert int(told[0].params["chat_id"]) == h.user.id
+        assert videos(h) == [] and notices(h) == []
+
+
+async def test_a_user_back_after_longer_than_the_backend_keeps_videos_gets_no_dead_link(
+    harness: Run,
+) -> None:
+    # The user blocked the bot before the video came and writes again after 15 days: its link
+    # refuses us, kie will not renew it (a 422), and kie keeps media 14 days: a link would be
+    # dead. (A refused link of a recent task is still sent: the tests above.)
+    async with harness(poll_interval=60.0, callbacks=True) as h:
+        await generate(h)
+        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        h.telegram.blocked_users.add(h.user.id)
+        assert task.provider_task_id is not None
+        await h.kie.complete(task.provider_task_id)
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERING)
+        await until(lambda: any(c.status == 403 for c in h.telegram.calls))
+        await h.services.db.execute(
+            "UPDATE tasks SET finished_at = ? WHERE id = ?", (time.time() - 15 * 86400, task.id)
+        )
+        h.kie.results_expired = True
+        h.kie.fail_next("downloadUrl", code=422, msg="Invalid URL")
+        h.telegram.blocked_users.discard(h.user.id)
+        await h.reply_to(h.telegram.send_text(h.user, "/start"))
+        failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
+        assert failed.error == "expired" and failed.delivered_at is None
+        assert videos(h) == [] and notices(h) == []
+
+
+async def test_a_fresh_link_kie_cannot_give_now_is_asked_for_again_later(harness: Run) -> None:
+    # POLL_INTERVAL 0.1 s: a delivery that got nothing is tried again 3 s later.
+    async with harness(poll_interval=0.1) as h:
+        task = await finished_at(h, lambda url: url)
+        h.kie.results_expired = True
+        h.kie.fail_next("downloadUrl", code=500, msg="server error")
+        await check_now(h, task)
+        # Given back with a retry time (no lease) once kie refused: nothing sent meanwhile.
+        held = await h.wait_task(
+            lambda t: t.id == task.id and t.state is TaskState.DELIVERING and t.lease_owner is None,
+            timeout=2,
+        )
+        assert held.next_poll_at is not None and videos(h) == []
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10)
+        assert len(videos(h)) == 1 and notices(h) == []
+        asked = [r for r in h.kie.requests if r.path == "/api/v1/common/download-url"]
+        assert len(asked) == 2

@@ -239,6 +239,10 @@ EN: dict[str, str] = {
         "may not have started. Check /status in a few minutes before trying again."
     ),
     "reason.not_found": "the video service lost track of the task.",
+    "reason.expired": (
+        "the video was made, but it could not be sent here in time and the video service "
+        "no longer keeps it."
+    ),
     "reason.timeout": "it took longer than {minutes} minutes, so I stopped waiting.",
     "reason.image_unreadable": "I could not read the image. Please send it again as a photo.",
     "reason.image_fetch": "I could not fetch your photo from Telegram. Please send it again.",
@@ -252,6 +256,10 @@ EN: dict[str, str] = {
     "video.too_big": (
         "✅ Your video is ready, but it is too large to send here ({size} MB). "
         "Download it within 24 hours: {url}"
+    ),
+    "video.too_big_brief": (
+        "✅ Your video is ready, but it is too large to send here ({size} MB). "
+        "This link works for 20 minutes: {url}"
     ),
     "video.link": "✅ Your video is ready. I could not upload it here; download it: {url}",
     "video.resent_link": (
@@ -480,6 +488,7 @@ ZH: dict[str, str] = {
     "reason.unavailable": "视频服务暂时不可用，请稍后再试。",
     "reason.uncertain": "视频服务的响应丢失了（超时或响应不完整），任务可能没有开始。请过几分钟查看 /status 后再重试。",
     "reason.not_found": "视频服务找不到这个任务。",
+    "reason.expired": "视频已经生成，但没能及时发送到这里，视频服务已不再保存它。",
     "reason.timeout": "生成超过了 {minutes} 分钟，已停止等待。",
     "reason.image_unreadable": "无法读取这张图片，请以照片形式重新发送。",
     "reason.image_fetch": "无法从 Telegram 获取你的照片，请重新发送。",
@@ -488,6 +497,7 @@ ZH: dict[str, str] = {
     "reason.unknown_model": "这个模型已不再提供，请选择其他模型。",
     "video.caption": "🎬 {prompt}\n\n{model} · {duration} 秒{sound}",
     "video.too_big": "✅ 视频已完成，但文件太大（{size} MB），无法在这里发送。请在 24 小时内下载：{url}",
+    "video.too_big_brief": "✅ 视频已完成，但文件太大（{size} MB），无法在这里发送。此链接 20 分钟内有效：{url}",
     "video.link": "✅ 视频已完成，但无法上传到这里，请下载：{url}",
     "video.resent_link": "✅ 发送任务 #{id} 的视频时机器人重启了。如果上方没有收到视频，请在这里下载：{url}",
     "list.header": "<b>你的视频</b>（最新的在前）：",

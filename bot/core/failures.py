@@ -30,6 +30,7 @@ class Failure(StrEnum):
     BAD_CALLBACK = "bad_callback"
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
+    EXPIRED = "expired"
     # The photo.
     IMAGE_UNREADABLE = "image_unreadable"
     IMAGE_FETCH = "image_fetch"
@@ -88,6 +89,7 @@ _SUMMARIES = {
     Failure.BAD_CALLBACK: "the provider's callback could not be verified",
     Failure.TIMEOUT: "no video within the time allowed",
     Failure.INTERRUPTED: "the bot stopped while the task was being created",
+    Failure.EXPIRED: "the video was no longer kept by the provider when it could be sent",
     Failure.IMAGE_UNREADABLE: "is not a JPEG, PNG or WebP image that can be read",
     Failure.IMAGE_FETCH: "could not be fetched",
     Failure.IMAGE_TOO_SMALL: "is too small (under {smallest} px on a side)",

@@ -8,14 +8,18 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 
 import httpx
 
 from bot.core.download import VideoTooLarge, download_video
+from bot.core.failures import Failure
 from bot.engine.leases import Claim, LeaseLost, Leases
 from bot.engine.reporting import LinkReason, Recipient, Reporter, Sent
+from bot.providers.base import Provider
+from bot.providers.errors import NotFoundError, ProviderError
 from storage.models import Task, TaskState
 from storage.tasks import TaskRepository
 
@@ -36,6 +40,11 @@ class Outcome(Enum):
     GOT = "got"  # the user has the video or its link
     MISSED = "missed"  # refused: tried again later
     AWAY = "away"  # the chat blocks the bot: tried when it writes again
+    GONE = "gone"  # the provider no longer keeps the video: the task fails
+
+
+class _Expired(Exception):
+    """The result's link refuses us and no fresh one can be had."""
 
 
 class Deliverer:
@@ -52,8 +61,11 @@ class Deliverer:
         local_roots: tuple[Path, ...] = (),
         retry_delay: float = RETRY_DELAY,
         uploads_at_once: int = UPLOADS_AT_ONCE,
+        providers: Mapping[str, Provider] | None = None,
     ) -> None:
         self._tasks = tasks
+        # Asked for a fresh link when a result's own has expired.
+        self._providers = providers or {}
         # Taken before the upload is recorded as begun: a delivery waiting for its turn has
         # sent nothing, and is sent as a video (not a link) if it is cut off while it waits.
         self._uploads = asyncio.Semaphore(uploads_at_once)
@@ -104,6 +116,16 @@ class Deliverer:
     async def _after(self, task: Task, claim: Claim, outcome: Outcome) -> None:
         if outcome is Outcome.GOT:
             await self._done(task)
+        elif outcome is Outcome.GONE:
+            log.warning("task %s: the provider no longer keeps its video", task.id)
+            failed = await self._tasks.advance(
+                task.id,
+                TaskState.FAILED,
+                error=Failure.EXPIRED.value,
+                next_poll_at=None,
+            )
+            if failed is not None:
+                await self._reporter.show(failed)
         elif outcome is Outcome.AWAY:
             # Not delivered, and not tried while the chat blocks the bot: sent when it writes.
             log.info("task %s: chat %s blocks the bot; sent when it writes", task.id, task.chat_id)
@@ -129,36 +151,80 @@ class Deliverer:
 
     async def _send(self, task: Task, claim: Claim) -> Outcome:
         """Send the video, or a link to it."""
-        assert task.result_url is not None
         if await self._recipient.turned_away(task):
             return Outcome.AWAY
         fd, name = tempfile.mkstemp(prefix=f"kling-bot-{task.id}-", suffix=".mp4")
         os.close(fd)
-        path = Path(name)
         try:
-            try:
-                await download_video(
-                    self._client,
-                    task.result_url,
-                    path,
-                    limit=self._upload_limit,
-                    local_roots=self._local_roots,
-                )
-            except VideoTooLarge as exc:
-                return await self._link(task, LinkReason.TOO_BIG, round(exc.size / 1024 / 1024))
-            except (httpx.HTTPError, OSError) as exc:
-                log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
-                return await self._link(task, LinkReason.UNSENT)
-            return await self._upload(task, claim, path)
+            return await self._send_through(task, claim, Path(name))
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(name)
 
-    async def _upload(self, task: Task, claim: Claim, path: Path) -> Outcome:
-        async with self._uploads:
-            return await self._upload_now(task, claim, path)
+    async def _send_through(self, task: Task, claim: Claim, path: Path) -> Outcome:
+        """Download the video into `path` and upload it, or send a link to it."""
+        assert task.result_url is not None
+        url = task.result_url
+        try:
+            try:
+                await self._download(url, path)
+            except httpx.HTTPStatusError as exc:
+                fresh = await self._fresh_url(task) if exc.response.is_client_error else None
+                if fresh is None:
+                    raise
+                url = fresh
+                await self._download(url, path)
+        except VideoTooLarge as exc:
+            # A fresh link (the result's own had expired) works 20 minutes, not a day.
+            reason = LinkReason.TOO_BIG if url == task.result_url else LinkReason.TOO_BIG_BRIEF
+            return await self._link(task, reason, round(exc.size / 1024 / 1024), url)
+        except _Expired:
+            return Outcome.GONE
+        except ProviderError as exc:
+            log.warning("task %s: no fresh link yet: %s (%s)", task.id, exc.reason, exc.message)
+            return Outcome.MISSED
+        except (httpx.HTTPError, OSError) as exc:
+            log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
+            return await self._link(task, LinkReason.UNSENT, url=url)
+        return await self._upload(task, claim, path, url)
 
-    async def _upload_now(self, task: Task, claim: Claim, path: Path) -> Outcome:
+    async def _download(self, url: str, path: Path) -> None:
+        await download_video(
+            self._client, url, path, limit=self._upload_limit, local_roots=self._local_roots
+        )
+
+    async def _fresh_url(self, task: Task) -> str | None:
+        """A new link to a result whose own link refused us (it may have expired); None if
+        there is none but the old link may still serve the user.
+
+        Raises _Expired when the video is gone or past the time its backend keeps results, and
+        a ProviderError worth trying again later.
+        """
+        assert task.result_url is not None
+        provider = self._providers.get(task.backend)
+        fresh = None
+        if provider is not None:
+            try:
+                fresh = await provider.fresh_url(task.result_url)
+            except NotFoundError:
+                raise _Expired from None  # the provider says the video is gone
+            except ProviderError as exc:
+                if exc.retryable:
+                    raise
+                log.info("task %s: no fresh link: %s (%s)", task.id, exc.reason, exc.message)
+        if fresh is not None:
+            log.info("task %s: its link refused us; downloading through a fresh one", task.id)
+            return fresh
+        kept = provider.results_kept if provider is not None else None
+        if kept is not None and time.time() - (task.finished_at or task.created_at) > kept:
+            raise _Expired
+        return None
+
+    async def _upload(self, task: Task, claim: Claim, path: Path, url: str) -> Outcome:
+        async with self._uploads:
+            return await self._upload_now(task, claim, path, url)
+
+    async def _upload_now(self, task: Task, claim: Claim, path: Path, url: str) -> Outcome:
         if not await self._recipient.ready(task):
             return Outcome.AWAY
         if not await self._tasks.mark_sending(task.id, claim.holder):
@@ -171,11 +237,13 @@ class Deliverer:
             return Outcome.AWAY
         if sent is Sent.REFUSED:
             # Whether a cut-off upload arrived is unknown; a link is never a second video.
-            return await self._link(task, LinkReason.UNSENT)
+            return await self._link(task, LinkReason.UNSENT, url=url)
         return Outcome.GOT
 
-    async def _link(self, task: Task, reason: LinkReason, size_mb: int = 0) -> Outcome:
-        """Send the video's link."""
-        if await self._recipient.send_link(task, reason, task.result_url or "", size_mb):
+    async def _link(
+        self, task: Task, reason: LinkReason, size_mb: int = 0, url: str | None = None
+    ) -> Outcome:
+        """Send the video's link (`url`, else the result's own)."""
+        if await self._recipient.send_link(task, reason, url or task.result_url or "", size_mb):
             return Outcome.GOT
         return Outcome.AWAY if await self._recipient.turned_away(task) else Outcome.MISSED

@@ -44,6 +44,8 @@ class LinkReason(Enum):
     """Why the user gets a link instead of the video."""
 
     TOO_BIG = "too_big"
+    # Too big, and its own link had expired: the fresh one works only a short while.
+    TOO_BIG_BRIEF = "too_big_brief"
     UNSENT = "unsent"
     RESENT = "resent"
 

@@ -15,6 +15,7 @@ from storage.models import Task
 
 _LINK_TEXTS = {
     LinkReason.TOO_BIG: "video.too_big",
+    LinkReason.TOO_BIG_BRIEF: "video.too_big_brief",
     LinkReason.UNSENT: "video.link",
     LinkReason.RESENT: "video.resent_link",
 }
