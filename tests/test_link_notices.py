@@ -151,6 +151,10 @@ async def test_a_refused_delivery_is_tried_again_without_a_restart(harness: Run)
         assert h.telegram.calls_of("sendVideo") == []
 
 
+def too_big(h: Harness) -> list[Any]:
+    return [c for c in h.telegram.calls_of("sendMessage") if "too large" in c.params["text"]]
+
+
 def videos(h: Harness) -> list[Any]:
     return [c for c in h.telegram.calls_of("sendVideo") if c.ok and c.files.get("video")]
 
@@ -230,3 +234,26 @@ async def test_a_fresh_link_kie_cannot_give_now_is_asked_for_again_later(harness
         assert len(videos(h)) == 1 and notices(h) == []
         asked = [r for r in h.kie.requests if r.path == "/api/v1/common/download-url"]
         assert len(asked) == 2
+
+
+async def test_a_video_too_big_to_upload_gets_its_link_and_how_long_that_link_works(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0) as h:
+        h.kie.video = bytes(51 * 1024 * 1024)  # over the 50 MB bots may upload; never read
+        task = await finished_at(h, lambda url: url)
+        await check_now(h, task)
+        done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        (notice,) = too_big(h)
+        assert f"{done.result_url}" in notice.params["text"]
+        assert "too large to send here (51 MB)" in notice.params["text"]
+        assert "within 24 hours" in notice.params["text"]
+        # Its own link expired before a second one was due: the fresh link works 20 minutes.
+        second = await finished_at(h, lambda url: url)
+        h.kie.results_expired = True
+        await check_now(h, second)
+        await h.wait_task(lambda t: t.id == second.id and t.state is TaskState.DELIVERED)
+        _, late = too_big(h)
+        (fresh,) = h.kie.fresh_links
+        assert fresh in late.params["text"] and "works for 20 minutes" in late.params["text"]
+        assert videos(h) == []
