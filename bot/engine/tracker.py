@@ -295,8 +295,8 @@ class Tracker:
             return
         found: Mapping[str, ProviderTask] | None
         try:
-            await self._turn(backend)
-            found = await provider.fetch_many([t.provider_task_id or "" for t in tracked])
+            async with self._status_slot(backend):
+                found = await provider.fetch_many([t.provider_task_id or "" for t in tracked])
         except ProviderError as exc:
             log.info("%s: task list failed: %s (%s)", backend, exc.reason, exc.message)
             found = {}
@@ -341,11 +341,13 @@ class Tracker:
         self, task: Task, remote: ProviderTask | None, due: bool, claim: bool
     ) -> None:
         try:
-            if remote is None and task.state in (TaskState.QUEUED, TaskState.RUNNING):
-                # Outside the check slots, so waiting polls never hold up deliveries.
-                await self._turn(task.backend)
-            async with self._limit:
-                await self.check(task, remote, due=due, claim=claim)
+            async with contextlib.AsyncExitStack() as turn:
+                if remote is None and _asks(task):
+                    # Taken outside the check slots, so waiting polls never hold up deliveries
+                    # (and nothing holding a check slot ever waits for a query's turn).
+                    await turn.enter_async_context(self._status_slot(task.backend))
+                async with self._limit:
+                    await self.check(task, remote, due=due, claim=claim, turn=turn)
         except Exception:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
@@ -364,12 +366,16 @@ class Tracker:
         *,
         due: bool = True,
         claim: bool = False,
+        turn: contextlib.AsyncExitStack | None = None,
     ) -> None:
-        """Bring one task forward: poll the provider (or use `remote`), or deliver it."""
+        """Bring one task forward: poll the provider (or use `remote`), or deliver it.
+
+        `turn` holds the status query's slot, given back once the query has its answer.
+        """
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
-            await self._poll(task, remote, due=due, claim=claim)
+            await self._poll(task, remote, due=due, claim=claim, turn=turn)
         elif task.state is TaskState.DELIVERING:
             # Refused before, or its holder is gone: a link, or the video if none was sent.
             await self._deliverer.recover(task)
@@ -377,12 +383,18 @@ class Tracker:
             if self._resume is not None:
                 await self._resume(task)  # its submitter is gone: settle or submit it
         elif task.state is TaskState.FAILED and task.error == Failure.TIMEOUT:
-            await self._late_check(task)
+            await self._late_check(task, turn)
         else:
             await self._tasks.unschedule(task.id)
 
     async def _poll(
-        self, task: Task, known: ProviderTask | None, *, due: bool, claim: bool = False
+        self,
+        task: Task,
+        known: ProviderTask | None,
+        *,
+        due: bool,
+        claim: bool = False,
+        turn: contextlib.AsyncExitStack | None = None,
     ) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
@@ -397,7 +409,7 @@ class Tracker:
         seen = task.next_poll_at if claim else None
         if not await self._tasks.count_poll(task.id, next_at, seen):
             return  # a stale copy: the task ended meanwhile, or another replica looks now
-        remote = known or await self._fetch(task, next_at)
+        remote = known or await self._fetch(task, next_at, turn)
         if remote is None:
             if now >= deadline:
                 await self._time_out(task)
@@ -426,14 +438,23 @@ class Tracker:
         next_at = now + schedule.next_delay(now - started)
         return min(next_at, max(now, started + self._task_timeout))
 
-    async def _turn(self, backend: str) -> None:
-        """Wait until the backend takes another status query."""
+    def _status_slot(self, backend: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Room for a status query to the backend, counted until a window after its answer
+        (the backend counts it when it arrives, somewhere in between)."""
         gate = self._gates.get(backend)
-        if gate is not None:
-            await gate.acquire()
+        return gate.slot() if gate is not None else contextlib.nullcontext()
 
-    async def _fetch(self, task: Task, next_at: float) -> ProviderTask | None:
-        """The provider's view of the task, or None if it could not be had this time."""
+    async def _fetch(
+        self, task: Task, next_at: float, turn: contextlib.AsyncExitStack | None
+    ) -> ProviderTask | None:
+        """The provider's view of the task, or None if it could not be had this time.
+
+        Asked in `turn`'s slot, given back with the answer; in a slot of its own without one.
+        """
+        if turn is None:
+            async with contextlib.AsyncExitStack() as own:
+                await own.enter_async_context(self._status_slot(task.backend))
+                return await self._fetch(task, next_at, own)
         provider = self._providers.get(task.backend)
         assert task.provider_task_id is not None
         if provider is None:
@@ -447,6 +468,8 @@ class Tracker:
             if hint and time.time() + hint > next_at:
                 await self._tasks.count_poll(task.id, time.time() + hint)
             return None
+        finally:
+            await turn.aclose()
 
     async def _succeeded(self, task: Task, remote: ProviderTask, *, suspect: bool) -> None:
         now = time.time()
@@ -487,15 +510,14 @@ class Tracker:
             await self._reporter.show(failed)
             await self._watch.failed(task.backend, Failure.TIMEOUT, None)
 
-    async def _late_check(self, task: Task) -> None:
+    async def _late_check(self, task: Task, turn: contextlib.AsyncExitStack | None) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
         if now - started > LATE_WINDOW or task.provider_task_id is None:
             await self._tasks.unschedule(task.id)
             return
         await self._tasks.count_poll(task.id, now + self._late_interval)
-        await self._turn(task.backend)
-        remote = await self._fetch(task, now + self._late_interval)
+        remote = await self._fetch(task, now + self._late_interval, turn)
         if remote is None:
             return
         if remote.state is ProviderState.SUCCEEDED and remote.video_url:
@@ -519,3 +541,9 @@ class Tracker:
             await self._reporter.show(failed)
             await self._watch.failed(task.backend, reason, detail)
         return failed
+
+
+def _asks(task: Task) -> bool:
+    """Whether checking the task asks its provider for its status."""
+    running = task.state in (TaskState.QUEUED, TaskState.RUNNING)
+    return running or (task.state is TaskState.FAILED and task.error == Failure.TIMEOUT)
