@@ -100,6 +100,9 @@ class Tracker:
         self._stop_timeout = stop_timeout
         self._wakeup = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
+        # Checks that ask the provider first wait here, apart: polls waiting for a status
+        # query's turn never hold up deliveries, and nothing waits holding a turn.
+        self._asking = asyncio.Semaphore(concurrency)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
@@ -341,13 +344,13 @@ class Tracker:
         self, task: Task, remote: ProviderTask | None, due: bool, claim: bool
     ) -> None:
         try:
-            async with contextlib.AsyncExitStack() as turn:
-                if remote is None and _asks(task):
-                    # Taken outside the check slots, so waiting polls never hold up deliveries
-                    # (and nothing holding a check slot ever waits for a query's turn).
+            if remote is None and _asks(task):
+                async with self._asking, contextlib.AsyncExitStack() as turn:
                     await turn.enter_async_context(self._status_slot(task.backend))
-                async with self._limit:
                     await self.check(task, remote, due=due, claim=claim, turn=turn)
+            else:
+                async with self._limit:
+                    await self.check(task, remote, due=due, claim=claim)
         except Exception:
             log.exception("task %s: check failed", task.id)
             with contextlib.suppress(Exception):
