@@ -356,3 +356,11 @@ async def test_fresh_url_asks_download_url_for_a_link_and_reads_its_refusals() -
     with pytest.raises(ServiceUnavailableError):
         await kie.fresh_url(result)
     await kie.aclose()
+
+
+async def test_fresh_url_from_a_host_without_download_url_is_no_verdict_on_the_video() -> None:
+    # A gateway in front of kie that lacks the endpoint answers a plain 404: that says nothing
+    # of the video (kie's own "not found" comes as its envelope's code).
+    kie, _ = provider(lambda req: httpx.Response(404, text="<html>Not Found</html>"))
+    assert await kie.fresh_url("https://tempfile.aiquickdraw.test/v/r.mp4") is None
+    await kie.aclose()

@@ -175,13 +175,34 @@ async def test_a_result_link_that_expired_is_fetched_again_through_a_fresh_one(
         assert len(h.kie.fresh_links) == 1
 
 
+async def away_while_it_finished(h: Harness, days: float) -> Task:
+    """The user blocks the bot, their video finishes `days` ago and waits for them."""
+    await generate(h)
+    task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+    h.telegram.blocked_users.add(h.user.id)
+    assert task.provider_task_id is not None
+    await h.kie.complete(task.provider_task_id)
+    await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERING)
+    await until(lambda: any(c.status == 403 for c in h.telegram.calls))
+    await h.services.db.execute(
+        "UPDATE tasks SET finished_at = ? WHERE id = ?", (time.time() - days * 86400, task.id)
+    )
+    return task
+
+
+async def come_back(h: Harness) -> None:
+    """The user unblocks the bot and writes: their waiting video is due."""
+    h.telegram.blocked_users.discard(h.user.id)
+    await h.reply_to(h.telegram.send_text(h.user, "/start"))
+
+
 async def test_a_video_the_provider_no_longer_keeps_fails_instead_of_a_dead_link(
     harness: Run,
 ) -> None:
-    async with harness(poll_interval=60.0) as h:
-        task = await finished_at(h, lambda url: url)
-        h.kie.results_expired = h.kie.results_deleted = True  # past kie's 14 days
-        await check_now(h, task)
+    async with harness(poll_interval=60.0, callbacks=True) as h:
+        task = await away_while_it_finished(h, days=2)
+        h.kie.results_expired = h.kie.results_deleted = True  # kie: "not found"
+        await come_back(h)
         failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
         assert failed.error == "expired" and failed.delivered_at is None
         told = await h.telegram.wait_for_call(
@@ -194,27 +215,48 @@ async def test_a_video_the_provider_no_longer_keeps_fails_instead_of_a_dead_link
 async def test_a_user_back_after_longer_than_the_backend_keeps_videos_gets_no_dead_link(
     harness: Run,
 ) -> None:
-    # The user blocked the bot before the video came and writes again after 15 days: its link
-    # refuses us, kie will not renew it (a 422), and kie keeps media 14 days: a link would be
-    # dead. (A refused link of a recent task is still sent: the tests above.)
+    # Back after 15 days: the link refuses us, kie will not renew it (a 422), and kie keeps
+    # media 14 days: a link would be dead.
     async with harness(poll_interval=60.0, callbacks=True) as h:
-        await generate(h)
-        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
-        h.telegram.blocked_users.add(h.user.id)
-        assert task.provider_task_id is not None
-        await h.kie.complete(task.provider_task_id)
-        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERING)
-        await until(lambda: any(c.status == 403 for c in h.telegram.calls))
-        await h.services.db.execute(
-            "UPDATE tasks SET finished_at = ? WHERE id = ?", (time.time() - 15 * 86400, task.id)
-        )
+        task = await away_while_it_finished(h, days=15)
         h.kie.results_expired = True
         h.kie.fail_next("downloadUrl", code=422, msg="Invalid URL")
-        h.telegram.blocked_users.discard(h.user.id)
-        await h.reply_to(h.telegram.send_text(h.user, "/start"))
+        await come_back(h)
         failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
         assert failed.error == "expired" and failed.delivered_at is None
         assert videos(h) == [] and notices(h) == []
+
+
+async def test_a_link_past_its_life_that_kie_will_not_renew_now_is_not_sent(
+    harness: Run,
+) -> None:
+    # Back after 2 days: the link (24 h) refuses us and kie refuses to renew it (the key was
+    # changed: 401). A link would be dead, the video is still kept: tried again later, and
+    # sent once kie renews the link.
+    async with harness(poll_interval=0.1, callbacks=True) as h:
+        task = await away_while_it_finished(h, days=2)
+        h.kie.results_expired = True
+        h.kie.fail_next("downloadUrl", code=401, msg="unauthorized", http_status=401)
+        await come_back(h)
+        held = await h.wait_task(
+            lambda t: t.id == task.id and t.lease_owner is None and t.next_poll_at is not None,
+            timeout=3,
+        )
+        assert held.state is TaskState.DELIVERING and videos(h) == [] and notices(h) == []
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10)
+        assert len(videos(h)) == 1 and notices(h) == []
+
+
+async def test_a_refused_link_of_a_recent_video_is_still_sent(harness: Run) -> None:
+    # Within the link's day a refusal may be a hiccup (or the user's browser may get what we
+    # do not): the link goes, even when kie says it has no such file.
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, lambda url: url)
+        h.kie.results_expired = h.kie.results_deleted = True
+        await check_now(h, task)
+        done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        (notice,) = notices(h)
+        assert done.result_url is not None and done.result_url in notice.params["text"]
 
 
 async def test_a_fresh_link_kie_cannot_give_now_is_asked_for_again_later(harness: Run) -> None:
@@ -257,3 +299,23 @@ async def test_a_video_too_big_to_upload_gets_its_link_and_how_long_that_link_wo
         (fresh,) = h.kie.fresh_links
         assert fresh in late.params["text"] and "works for 20 minutes" in late.params["text"]
         assert videos(h) == []
+
+
+async def test_after_a_cut_off_upload_an_expired_link_is_renewed_not_sent_dead(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, lambda url: url)
+        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
+        h.telegram.fail_next("sendMessage", times=2)
+        await check_now(h, task)
+        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+        await asyncio.sleep(0.2)
+        h.kie.results_expired = True  # the bot comes back after the result's link expired
+        await h.restart()
+        await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
+        (link,) = [c for c in notices(h) if c.ok]
+        (fresh,) = h.kie.fresh_links
+        assert fresh in link.params["text"] and "within 20 minutes" in link.params["text"]
+        assert "restarted while sending" in link.params["text"]
+        assert not [c for c in h.telegram.calls_of("sendVideo") if c.ok]

@@ -64,9 +64,11 @@ class TelegramRecipient:
             return Sent.REFUSED
         return Sent.SENT
 
-    async def send_link(self, task: Task, reason: LinkReason, url: str, size_mb: int) -> bool:
+    async def send_link(
+        self, task: Task, reason: LinkReason, url: str, size_mb: int, brief: bool = False
+    ) -> bool:
         """Send the video's link; False if the user surely did not get it."""
-        text, plain = link_texts(task, reason, url, size_mb)
+        text, plain = link_texts(task, reason, url, size_mb, brief)
         return await self._notice(task, text, plain)
 
     async def _notice(self, task: Task, text: str, plain: str) -> bool:

@@ -262,9 +262,16 @@ EN: dict[str, str] = {
         "This link works for 20 minutes: {url}"
     ),
     "video.link": "✅ Your video is ready. I could not upload it here; download it: {url}",
+    "video.link_brief": (
+        "✅ Your video is ready. I could not upload it here; download it within 20 minutes: {url}"
+    ),
     "video.resent_link": (
         "✅ The bot restarted while sending your video for task #{id}. "
         "If it did not arrive above, download it here: {url}"
+    ),
+    "video.resent_link_brief": (
+        "✅ The bot restarted while sending your video for task #{id}. "
+        "If it did not arrive above, download it here within 20 minutes: {url}"
     ),
     "list.header": "<b>Your videos</b> (newest first):",
     "list.empty": "You have no videos yet. Send me a photo with a caption to make one.",
@@ -499,7 +506,9 @@ ZH: dict[str, str] = {
     "video.too_big": "✅ 视频已完成，但文件太大（{size} MB），无法在这里发送。请在 24 小时内下载：{url}",
     "video.too_big_brief": "✅ 视频已完成，但文件太大（{size} MB），无法在这里发送。此链接 20 分钟内有效：{url}",
     "video.link": "✅ 视频已完成，但无法上传到这里，请下载：{url}",
+    "video.link_brief": "✅ 视频已完成，但无法上传到这里，请在 20 分钟内下载：{url}",
     "video.resent_link": "✅ 发送任务 #{id} 的视频时机器人重启了。如果上方没有收到视频，请在这里下载：{url}",
+    "video.resent_link_brief": "✅ 发送任务 #{id} 的视频时机器人重启了。如果上方没有收到视频，请在 20 分钟内从这里下载：{url}",
     "list.header": "<b>你的视频</b>（最新的在前）：",
     "list.empty": "你还没有视频。发送一张带说明的照片来制作第一个吧。",
     "list.item": "{icon} #{id} · {state} · {model} · {duration} 秒{sound} · {age}\n    <i>{prompt}</i>",

@@ -38,13 +38,18 @@ class Outcome(Enum):
     """What became of one try to hand a video over."""
 
     GOT = "got"  # the user has the video or its link
-    MISSED = "missed"  # refused: tried again later
+    MISSED = "missed"  # refused: tried again later, for a day
     AWAY = "away"  # the chat blocks the bot: tried when it writes again
+    LATER = "later"  # no working link to the video now: tried again while it is kept
     GONE = "gone"  # the provider no longer keeps the video: the task fails
 
 
 class _Expired(Exception):
-    """The result's link refuses us and no fresh one can be had."""
+    """The video is gone: the provider says so, or it is older than the provider keeps them."""
+
+
+class _NotNow(Exception):
+    """No working link to the video can be had now."""
 
 
 class Deliverer:
@@ -108,7 +113,7 @@ class Deliverer:
                 if task.sending_at is None:
                     await self._finish(task, claim)  # nothing had gone to Telegram yet
                 else:
-                    await self._after(task, claim, await self._link(task, LinkReason.RESENT))
+                    await self._after(task, claim, await self._resend(task))
 
     async def _finish(self, task: Task, claim: Claim) -> None:
         await self._after(task, claim, await self._send(task, claim))
@@ -132,12 +137,17 @@ class Deliverer:
             # Due again at once instead if the chat wrote meanwhile (the end of this check
             # wakes the tracker).
             await self._tasks.wait_for_chat(task.id, claim.holder)
+        elif outcome is Outcome.LATER:
+            provider = self._providers.get(task.backend)
+            kept = provider.results_kept if provider is not None else None
+            await self._try_again_later(task, max(GIVE_UP_AFTER, kept or 0.0))
         else:
             await self._try_again_later(task)
 
-    async def _try_again_later(self, task: Task) -> None:
-        """The user got nothing: the task stays `delivering` and is tried again, for a day."""
-        if time.time() - (task.finished_at or task.created_at) < GIVE_UP_AFTER:
+    async def _try_again_later(self, task: Task, horizon: float = GIVE_UP_AFTER) -> None:
+        """The user got nothing: the task stays `delivering` and is tried again until
+        `horizon` seconds after it ended (a day for Telegram's refusals)."""
+        if time.time() - (task.finished_at or task.created_at) < horizon:
             await self._tasks.retry_delivery(task.id, time.time() + self._retry_delay)
         else:
             await self._tasks.unschedule(task.id)  # /stats lists it; the next start tries again
@@ -175,16 +185,15 @@ class Deliverer:
                 url = fresh
                 await self._download(url, path)
         except VideoTooLarge as exc:
-            # A fresh link (the result's own had expired) works 20 minutes, not a day.
-            reason = LinkReason.TOO_BIG if url == task.result_url else LinkReason.TOO_BIG_BRIEF
-            return await self._link(task, reason, round(exc.size / 1024 / 1024), url)
+            return await self._link(task, LinkReason.TOO_BIG, round(exc.size / 1024 / 1024), url)
         except _Expired:
             return Outcome.GONE
-        except ProviderError as exc:
-            log.warning("task %s: no fresh link yet: %s (%s)", task.id, exc.reason, exc.message)
-            return Outcome.MISSED
+        except _NotNow:
+            return Outcome.LATER
         except (httpx.HTTPError, OSError) as exc:
             log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
+            if url != task.result_url:
+                return Outcome.LATER  # not even through a fresh link: no link would work
             return await self._link(task, LinkReason.UNSENT, url=url)
         return await self._upload(task, claim, path, url)
 
@@ -194,31 +203,60 @@ class Deliverer:
         )
 
     async def _fresh_url(self, task: Task) -> str | None:
-        """A new link to a result whose own link refused us (it may have expired); None if
-        there is none but the old link may still serve the user.
+        """A new link to a result whose own link refused us; None if the own one may still
+        serve the user (it is younger than its provider says links last).
 
-        Raises _Expired when the video is gone or past the time its backend keeps results, and
-        a ProviderError worth trying again later.
+        Raises _Expired when the video is gone, _NotNow when no working link can be had now.
         """
         assert task.result_url is not None
         provider = self._providers.get(task.backend)
+        if provider is None:
+            return None
+        age = time.time() - (task.finished_at or task.created_at)
+        dead = provider.link_life is not None and age > provider.link_life
         fresh = None
-        if provider is not None:
-            try:
-                fresh = await provider.fresh_url(task.result_url)
-            except NotFoundError:
-                raise _Expired from None  # the provider says the video is gone
-            except ProviderError as exc:
-                if exc.retryable:
-                    raise
-                log.info("task %s: no fresh link: %s (%s)", task.id, exc.reason, exc.message)
+        try:
+            fresh = await provider.fresh_url(task.result_url)
+        except NotFoundError as exc:
+            if dead:
+                raise _Expired from None  # its link is past its life, and the video is gone
+            log.info("task %s: no fresh link: %s (%s)", task.id, exc.reason, exc.message)
+        except ProviderError as exc:
+            log.warning("task %s: no fresh link: %s (%s)", task.id, exc.reason, exc.message)
+            if exc.retryable:
+                raise _NotNow from None
         if fresh is not None:
-            log.info("task %s: its link refused us; downloading through a fresh one", task.id)
+            log.info("task %s: its link refused us; fetched through a fresh one", task.id)
             return fresh
-        kept = provider.results_kept if provider is not None else None
-        if kept is not None and time.time() - (task.finished_at or task.created_at) > kept:
+        if provider.results_kept is not None and age > provider.results_kept:
             raise _Expired
+        if dead:
+            raise _NotNow  # a link past its life: sending it would send nothing
         return None
+
+    async def _resend(self, task: Task) -> Outcome:
+        """After an upload cut off or refused: the link, never a second video (a fresh link
+        when the result's own no longer works)."""
+        url = task.result_url or ""
+        try:
+            if await self._refuses(url):
+                url = await self._fresh_url(task) or url
+        except _Expired:
+            return Outcome.GONE
+        except _NotNow:
+            return Outcome.LATER
+        return await self._link(task, LinkReason.RESENT, url=url)
+
+    async def _refuses(self, url: str) -> bool:
+        """Whether the link answers with a client error (expired, gone); a local file or no
+        answer at all says nothing."""
+        if not url.startswith(("http://", "https://")):
+            return False
+        try:
+            async with self._client.stream("GET", url) as response:
+                return response.is_client_error
+        except httpx.HTTPError:
+            return False
 
     async def _upload(self, task: Task, claim: Claim, path: Path, url: str) -> Outcome:
         async with self._uploads:
@@ -243,7 +281,9 @@ class Deliverer:
     async def _link(
         self, task: Task, reason: LinkReason, size_mb: int = 0, url: str | None = None
     ) -> Outcome:
-        """Send the video's link (`url`, else the result's own)."""
-        if await self._recipient.send_link(task, reason, url or task.result_url or "", size_mb):
+        """Send the video's link (`url`, else the result's own: another works 20 minutes)."""
+        own = task.result_url or ""
+        link = url or own
+        if await self._recipient.send_link(task, reason, link, size_mb, brief=link != own):
             return Outcome.GOT
         return Outcome.AWAY if await self._recipient.turned_away(task) else Outcome.MISSED

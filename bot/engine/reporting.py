@@ -44,8 +44,6 @@ class LinkReason(Enum):
     """Why the user gets a link instead of the video."""
 
     TOO_BIG = "too_big"
-    # Too big, and its own link had expired: the fresh one works only a short while.
-    TOO_BIG_BRIEF = "too_big_brief"
     UNSENT = "unsent"
     RESENT = "resent"
 
@@ -62,5 +60,8 @@ class Recipient(Protocol):
     async def send_video(self, task: Task, path: Path) -> Sent:
         """Send the video file."""
 
-    async def send_link(self, task: Task, reason: LinkReason, url: str, size_mb: int) -> bool:
-        """Send a link to the video; False if the user surely did not get it."""
+    async def send_link(
+        self, task: Task, reason: LinkReason, url: str, size_mb: int, brief: bool = False
+    ) -> bool:
+        """Send a link to the video (`brief`: one that works 20 minutes); False if the user
+        surely did not get it."""

@@ -203,8 +203,9 @@ class Provider(ABC):
     can_find: ClassVar[bool] = False
     # Whether the backend calls the task's callback_url when it ends.
     sends_callbacks: bool = True
-    # Seconds a result's link is documented to work (None: not documented); a link older
-    # than that which fails has expired, and the task cannot be delivered any more.
+    # Seconds a result's own link is documented to work, and the video itself is kept (None:
+    # not documented): past the first a refused link is dead, past the second so is the video.
+    link_life: float | None = None
     results_kept: float | None = None
 
     @property
@@ -236,7 +237,10 @@ class Provider(ABC):
         raise NotImplementedError(f"{self.name} cannot look tasks up by our id")
 
     async def fresh_url(self, url: str) -> str | None:
-        """A new link to a result whose own `url` stopped working; None if there is no way."""
+        """A new link to a result whose own `url` stopped working; None if there is no way.
+
+        Raises NotFoundError when the provider says the video is gone.
+        """
         return None
 
     @abstractmethod

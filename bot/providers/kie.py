@@ -236,6 +236,7 @@ class KieProvider(Provider):
     create_rate = (20, 11.0)
     status_rate = STATUS_RATE
     # Result URLs may expire after 24 h; `fresh_url` reaches the media for its 14 days.
+    link_life = 24 * 3600.0
     results_kept = 14 * 86400.0
 
     def __init__(
@@ -314,9 +315,20 @@ class KieProvider(Provider):
     async def fresh_url(self, url: str) -> str | None:
         """A link valid 20 minutes to a kie-made result (its own URL may expire after 24 h,
         the media is kept 14 days: providers.md A)."""
-        data = await self._call(
-            "POST", f"{self._api_url}/api/v1/common/download-url", json={"url": url}
+        request = self._client.build_request(
+            "POST",
+            f"{self._api_url}/api/v1/common/download-url",
+            headers=self._auth,
+            json={"url": url},
         )
+        response = await send(self._client, request)
+        if response.status_code in (404, 405) and not _has_code(response):
+            # Not kie's refusal (that has a code): this host, a gateway in front of kie, has
+            # no such endpoint, which says nothing of the video.
+            return None
+        body = json_body(response)
+        raise_for_code(body, response)
+        data = body.get("data")
         if not isinstance(data, str) or not data.startswith(("https://", "http://")):
             raise ServiceUnavailableError("download-url answered without a link")
         return data
@@ -365,6 +377,15 @@ class KieProvider(Provider):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
+
+
+def _has_code(response: httpx.Response) -> bool:
+    """Whether the body is kie's envelope, with its integer `code`."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(body, dict) and isinstance(body.get("code"), int)
 
 
 def _field(data: Any, name: str, call: str) -> str:

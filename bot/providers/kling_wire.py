@@ -153,7 +153,8 @@ class OfficialShapeProvider(Provider):
     ) -> None:
         self.name = name
         self.sends_callbacks = flavour.callbacks
-        self.results_kept = flavour.results_kept
+        # Kling documents one lifetime, for the video and so for its link.
+        self.link_life = self.results_kept = flavour.results_kept
         self._base = base_url.rstrip("/")
         self._flavour = flavour
         self._client = new_client(transport, timeout)

@@ -15,7 +15,6 @@ from storage.models import Task
 
 _LINK_TEXTS = {
     LinkReason.TOO_BIG: "video.too_big",
-    LinkReason.TOO_BIG_BRIEF: "video.too_big_brief",
     LinkReason.UNSENT: "video.link",
     LinkReason.RESENT: "video.resent_link",
 }
@@ -52,12 +51,15 @@ def video_keyboard(task: Task) -> InlineKeyboardMarkup:
     )
 
 
-def link_texts(task: Task, reason: LinkReason, url: str, size_mb: int) -> tuple[str, str]:
-    """The notice with the video's link instead of the video: as HTML, and as plain text."""
+def link_texts(
+    task: Task, reason: LinkReason, url: str, size_mb: int, brief: bool = False
+) -> tuple[str, str]:
+    """The notice with the video's link instead of the video, as HTML and as plain text
+    (`brief`: a link that works 20 minutes, not the result's own)."""
     if not url.startswith(("http://", "https://")):  # a local file is no use to the user
         unavailable = t(task.lang, "video.unavailable", id=task.id)
         return unavailable, unavailable
-    key = _LINK_TEXTS[reason]
+    key = _LINK_TEXTS[reason] + ("_brief" if brief else "")
     values = {"id": task.id, "size": size_mb}
     # The provider's URL may hold & < >: escaped for HTML, as it is in plain text.
     return t(task.lang, key, url=html.escape(url), **values), t(task.lang, key, url=url, **values)
