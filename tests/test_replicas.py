@@ -154,6 +154,8 @@ async def audit(
     assert all(n == 1 for n in drafts.values()), drafts
     assert all(n <= 1 for n in videos.values()), videos
     assert all(n == 1 for uid, n in videos.items() if uid not in cut_off), (videos, cut_off)
+    linked = {u.id for u in users if c.said_to(u, LINKED)}
+    assert linked <= set(cut_off), (linked, cut_off)
     # Never more than one paid create per press; fewer when a killed worker's create never
     # left it (the user still sees 'may not have started', since no one can tell, and
     # retries).
@@ -323,20 +325,24 @@ async def test_a_busy_worker_killed_mid_create_mid_poll_mid_upload(
 async def _kill_worker(c: Cluster, url: str, worker: Replica, step: str) -> set[int]:
     """SIGKILL the worker (measuring the takeover if it led too); the chats whose upload it
     had begun."""
-    led = c.leader() is worker
-    killed = await c.kill(worker)
-    # Read before another replica can take the dead one's leases (they run 3 s).
-    rows = await fetch(
-        url,
+    sql = (
         "SELECT chat_id FROM tasks WHERE state = 'delivering' AND sending_at IS NOT NULL"
-        " AND lease_owner LIKE $1",
-        f"%:{worker.pid}/%",
+        " AND lease_owner LIKE $1"
     )
+    owner = f"%:{worker.pid}/%"
+    led = c.leader() is worker
+    # Read just before the kill as well: on a loaded machine another replica could take a
+    # lease that was close to running out before the read after it.
+    before = await fetch(url, sql, owner)
+    killed = await c.kill(worker)
+    # Read after too (the dead one may have begun another upload meanwhile), before its
+    # leases (3 s) can run out.
+    after = await fetch(url, sql, owner)
     if led:
         await taken_over(c, worker, killed, f"{step} (the worker was the leader)")
     else:
         FIGURES.append(f"{step}: killed {worker.name}, not the leader")
-    return {int(row["chat_id"]) for row in rows}
+    return {int(row["chat_id"]) for row in [*before, *after]}
 
 
 # ---- webhook mode ------------------------------------------------------------------------------
