@@ -10,6 +10,9 @@ from storage.dialect import Dialect
 from storage.models import AlbumImage, Draft, DraftState, GenerationOptions
 
 MAX_ALBUM_IMAGES = 4
+# A second tap of "Again" or "New prompt" within this many seconds (a double tap, or the
+# same tap sent twice) finds the draft the first made instead of making another.
+DOUBLE_TAP = 5.0
 
 _INSERT = """
 INSERT INTO drafts (user_id, chat_id, source_message_id, image_file_id, prompt, options, lang,
@@ -74,6 +77,15 @@ INSERT INTO drafts (user_id, chat_id, source_message_id, image_file_id, extra_im
 SELECT user_id, chat_id, source_message_id, image_file_id, extra_images, ?, options, ?, ?, ?, ?
 FROM tasks WHERE id = ?
 """
+# The draft a tap on the same task's button made a moment ago, still untouched.
+_SAME_FROM_TASK = """
+SELECT d.id FROM drafts d JOIN tasks t ON t.id = ?
+WHERE d.chat_id = t.chat_id AND d.user_id = t.user_id
+  AND d.source_message_id = t.source_message_id AND d.image_file_id = t.image_file_id
+  AND d.extra_images = t.extra_images AND d.options = t.options
+  AND d.state = ? AND d.created_at > ? AND {prompt}
+ORDER BY d.id DESC LIMIT 1
+"""
 _CANCEL_AWAITING = """
 UPDATE drafts SET state = 'cancelled', updated_at = ?
 WHERE chat_id = ? AND user_id = ? AND state = 'awaiting_prompt'
@@ -81,7 +93,8 @@ WHERE chat_id = ? AND user_id = ? AND state = 'awaiting_prompt'
 
 
 async def _lock_awaiting(tx: Session, chat_id: int, user_id: int) -> None:
-    """Make drafts waiting for a user's prompt in a chat be made one after another."""
+    """Make drafts waiting for a user's prompt in a chat (and drafts from a task's buttons)
+    be made one after another."""
     await tx.lock(f"kling-bot:awaiting:{chat_id:d}:{user_id:d}")
 
 
@@ -247,8 +260,11 @@ class DraftRepository:
         row = await self._db.fetchone(_LATEST_OPEN, (chat_id, user_id))
         return Draft.from_row(row) if row else None
 
-    async def from_task(self, task_id: int, *, keep_prompt: bool, lang: str) -> Draft | None:
-        """A new draft with a task's photos and options: to generate again, or re-prompt."""
+    async def from_task(
+        self, task_id: int, *, keep_prompt: bool, lang: str
+    ) -> tuple[Draft, bool] | None:
+        """A new draft with a task's photos and options, to generate again or re-prompt, and
+        True; or the one a tap on the same button made a moment ago, and False."""
         now = time.time()
         row = await self._db.fetchone(
             "SELECT prompt, chat_id, user_id FROM tasks WHERE id = ?", (task_id,)
@@ -257,14 +273,22 @@ class DraftRepository:
             return None
         prompt = row["prompt"] if keep_prompt else None
         state = DraftState.OPEN if prompt else DraftState.AWAITING_PROMPT
+        same = _SAME_FROM_TASK.format(
+            prompt="d.prompt = t.prompt" if prompt else "d.prompt IS NULL"
+        )
         async with self._db.transaction() as tx:
+            await _lock_awaiting(tx, int(row["chat_id"]), int(row["user_id"]))
+            earlier = await tx.fetchone(same, (task_id, state.value, now - DOUBLE_TAP))
+            if earlier is not None:
+                found = await tx.fetchone(_GET, (earlier["id"],))
+                assert found is not None
+                return Draft.from_row(found), False
             if state is DraftState.AWAITING_PROMPT:
-                await _lock_awaiting(tx, int(row["chat_id"]), int(row["user_id"]))
                 await tx.execute(_CANCEL_AWAITING, (now, row["chat_id"], row["user_id"]))
             draft_id = await tx.insert(_FROM_TASK, (prompt, lang, state.value, now, now, task_id))
             created = await tx.fetchone(_GET, (draft_id,))
         assert created is not None
-        return Draft.from_row(created)
+        return Draft.from_row(created), True
 
     async def cancel(self, draft_id: int) -> bool:
         """Drop a draft that has not been submitted."""

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import av
+import pytest
 
+import storage.drafts
 from bot.chat.texts import EN, ZH
 from storage.models import TaskState
 from tests.conftest import PHOTO, button, buttons, generate, until
@@ -140,6 +142,45 @@ async def test_again_and_new_prompt_from_a_delivered_video(harness: Run) -> None
             "editMessageText", lambda c: "now the lantern glows" in c.params["text"]
         )
         assert len(h.kie.creates()) == 1  # neither button paid for anything by itself
+
+
+async def test_a_double_tap_on_again_or_new_prompt_makes_one_draft(
+    harness: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage.drafts, "DOUBLE_TAP", 1.0)
+    async with harness() as h:
+        h.kie.finish_after = 0.1
+        await generate(h, "the lantern sways")
+        message = h.message((await h.telegram.wait_for_call("sendVideo"))[0])
+
+        def drafts() -> list[Any]:
+            return [
+                c
+                for c in h.telegram.calls_of("sendMessage")
+                if c.ok and "the lantern sways" in c.params["text"] and "Generate" in str(c.params)
+            ]
+
+        def prompts_asked() -> list[Any]:
+            return [
+                c
+                for c in h.telegram.calls_of("sendMessage")
+                if "send me the prompt" in c.params["text"]
+            ]
+
+        answers = len(h.telegram.calls_of("answerCallbackQuery"))
+        for _ in range(2):  # the same instant
+            h.telegram.tap(h.user, message, button(message, "Again"))
+        await h.telegram.wait_for_call("answerCallbackQuery", count=answers + 2)
+        for _ in range(2):
+            h.telegram.tap(h.user, message, button(message, "New prompt"))
+        await h.telegram.wait_for_call("answerCallbackQuery", count=answers + 4)
+        await asyncio.sleep(0.3)
+        assert len(drafts()) == 2  # the photo's own, and one again
+        assert len(prompts_asked()) == 1
+        # A tap after that moment is meant: two variants of one video, say.
+        await asyncio.sleep(1.0)
+        h.telegram.tap(h.user, message, button(message, "Again"))
+        await until(lambda: len(drafts()) == 3, timeout=3)
 
 
 async def test_cancel_command(harness: Run) -> None:

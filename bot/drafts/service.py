@@ -191,8 +191,11 @@ class DraftService:
             draft = await self.set_options(draft, captioned) or draft
         return draft
 
-    async def redraft(self, task_id: int, *, keep_prompt: bool, lang: str) -> Draft | None:
-        """A new draft from a task: its photo and options, with its prompt or waiting for one."""
+    async def redraft(
+        self, task_id: int, *, keep_prompt: bool, lang: str
+    ) -> tuple[Draft, bool] | None:
+        """A new draft from a task (its photo and options, with its prompt or waiting for one)
+        and True; the one a double tap's first tap made, and False."""
         return await self._drafts.from_task(task_id, keep_prompt=keep_prompt, lang=lang)
 
     # Albums

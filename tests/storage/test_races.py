@@ -157,3 +157,22 @@ async def test_captionless_photos_at_once_leave_one_draft_waiting(
         states = [await DraftRepository(one).get(draft.id) for draft in made]
         waiting = [d for d in states if d is not None and d.state is DraftState.AWAITING_PROMPT]
         assert len(waiting) == 1, states
+
+
+async def test_two_taps_of_again_at_once_make_one_draft(pair: tuple[Database, Database]) -> None:
+    """A double tap of "Again" (or "New prompt") handled on two connections at once makes one
+    draft; the other tap finds it."""
+    one, two = pair
+    for user in range(1, ROUNDS + 1):
+        task = await TaskRepository(one).claim_draft(await open_draft(one, user), "s", user)
+        assert isinstance(task, Task)
+        for keep in (True, False):
+            results = await asyncio.gather(
+                DraftRepository(one).from_task(task.id, keep_prompt=keep, lang="en"),
+                DraftRepository(two).from_task(task.id, keep_prompt=keep, lang="en"),
+            )
+            made = [r for r in results if r is not None]
+            assert sorted(new for _, new in made) == [False, True], results
+            assert made[0][0].id == made[1][0].id
+            state = DraftState.OPEN if keep else DraftState.AWAITING_PROMPT
+            assert made[0][0].state is state

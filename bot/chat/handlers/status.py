@@ -105,9 +105,11 @@ class Status:
     ) -> None:
         """A new draft from a task: the same prompt and options, or the photo with a new prompt."""
         keep = pressed.action is TaskAction.AGAIN
-        draft = await self.s.drafts.redraft(task.id, keep_prompt=keep, lang=lang)
-        if draft is None:
+        made = await self.s.drafts.redraft(task.id, keep_prompt=keep, lang=lang)
+        if made is None:
             await answer(query, t(lang, "answer.unknown"))
             return
+        draft, new = made
         await answer(query, t(lang, "answer.new_draft"))
-        await self.s.draft_messages.show_new(draft)
+        if new:  # a double tap's second tap: the first one's draft is (being) shown
+            await self.s.draft_messages.show_new(draft)
