@@ -8,6 +8,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from bot.core.failures import Failure
 from bot.engine.alerts import FailureWatch
@@ -100,8 +101,8 @@ class Tracker:
         self._stop_timeout = stop_timeout
         self._wakeup = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
-        # Checks that ask the provider first wait here, apart: polls waiting for a status
-        # query's turn never hold up deliveries, and nothing waits holding a turn.
+        # Status queries wait here, apart: polls waiting for a query's turn never hold up
+        # deliveries, and what a poll finds is then handled under `_limit`.
         self._asking = asyncio.Semaphore(concurrency)
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
@@ -116,6 +117,9 @@ class Tracker:
         if self._sole:
             # Cut off mid-way by a stop or a crash: submissions and deliveries are due now.
             await self._tasks.expire_leases(time.time())
+        else:
+            # With replicas leases are not ours to end; deliveries given up on for now are.
+            await self._tasks.resume_deliveries(time.time())
         if self._notes is not None:
             # Still lost when the bot stopped: polled until a callback comes again.
             self._unheard = await self._notes.without_callbacks()
@@ -344,10 +348,15 @@ class Tracker:
         self, task: Task, remote: ProviderTask | None, due: bool, claim: bool
     ) -> None:
         try:
-            if remote is None and _asks(task):
-                async with self._asking, contextlib.AsyncExitStack() as turn:
-                    await turn.enter_async_context(self._status_slot(task.backend))
-                    await self.check(task, remote, due=due, claim=claim, turn=turn)
+            if remote is None and task.state in (TaskState.QUEUED, TaskState.RUNNING):
+                async with self._asking:
+                    look = await self._look(task, None, due=due, claim=claim)
+                if look is not None:
+                    async with self._limit:
+                        await self._act(task, look)
+            elif remote is None and _late(task):
+                async with self._asking:  # rare: its delivery, if any, is made here
+                    await self._late_check(task)
             else:
                 async with self._limit:
                     await self.check(task, remote, due=due, claim=claim)
@@ -369,36 +378,30 @@ class Tracker:
         *,
         due: bool = True,
         claim: bool = False,
-        turn: contextlib.AsyncExitStack | None = None,
     ) -> None:
-        """Bring one task forward: poll the provider (or use `remote`), or deliver it.
-
-        `turn` holds the status query's slot, given back once the query has its answer.
-        """
+        """Bring one task forward: poll the provider (or use `remote`), or deliver it."""
         if task.state is TaskState.SUCCEEDED:
             await self._deliverer.deliver(task)
         elif task.state in (TaskState.QUEUED, TaskState.RUNNING):
-            await self._poll(task, remote, due=due, claim=claim, turn=turn)
+            look = await self._look(task, remote, due=due, claim=claim)
+            if look is not None:
+                await self._act(task, look)
         elif task.state is TaskState.DELIVERING:
             # Refused before, or its holder is gone: a link, or the video if none was sent.
             await self._deliverer.recover(task)
         elif task.state is TaskState.SUBMITTING:
             if self._resume is not None:
                 await self._resume(task)  # its submitter is gone: settle or submit it
-        elif task.state is TaskState.FAILED and task.error == Failure.TIMEOUT:
-            await self._late_check(task, turn)
+        elif _late(task):
+            await self._late_check(task)
         else:
             await self._tasks.unschedule(task.id)
 
-    async def _poll(
-        self,
-        task: Task,
-        known: ProviderTask | None,
-        *,
-        due: bool,
-        claim: bool = False,
-        turn: contextlib.AsyncExitStack | None = None,
-    ) -> None:
+    async def _look(
+        self, task: Task, known: ProviderTask | None, *, due: bool, claim: bool = False
+    ) -> _Look | None:
+        """Take this look at the task (None: another replica took it, or the task moved on)
+        and ask the provider, unless `known` says already."""
         now = time.time()
         started = task.submitted_at or task.created_at
         deadline = started + self._task_timeout
@@ -411,8 +414,13 @@ class Tracker:
             next_at = min(next_at, deadline)
         seen = task.next_poll_at if claim else None
         if not await self._tasks.count_poll(task.id, next_at, seen):
-            return  # a stale copy: the task ended meanwhile, or another replica looks now
-        remote = known or await self._fetch(task, next_at, turn)
+            return None  # a stale copy: the task ended meanwhile, or another replica looks now
+        remote = known or await self._fetch(task, next_at)
+        return _Look(remote, now, deadline, safety_net)
+
+    async def _act(self, task: Task, look: _Look) -> None:
+        """Act on what a look found."""
+        remote, now, deadline, safety_net = look.remote, look.now, look.deadline, look.safety_net
         if remote is None:
             if now >= deadline:
                 await self._time_out(task)
@@ -447,32 +455,25 @@ class Tracker:
         gate = self._gates.get(backend)
         return gate.slot() if gate is not None else contextlib.nullcontext()
 
-    async def _fetch(
-        self, task: Task, next_at: float, turn: contextlib.AsyncExitStack | None
-    ) -> ProviderTask | None:
+    async def _fetch(self, task: Task, next_at: float) -> ProviderTask | None:
         """The provider's view of the task, or None if it could not be had this time.
 
-        Asked in `turn`'s slot, given back with the answer; in a slot of its own without one.
+        Asked once the look is taken, in a status slot held until the answer.
         """
-        if turn is None:
-            async with contextlib.AsyncExitStack() as own:
-                await own.enter_async_context(self._status_slot(task.backend))
-                return await self._fetch(task, next_at, own)
         provider = self._providers.get(task.backend)
         assert task.provider_task_id is not None
         if provider is None:
             await self._fail(task, Failure.UNKNOWN_MODEL, None)
             return None
         try:
-            return await provider.fetch(task.provider_task_id)
+            async with self._status_slot(task.backend):
+                return await provider.fetch(task.provider_task_id)
         except ProviderError as exc:
             log.info("task %s: poll failed: %s (%s)", task.id, exc.reason, exc.message)
             hint = getattr(exc, "retry_after", None)
             if hint and time.time() + hint > next_at:
                 await self._tasks.count_poll(task.id, time.time() + hint)
             return None
-        finally:
-            await turn.aclose()
 
     async def _succeeded(self, task: Task, remote: ProviderTask, *, suspect: bool) -> None:
         now = time.time()
@@ -513,14 +514,14 @@ class Tracker:
             await self._reporter.show(failed)
             await self._watch.failed(task.backend, Failure.TIMEOUT, None)
 
-    async def _late_check(self, task: Task, turn: contextlib.AsyncExitStack | None) -> None:
+    async def _late_check(self, task: Task) -> None:
         now = time.time()
         started = task.submitted_at or task.created_at
         if now - started > LATE_WINDOW or task.provider_task_id is None:
             await self._tasks.unschedule(task.id)
             return
         await self._tasks.count_poll(task.id, now + self._late_interval)
-        remote = await self._fetch(task, now + self._late_interval, turn)
+        remote = await self._fetch(task, now + self._late_interval)
         if remote is None:
             return
         if remote.state is ProviderState.SUCCEEDED and remote.video_url:
@@ -546,7 +547,16 @@ class Tracker:
         return failed
 
 
-def _asks(task: Task) -> bool:
-    """Whether checking the task asks its provider for its status."""
-    running = task.state in (TaskState.QUEUED, TaskState.RUNNING)
-    return running or (task.state is TaskState.FAILED and task.error == Failure.TIMEOUT)
+@dataclass(frozen=True)
+class _Look:
+    """What one look at a running task found, and when."""
+
+    remote: ProviderTask | None  # None: the provider could not be asked this time
+    now: float
+    deadline: float
+    safety_net: bool  # a poll while a callback is awaited
+
+
+def _late(task: Task) -> bool:
+    """Whether the task timed out and is still looked at now and then (a late video)."""
+    return task.state is TaskState.FAILED and task.error == Failure.TIMEOUT
