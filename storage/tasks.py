@@ -107,6 +107,13 @@ _DUE_AGAIN = """
 UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?
 WHERE id = ? AND lease_owner = ? AND state = 'delivering'
 """
+# Deliveries given up on for now (refused for a day): due again when a process starts.
+_RESUME_DELIVERIES = """
+UPDATE tasks SET next_poll_at = ?
+WHERE state = 'delivering' AND next_poll_at IS NULL AND lease_owner IS NULL AND NOT EXISTS (
+    SELECT 1 FROM chats WHERE chats.chat_id = tasks.chat_id AND chats.blocked_at IS NOT NULL
+)
+"""
 _DELIVER_IN_CHAT = """
 UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?
 WHERE chat_id = ? AND state = 'delivering' AND next_poll_at IS NULL
@@ -380,6 +387,11 @@ class TaskRepository:
     async def heard(self, task_id: int, now: float) -> None:
         """Record that a callback named the task (the first one counts)."""
         await self._db.execute(_HEARD, (now, task_id))
+
+    async def resume_deliveries(self, now: float) -> int:
+        """Make deliveries given up on for now due (a process starts); how many. Those
+        waiting for a chat that blocks the bot, and those someone holds, are left."""
+        return await self._db.execute(_RESUME_DELIVERIES, (now,))
 
     async def expire_leases(self, now: float) -> int:
         """End every lease now (one process on SQLite: whoever held them is gone)."""

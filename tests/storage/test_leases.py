@@ -167,3 +167,30 @@ async def test_a_delivery_turned_away_waits_only_while_the_chat_still_blocks_the
     assert parked is not None and parked.next_poll_at is None and parked.lease_owner is None
     assert await chats.unblock(task.chat_id)
     assert await tasks.deliver_in_chat(task.chat_id) == 1
+
+
+async def test_a_starting_replica_makes_only_deliveries_given_up_on_for_now_due(
+    db: Database,
+) -> None:
+    tasks, chats = TaskRepository(db), ChatRepository(db, shared=True)
+
+    async def delivering(user: int, **fields: object) -> Task:
+        task = await new_task(db, user)
+        for state in (TaskState.QUEUED, TaskState.SUCCEEDED):
+            assert await tasks.advance(task.id, state, result_url="https://v/a.mp4")
+        moved = await tasks.advance(task.id, TaskState.DELIVERING, **fields)
+        assert moved is not None
+        return moved
+
+    later = time.time() + 60
+    given_up = await delivering(1, next_poll_at=None)  # refused for a day: unscheduled
+    held = await delivering(2, next_poll_at=later, lease_owner="a/1")  # another's, at work
+    parked = await delivering(3, next_poll_at=None)  # its chat blocks the bot
+    await chats.block(3)
+    now = time.time()
+    assert await tasks.resume_deliveries(now) == 1
+    after = {t.id: t for t in await tasks.in_states(TaskState.DELIVERING)}
+    assert after[given_up.id].next_poll_at == pytest.approx(now)
+    assert after[held.id].next_poll_at == pytest.approx(later)
+    assert after[held.id].lease_owner == "a/1"
+    assert after[parked.id].next_poll_at is None
