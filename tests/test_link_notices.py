@@ -184,8 +184,10 @@ async def away_while_it_finished(h: Harness, days: float) -> Task:
     await h.kie.complete(task.provider_task_id)
     await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERING)
     await until(lambda: any(c.status == 403 for c in h.telegram.calls))
+    # Links and the videos' keeping count from when the video was made: about its submission.
+    then = time.time() - days * 86400
     await h.services.db.execute(
-        "UPDATE tasks SET finished_at = ? WHERE id = ?", (time.time() - days * 86400, task.id)
+        "UPDATE tasks SET submitted_at = ?, finished_at = ? WHERE id = ?", (then, then, task.id)
     )
     return task
 
@@ -238,13 +240,18 @@ async def test_a_link_past_its_life_that_kie_will_not_renew_now_is_not_sent(
         h.kie.results_expired = True
         h.kie.fail_next("downloadUrl", code=401, msg="unauthorized", http_status=401)
         await come_back(h)
+
+        def asked() -> int:
+            return len([r for r in h.kie.requests if r.path == "/api/v1/common/download-url"])
+
+        await until(lambda: asked() == 1, timeout=3)
         held = await h.wait_task(
             lambda t: t.id == task.id and t.lease_owner is None and t.next_poll_at is not None,
             timeout=3,
         )
         assert held.state is TaskState.DELIVERING and videos(h) == [] and notices(h) == []
         await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10)
-        assert len(videos(h)) == 1 and notices(h) == []
+        assert len(videos(h)) == 1 and notices(h) == [] and asked() == 2
 
 
 async def test_a_refused_link_of_a_recent_video_is_still_sent(harness: Run) -> None:
@@ -319,3 +326,58 @@ async def test_after_a_cut_off_upload_an_expired_link_is_renewed_not_sent_dead(
         assert fresh in link.params["text"] and "within 20 minutes" in link.params["text"]
         assert "restarted while sending" in link.params["text"]
         assert not [c for c in h.telegram.calls_of("sendVideo") if c.ok]
+
+
+async def test_after_a_cut_off_upload_a_video_no_longer_kept_fails_without_claiming_it_was_lost(
+    harness: Run,
+) -> None:
+    async with harness(poll_interval=60.0) as h:
+        task = await finished_at(h, lambda url: url)
+        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
+        h.telegram.fail_next("sendMessage", times=2)
+        await check_now(h, task)
+        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+        await asyncio.sleep(0.2)
+        # The bot comes back two days on: the link has expired and kie no longer has the file.
+        then = time.time() - 2 * 86400
+        await h.services.db.execute(
+            "UPDATE tasks SET submitted_at = ?, finished_at = ? WHERE id = ?",
+            (then, then, task.id),
+        )
+        h.kie.results_expired = h.kie.results_deleted = True
+        await h.restart()
+        failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
+        assert failed.error == "expired_unsure" and failed.delivered_at is None
+        await h.telegram.wait_for_call(
+            "editMessageText", lambda c: "If it did not arrive above" in c.params["text"]
+        )
+        assert not [c for c in notices(h) if c.ok]
+
+
+async def test_a_video_the_bot_noticed_late_is_judged_by_when_it_was_made(harness: Run) -> None:
+    # The bot was down for two days while kie finished the task: it notices the end only now,
+    # but the link is two days old (dead) and kie will not renew it now (a 401): no link.
+    async with harness(poll_interval=60.0) as h:
+        await generate(h)
+        task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
+        then = time.time() - 2 * 86400
+        await h.services.db.execute(
+            "UPDATE tasks SET submitted_at = ?, created_at = ? WHERE id = ?", (then, then, task.id)
+        )
+        await h.stop()
+        assert task.provider_task_id is not None
+        await h.kie.complete(task.provider_task_id)
+        h.kie.results_expired = True
+        h.kie.fail_next("downloadUrl", code=401, msg="unauthorized", http_status=401)
+        await h.start()
+        await check_now(h, task)
+        await until(
+            lambda: any(r.path == "/api/v1/common/download-url" for r in h.kie.requests),
+            timeout=3,
+        )
+        held = await h.wait_task(
+            lambda t: t.id == task.id and t.state is TaskState.DELIVERING and t.lease_owner is None
+        )
+        assert held.finished_at is not None and held.finished_at > time.time() - 60
+        await asyncio.sleep(0.3)
+        assert notices(h) == [] and videos(h) == []

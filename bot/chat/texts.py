@@ -243,6 +243,10 @@ EN: dict[str, str] = {
         "the video was made, but it could not be sent here in time and the video service "
         "no longer keeps it."
     ),
+    "reason.expired_unsure": (
+        "the bot restarted while sending the video. If it did not arrive above, it cannot "
+        "be sent again: the video service no longer keeps it."
+    ),
     "reason.timeout": "it took longer than {minutes} minutes, so I stopped waiting.",
     "reason.image_unreadable": "I could not read the image. Please send it again as a photo.",
     "reason.image_fetch": "I could not fetch your photo from Telegram. Please send it again.",
@@ -496,6 +500,7 @@ ZH: dict[str, str] = {
     "reason.uncertain": "视频服务的响应丢失了（超时或响应不完整），任务可能没有开始。请过几分钟查看 /status 后再重试。",
     "reason.not_found": "视频服务找不到这个任务。",
     "reason.expired": "视频已经生成，但没能及时发送到这里，视频服务已不再保存它。",
+    "reason.expired_unsure": "发送视频时机器人重启了。如果上方没有收到视频，它已无法再次发送：视频服务已不再保存它。",
     "reason.timeout": "生成超过了 {minutes} 分钟，已停止等待。",
     "reason.image_unreadable": "无法读取这张图片，请以照片形式重新发送。",
     "reason.image_fetch": "无法从 Telegram 获取你的照片，请重新发送。",

@@ -31,6 +31,7 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     EXPIRED = "expired"
+    EXPIRED_UNSURE = "expired_unsure"
     # The photo.
     IMAGE_UNREADABLE = "image_unreadable"
     IMAGE_FETCH = "image_fetch"
@@ -90,6 +91,10 @@ _SUMMARIES = {
     Failure.TIMEOUT: "no video within the time allowed",
     Failure.INTERRUPTED: "the bot stopped while the task was being created",
     Failure.EXPIRED: "the video was no longer kept by the provider when it could be sent",
+    Failure.EXPIRED_UNSURE: (
+        "the bot stopped while sending the video, and the provider no longer keeps it "
+        "(the user may have it)"
+    ),
     Failure.IMAGE_UNREADABLE: "is not a JPEG, PNG or WebP image that can be read",
     Failure.IMAGE_FETCH: "could not be fetched",
     Failure.IMAGE_TOO_SMALL: "is too small (under {smallest} px on a side)",

@@ -40,8 +40,10 @@ class Outcome(Enum):
     GOT = "got"  # the user has the video or its link
     MISSED = "missed"  # refused: tried again later, for a day
     AWAY = "away"  # the chat blocks the bot: tried when it writes again
-    LATER = "later"  # no working link to the video now: tried again while it is kept
+    LATER = "later"  # no working link to the video now: tried again (it ends when not kept)
     GONE = "gone"  # the provider no longer keeps the video: the task fails
+    # The same after an upload cut off: the user may have it, the task fails saying so.
+    UNSURE_GONE = "unsure_gone"
 
 
 class _Expired(Exception):
@@ -121,13 +123,11 @@ class Deliverer:
     async def _after(self, task: Task, claim: Claim, outcome: Outcome) -> None:
         if outcome is Outcome.GOT:
             await self._done(task)
-        elif outcome is Outcome.GONE:
+        elif outcome in (Outcome.GONE, Outcome.UNSURE_GONE):
             log.warning("task %s: the provider no longer keeps its video", task.id)
+            reason = Failure.EXPIRED if outcome is Outcome.GONE else Failure.EXPIRED_UNSURE
             failed = await self._tasks.advance(
-                task.id,
-                TaskState.FAILED,
-                error=Failure.EXPIRED.value,
-                next_poll_at=None,
+                task.id, TaskState.FAILED, error=reason.value, next_poll_at=None
             )
             if failed is not None:
                 await self._reporter.show(failed)
@@ -138,16 +138,14 @@ class Deliverer:
             # wakes the tracker).
             await self._tasks.wait_for_chat(task.id, claim.holder)
         elif outcome is Outcome.LATER:
-            provider = self._providers.get(task.backend)
-            kept = provider.results_kept if provider is not None else None
-            await self._try_again_later(task, max(GIVE_UP_AFTER, kept or 0.0))
+            # Ends: once past the time its provider keeps videos, the next try fails it.
+            await self._tasks.retry_delivery(task.id, time.time() + self._retry_delay)
         else:
             await self._try_again_later(task)
 
-    async def _try_again_later(self, task: Task, horizon: float = GIVE_UP_AFTER) -> None:
-        """The user got nothing: the task stays `delivering` and is tried again until
-        `horizon` seconds after it ended (a day for Telegram's refusals)."""
-        if time.time() - (task.finished_at or task.created_at) < horizon:
+    async def _try_again_later(self, task: Task) -> None:
+        """The user got nothing: the task stays `delivering` and is tried again, for a day."""
+        if time.time() - (task.finished_at or task.created_at) < GIVE_UP_AFTER:
             await self._tasks.retry_delivery(task.id, time.time() + self._retry_delay)
         else:
             await self._tasks.unschedule(task.id)  # /stats lists it; the next start tries again
@@ -192,8 +190,6 @@ class Deliverer:
             return Outcome.LATER
         except (httpx.HTTPError, OSError) as exc:
             log.warning("task %s: download failed: %s", task.id, type(exc).__name__)
-            if url != task.result_url:
-                return Outcome.LATER  # not even through a fresh link: no link would work
             return await self._link(task, LinkReason.UNSENT, url=url)
         return await self._upload(task, claim, path, url)
 
@@ -212,7 +208,9 @@ class Deliverer:
         provider = self._providers.get(task.backend)
         if provider is None:
             return None
-        age = time.time() - (task.finished_at or task.created_at)
+        age = _age(task)
+        if provider.results_kept is not None and age > provider.results_kept:
+            raise _Expired
         dead = provider.link_life is not None and age > provider.link_life
         fresh = None
         try:
@@ -228,8 +226,6 @@ class Deliverer:
         if fresh is not None:
             log.info("task %s: its link refused us; fetched through a fresh one", task.id)
             return fresh
-        if provider.results_kept is not None and age > provider.results_kept:
-            raise _Expired
         if dead:
             raise _NotNow  # a link past its life: sending it would send nothing
         return None
@@ -239,13 +235,19 @@ class Deliverer:
         when the result's own no longer works)."""
         url = task.result_url or ""
         try:
-            if await self._refuses(url):
+            if self._past_link_life(task) or await self._refuses(url):
                 url = await self._fresh_url(task) or url
         except _Expired:
-            return Outcome.GONE
+            return Outcome.UNSURE_GONE  # the upload may have arrived: no failure is claimed
         except _NotNow:
             return Outcome.LATER
         return await self._link(task, LinkReason.RESENT, url=url)
+
+    def _past_link_life(self, task: Task) -> bool:
+        """Whether the result's own link is older than its provider says links last."""
+        provider = self._providers.get(task.backend)
+        life = provider.link_life if provider is not None else None
+        return life is not None and _age(task) > life
 
     async def _refuses(self, url: str) -> bool:
         """Whether the link answers with a client error (expired, gone); a local file or no
@@ -287,3 +289,9 @@ class Deliverer:
         if await self._recipient.send_link(task, reason, link, size_mb, brief=link != own):
             return Outcome.GOT
         return Outcome.AWAY if await self._recipient.turned_away(task) else Outcome.MISSED
+
+
+def _age(task: Task) -> float:
+    """Seconds since the task's video may have been made: counted from its submission, as
+    the provider's links are (the bot may have seen the end much later)."""
+    return time.time() - (task.submitted_at or task.created_at)
