@@ -165,6 +165,8 @@ SQLITE_MIGRATIONS: Migrations = (
         )
         """,
     ),
+    # 14: when the delivery's current round began (its day of retries counts from it)
+    ("ALTER TABLE tasks ADD COLUMN delivery_began_at REAL",),
 )
 
 # PostgreSQL: 64-bit ids (Telegram user, chat and message ids pass 2^31), identity keys,
@@ -326,4 +328,6 @@ POSTGRES_MIGRATIONS: Migrations = (
         )
         """,
     ),
+    # 14: when the delivery's current round began (its day of retries counts from it)
+    ("ALTER TABLE tasks ADD COLUMN delivery_began_at DOUBLE PRECISION",),
 )

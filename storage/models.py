@@ -150,6 +150,9 @@ class Task(_Row):
     create_started_at: float | None = None
     retried_as: int | None = None
     sending_at: float | None = None
+    # When the current round of delivery began: claimed, or its chat wrote again after
+    # blocking the bot (a day of retries counts from it).
+    delivery_began_at: float | None = None
     # Who is submitting or delivering the task (a claim's token); its lease ends at next_poll_at.
     lease_owner: str | None = None
     # When a callback from the provider named the task (then polls are no longer a safety net).

@@ -115,7 +115,7 @@ WHERE state = 'delivering' AND next_poll_at IS NULL AND lease_owner IS NULL AND 
 )
 """
 _DELIVER_IN_CHAT = """
-UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?
+UPDATE tasks SET next_poll_at = ?, lease_owner = NULL, updated_at = ?, delivery_began_at = ?
 WHERE chat_id = ? AND state = 'delivering' AND next_poll_at IS NULL
 """
 _RETRY_DELIVERY = """
@@ -166,6 +166,7 @@ _FIELDS = frozenset(
         "submitted_at",
         "finished_at",
         "delivered_at",
+        "delivery_began_at",
     }
 )
 
@@ -370,7 +371,7 @@ class TaskRepository:
     async def deliver_in_chat(self, chat_id: int) -> int:
         """Make the chat's waiting deliveries due now (it writes again); how many."""
         now = time.time()
-        return await self._db.execute(_DELIVER_IN_CHAT, (now, now, chat_id))
+        return await self._db.execute(_DELIVER_IN_CHAT, (now, now, now, chat_id))
 
     async def take(self, task: Task, holder: str, until: float) -> Task | None:
         """Lease a task being submitted or delivered whose lease ran out, as `holder` until

@@ -381,3 +381,31 @@ async def test_a_video_the_bot_noticed_late_is_judged_by_when_it_was_made(harnes
         assert held.finished_at is not None and held.finished_at > time.time() - 60
         await asyncio.sleep(0.3)
         assert notices(h) == [] and videos(h) == []
+
+
+async def test_a_late_delivery_telegram_refuses_gets_its_day_of_retries(harness: Run) -> None:
+    # The video finished two days ago while the user blocked the bot; they write again and
+    # Telegram refuses the upload and the notice: tried again (30 intervals, 3 s here), not
+    # given up at once because the video is older than a day.
+    async with harness(poll_interval=0.1, callbacks=True) as h:
+        task = await away_while_it_finished(h, days=2)
+        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
+        h.telegram.fail_next("sendMessage", times=2)
+        # They write again (what /start's guard does, without a reply to be refused).
+        h.telegram.blocked_users.discard(h.user.id)
+        assert await h.services.chats.unblock(h.user.id)
+        assert await h.services.tasks.deliver_in_chat(h.user.id) == 1
+        h.services.tracker.poke()
+        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+        held = await h.wait_task(
+            lambda t: t.id == task.id and t.lease_owner is None and t.next_poll_at is not None,
+            timeout=3,
+        )
+        assert held.state is TaskState.DELIVERING
+        done = await h.wait_task(
+            lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10
+        )
+        assert done.delivered_at is not None
+        (link,) = [c for c in notices(h) if c.ok]
+        assert "restarted while sending" in link.params["text"]
+        assert not [c for c in h.telegram.calls_of("sendVideo") if c.ok]

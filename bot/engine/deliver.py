@@ -94,6 +94,7 @@ class Deliverer:
             TaskState.DELIVERING,
             next_poll_at=self._leases.until(),
             lease_owner=claim.holder,
+            delivery_began_at=time.time(),
         )
         if claimed is None:
             return
@@ -144,8 +145,10 @@ class Deliverer:
             await self._try_again_later(task)
 
     async def _try_again_later(self, task: Task) -> None:
-        """The user got nothing: the task stays `delivering` and is tried again, for a day."""
-        if time.time() - (task.finished_at or task.created_at) < GIVE_UP_AFTER:
+        """The user got nothing: the task stays `delivering` and is tried again, for a day
+        from when this round of delivery began (a late one gets its day too)."""
+        began = task.delivery_began_at or task.finished_at or task.created_at
+        if time.time() - began < GIVE_UP_AFTER:
             await self._tasks.retry_delivery(task.id, time.time() + self._retry_delay)
         else:
             await self._tasks.unschedule(task.id)  # /stats lists it; the next start tries again
