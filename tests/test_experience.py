@@ -13,6 +13,7 @@ from typing import Any
 import av
 import pytest
 
+import bot.chat.handlers.status
 import storage.drafts
 from bot.chat.texts import EN, ZH
 from storage.models import TaskState
@@ -181,6 +182,30 @@ async def test_a_double_tap_on_again_or_new_prompt_makes_one_draft(
         await asyncio.sleep(1.0)
         h.telegram.tap(h.user, message, button(message, "Again"))
         await until(lambda: len(drafts()) == 3, timeout=3)
+
+
+async def test_a_double_tap_whose_first_draft_telegram_refused_still_shows_one(
+    harness: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.chat.handlers.status, "SHOWN_WITHIN", 0.5)
+    async with harness() as h:
+        h.kie.finish_after = 0.1
+        await generate(h, "the lantern sways")
+        message = h.message((await h.telegram.wait_for_call("sendVideo"))[0])
+        h.telegram.fail_next("sendMessage", status=500)  # the first tap's draft
+        for _ in range(2):
+            h.telegram.tap(h.user, message, button(message, "Again"))
+
+        def shown() -> list[Any]:
+            return [
+                c
+                for c in h.telegram.calls_of("sendMessage")
+                if c.ok and "the lantern sways" in c.params["text"] and "Generate" in str(c.params)
+            ]
+
+        await until(lambda: len(shown()) == 2, timeout=5)  # the photo's own, and the one again
+        await asyncio.sleep(0.8)
+        assert len(shown()) == 2
 
 
 async def test_cancel_command(harness: Run) -> None:

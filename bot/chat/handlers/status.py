@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot.chat.callback_data import TaskAction, TaskButton, decode_page, decode_task
@@ -12,7 +15,10 @@ from bot.chat.views.refusals import claim_refusal
 from bot.chat.views.task_list import PAGE_SIZE, pages, status_page
 from bot.drafts.service import Refused
 from storage import Refusal
-from storage.models import Task
+from storage.models import Draft, DraftState, Task
+
+# How long a double tap's second tap waits for the first one's draft to reach the chat.
+SHOWN_WITHIN = 3.0
 
 
 class Status:
@@ -111,5 +117,19 @@ class Status:
             return
         draft, new = made
         await answer(query, t(lang, "answer.new_draft"))
-        if new:  # a double tap's second tap: the first one's draft is (being) shown
+        # A double tap's second tap leaves the draft to the first, unless that one's message
+        # never came (Telegram refused it).
+        if new or await self._never_shown(draft):
             await self.s.draft_messages.show_new(draft)
+
+    async def _never_shown(self, draft: Draft) -> bool:
+        """Whether a draft still open has no message after a moment's wait for one."""
+        deadline = time.monotonic() + SHOWN_WITHIN
+        while True:
+            current = await self.s.drafts.get(draft.id)
+            open_ = (DraftState.OPEN, DraftState.AWAITING_PROMPT)
+            if current is None or current.message_id is not None or current.state not in open_:
+                return False
+            if time.monotonic() > deadline:
+                return True
+            await asyncio.sleep(0.2)
