@@ -79,7 +79,7 @@ FROM tasks WHERE id = ?
 """
 # The draft a tap on the same task's button made a moment ago, still untouched.
 _SAME_FROM_TASK = """
-SELECT d.id FROM drafts d JOIN tasks t ON t.id = ?
+SELECT d.* FROM drafts d JOIN tasks t ON t.id = ?
 WHERE d.chat_id = t.chat_id AND d.user_id = t.user_id
   AND d.source_message_id = t.source_message_id AND d.image_file_id = t.image_file_id
   AND d.extra_images = t.extra_images AND d.options = t.options
@@ -92,7 +92,7 @@ WHERE chat_id = ? AND user_id = ? AND state = 'awaiting_prompt'
 """
 
 
-async def _lock_awaiting(tx: Session, chat_id: int, user_id: int) -> None:
+async def _lock_chat_drafts(tx: Session, chat_id: int, user_id: int) -> None:
     """Make drafts waiting for a user's prompt in a chat (and drafts from a task's buttons)
     be made one after another."""
     await tx.lock(f"kling-bot:awaiting:{chat_id:d}:{user_id:d}")
@@ -135,7 +135,7 @@ class DraftRepository:
         async with self._db.transaction() as tx:
             if state is DraftState.AWAITING_PROMPT:
                 # Only the newest captionless photo of a chat waits for the next text.
-                await _lock_awaiting(tx, chat_id, user_id)
+                await _lock_chat_drafts(tx, chat_id, user_id)
                 await tx.execute(_CANCEL_AWAITING, (now, chat_id, user_id))
             draft_id = await tx.insert(_INSERT, values)
             row = await tx.fetchone(_GET, (draft_id,))
@@ -277,12 +277,10 @@ class DraftRepository:
             prompt="d.prompt = t.prompt" if prompt else "d.prompt IS NULL"
         )
         async with self._db.transaction() as tx:
-            await _lock_awaiting(tx, int(row["chat_id"]), int(row["user_id"]))
+            await _lock_chat_drafts(tx, int(row["chat_id"]), int(row["user_id"]))
             earlier = await tx.fetchone(same, (task_id, state.value, now - DOUBLE_TAP))
             if earlier is not None:
-                found = await tx.fetchone(_GET, (earlier["id"],))
-                assert found is not None
-                return Draft.from_row(found), False
+                return Draft.from_row(earlier), False
             if state is DraftState.AWAITING_PROMPT:
                 await tx.execute(_CANCEL_AWAITING, (now, row["chat_id"], row["user_id"]))
             draft_id = await tx.insert(_FROM_TASK, (prompt, lang, state.value, now, now, task_id))

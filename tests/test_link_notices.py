@@ -47,6 +47,36 @@ def notices(h: Harness) -> list[Any]:
     return [c for c in h.telegram.calls_of("sendMessage") if "download" in c.params["text"]]
 
 
+async def upload_and_notice_refused(h: Harness, task: Task) -> None:
+    """Telegram refuses the task's upload, then its link notice twice: it stays undelivered,
+    its upload begun (a restart then finishes it with the link)."""
+    h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
+    h.telegram.fail_next("sendMessage", times=2)
+    await check_now(h, task)
+    await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
+    await asyncio.sleep(0.2)
+
+
+async def made_days_ago(h: Harness, task: Task, days: float, *columns: str) -> None:
+    """Move the task's submission, and `columns`, `days` into the past (links and the
+    keeping of videos count from about the submission)."""
+    then = time.time() - days * 86400
+    for column in ("submitted_at", *columns):
+        await h.services.db.execute(f"UPDATE tasks SET {column} = ? WHERE id = ?", (then, task.id))
+
+
+def renewals(h: Harness) -> list[Any]:
+    """The requests for a fresh link (kie's download-url)."""
+    return [r for r in h.kie.requests if r.path == "/api/v1/common/download-url"]
+
+
+async def failed_as(h: Harness, task: Task, error: str) -> Task:
+    """The task once failed, which must be for `error` and never delivered."""
+    failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
+    assert failed.error == error and failed.delivered_at is None
+    return failed
+
+
 async def test_a_link_with_html_characters_reaches_the_user(harness: Run) -> None:
     async with harness(poll_interval=60.0) as h:
         task = await finished_at(h, gone)
@@ -104,11 +134,7 @@ async def test_a_refused_upload_and_refused_links_never_make_a_second_video(
 ) -> None:
     async with harness(poll_interval=60.0) as h:
         task = await finished_at(h, lambda url: url + ODD_QUERY)  # it downloads
-        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
-        h.telegram.fail_next("sendMessage", times=2)
-        await check_now(h, task)
-        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
-        await asyncio.sleep(0.2)
+        await upload_and_notice_refused(h, task)
         held = await h.services.tasks.get(task.id)
         assert held is not None
         assert held.state is TaskState.DELIVERING and held.sending_at is not None
@@ -170,7 +196,7 @@ async def test_a_result_link_that_expired_is_fetched_again_through_a_fresh_one(
         await check_now(h, task)
         done = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
         assert len(videos(h)) == 1 and notices(h) == []
-        (asked,) = [r for r in h.kie.requests if r.path == "/api/v1/common/download-url"]
+        (asked,) = renewals(h)
         assert json.loads(asked.body) == {"url": done.result_url}
         assert len(h.kie.fresh_links) == 1
 
@@ -184,11 +210,7 @@ async def away_while_it_finished(h: Harness, days: float) -> Task:
     await h.kie.complete(task.provider_task_id)
     await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERING)
     await until(lambda: any(c.status == 403 for c in h.telegram.calls))
-    # Links and the videos' keeping count from when the video was made: about its submission.
-    then = time.time() - days * 86400
-    await h.services.db.execute(
-        "UPDATE tasks SET submitted_at = ?, finished_at = ? WHERE id = ?", (then, then, task.id)
-    )
+    await made_days_ago(h, task, days, "finished_at")
     return task
 
 
@@ -205,8 +227,7 @@ async def test_a_video_the_provider_no_longer_keeps_fails_instead_of_a_dead_link
         task = await away_while_it_finished(h, days=2)
         h.kie.results_expired = h.kie.results_deleted = True  # kie: "not found"
         await come_back(h)
-        failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
-        assert failed.error == "expired" and failed.delivered_at is None
+        await failed_as(h, task, "expired")
         told = await h.telegram.wait_for_call(
             "editMessageText", lambda c: "no longer keeps it" in c.params["text"]
         )
@@ -224,8 +245,7 @@ async def test_a_user_back_after_longer_than_the_backend_keeps_videos_gets_no_de
         h.kie.results_expired = True
         h.kie.fail_next("downloadUrl", code=422, msg="Invalid URL")
         await come_back(h)
-        failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
-        assert failed.error == "expired" and failed.delivered_at is None
+        await failed_as(h, task, "expired")
         assert videos(h) == [] and notices(h) == []
 
 
@@ -240,18 +260,14 @@ async def test_a_link_past_its_life_that_kie_will_not_renew_now_is_not_sent(
         h.kie.results_expired = True
         h.kie.fail_next("downloadUrl", code=401, msg="unauthorized", http_status=401)
         await come_back(h)
-
-        def asked() -> int:
-            return len([r for r in h.kie.requests if r.path == "/api/v1/common/download-url"])
-
-        await until(lambda: asked() == 1, timeout=3)
+        await until(lambda: len(renewals(h)) == 1, timeout=3)
         held = await h.wait_task(
             lambda t: t.id == task.id and t.lease_owner is None and t.next_poll_at is not None,
             timeout=3,
         )
         assert held.state is TaskState.DELIVERING and videos(h) == [] and notices(h) == []
         await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10)
-        assert len(videos(h)) == 1 and notices(h) == [] and asked() == 2
+        assert len(videos(h)) == 1 and notices(h) == [] and len(renewals(h)) == 2
 
 
 async def test_a_refused_link_of_a_recent_video_is_still_sent(harness: Run) -> None:
@@ -281,8 +297,7 @@ async def test_a_fresh_link_kie_cannot_give_now_is_asked_for_again_later(harness
         assert held.next_poll_at is not None and videos(h) == []
         await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED, timeout=10)
         assert len(videos(h)) == 1 and notices(h) == []
-        asked = [r for r in h.kie.requests if r.path == "/api/v1/common/download-url"]
-        assert len(asked) == 2
+        assert len(renewals(h)) == 2
 
 
 async def test_a_video_too_big_to_upload_gets_its_link_and_how_long_that_link_works(
@@ -313,11 +328,7 @@ async def test_after_a_cut_off_upload_an_expired_link_is_renewed_not_sent_dead(
 ) -> None:
     async with harness(poll_interval=60.0) as h:
         task = await finished_at(h, lambda url: url)
-        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
-        h.telegram.fail_next("sendMessage", times=2)
-        await check_now(h, task)
-        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
-        await asyncio.sleep(0.2)
+        await upload_and_notice_refused(h, task)
         h.kie.results_expired = True  # the bot comes back after the result's link expired
         await h.restart()
         await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.DELIVERED)
@@ -333,21 +344,12 @@ async def test_after_a_cut_off_upload_a_video_no_longer_kept_fails_without_claim
 ) -> None:
     async with harness(poll_interval=60.0) as h:
         task = await finished_at(h, lambda url: url)
-        h.telegram.fail_next("sendVideo", description="Bad Request: wrong file")
-        h.telegram.fail_next("sendMessage", times=2)
-        await check_now(h, task)
-        await h.telegram.wait_for_call("sendMessage", lambda c: not c.ok, count=2)
-        await asyncio.sleep(0.2)
+        await upload_and_notice_refused(h, task)
         # The bot comes back two days on: the link has expired and kie no longer has the file.
-        then = time.time() - 2 * 86400
-        await h.services.db.execute(
-            "UPDATE tasks SET submitted_at = ?, finished_at = ? WHERE id = ?",
-            (then, then, task.id),
-        )
+        await made_days_ago(h, task, 2, "finished_at")
         h.kie.results_expired = h.kie.results_deleted = True
         await h.restart()
-        failed = await h.wait_task(lambda t: t.id == task.id and t.state is TaskState.FAILED)
-        assert failed.error == "expired_unsure" and failed.delivered_at is None
+        await failed_as(h, task, "expired_unsure")
         await h.telegram.wait_for_call(
             "editMessageText", lambda c: "If it did not arrive above" in c.params["text"]
         )
@@ -360,10 +362,7 @@ async def test_a_video_the_bot_noticed_late_is_judged_by_when_it_was_made(harnes
     async with harness(poll_interval=60.0) as h:
         await generate(h)
         task = await h.wait_task(lambda t: t.state is TaskState.QUEUED)
-        then = time.time() - 2 * 86400
-        await h.services.db.execute(
-            "UPDATE tasks SET submitted_at = ?, created_at = ? WHERE id = ?", (then, then, task.id)
-        )
+        await made_days_ago(h, task, 2, "created_at")
         await h.stop()
         assert task.provider_task_id is not None
         await h.kie.complete(task.provider_task_id)
@@ -371,10 +370,7 @@ async def test_a_video_the_bot_noticed_late_is_judged_by_when_it_was_made(harnes
         h.kie.fail_next("downloadUrl", code=401, msg="unauthorized", http_status=401)
         await h.start()
         await check_now(h, task)
-        await until(
-            lambda: any(r.path == "/api/v1/common/download-url" for r in h.kie.requests),
-            timeout=3,
-        )
+        await until(lambda: bool(renewals(h)), timeout=3)
         held = await h.wait_task(
             lambda t: t.id == task.id and t.state is TaskState.DELIVERING and t.lease_owner is None
         )

@@ -94,12 +94,19 @@ async def test_kie_status_queries_stay_within_its_limit(
     # 15 tasks on a 0.05 s schedule would ask kie far more than 10 times a second.
     async with harness(poll_interval=0.05) as h:
         assert h.kie.status_limit is not None  # the fake refuses the 11th query in a second
-        h.kie.finish_after = 2.0
-        await start_tasks(h, 15)
-        await h.telegram.wait_for_call("sendVideo", count=15, timeout=30)
-        refused = [r for r in caplog.records if "poll failed" in r.getMessage()]
-        assert not refused, refused[0].getMessage()
-        assert h.kie.polls() >= 15
+        await fifteen_within_the_limit(h, caplog, finish_after=2.0, timeout=30)
+
+
+async def fifteen_within_the_limit(
+    h: Harness, caplog: pytest.LogCaptureFixture, finish_after: float, timeout: float
+) -> None:
+    """Fifteen tasks polled every 0.05 s all deliver, with no status query refused."""
+    h.kie.finish_after = finish_after
+    await start_tasks(h, 15)
+    await h.telegram.wait_for_call("sendVideo", count=15, timeout=timeout)
+    refused = [r for r in caplog.records if "poll failed" in r.getMessage()]
+    assert not refused, refused[0].getMessage()
+    assert h.kie.polls() >= 15
 
 
 class SlowWay(httpx.AsyncHTTPTransport):
@@ -125,12 +132,7 @@ async def test_kie_status_queries_slow_to_arrive_stay_within_its_limit(
     async with harness(start=False, poll_interval=0.05) as h:
         h.bot_options["provider_transport"] = SlowWay(0.6)
         await h.start()
-        h.kie.finish_after = 3.0
-        await start_tasks(h, 15)
-        await h.telegram.wait_for_call("sendVideo", count=15, timeout=40)
-        refused = [r for r in caplog.records if "poll failed" in r.getMessage()]
-        assert not refused, refused[0].getMessage()
-        assert h.kie.polls() >= 15
+        await fifteen_within_the_limit(h, caplog, finish_after=3.0, timeout=40)
 
 
 async def test_finished_tasks_teach_the_schedule_and_the_time_left(harness: Run) -> None:

@@ -211,10 +211,9 @@ class Deliverer:
         provider = self._providers.get(task.backend)
         if provider is None:
             return None
-        age = _age(task)
-        if provider.results_kept is not None and age > provider.results_kept:
+        if _older(task, provider.results_kept):
             raise _Expired
-        dead = provider.link_life is not None and age > provider.link_life
+        dead = _older(task, provider.link_life)
         fresh = None
         try:
             fresh = await provider.fresh_url(task.result_url)
@@ -249,8 +248,7 @@ class Deliverer:
     def _past_link_life(self, task: Task) -> bool:
         """Whether the result's own link is older than its provider says links last."""
         provider = self._providers.get(task.backend)
-        life = provider.link_life if provider is not None else None
-        return life is not None and _age(task) > life
+        return provider is not None and _older(task, provider.link_life)
 
     async def _refuses(self, url: str) -> bool:
         """Whether the link answers with a client error (expired, gone); a local file or no
@@ -294,7 +292,7 @@ class Deliverer:
         return Outcome.AWAY if await self._recipient.turned_away(task) else Outcome.MISSED
 
 
-def _age(task: Task) -> float:
-    """Seconds since the task's video may have been made: counted from its submission, as
-    the provider's links are (the bot may have seen the end much later)."""
-    return time.time() - (task.submitted_at or task.created_at)
+def _older(task: Task, seconds: float | None) -> bool:
+    """Whether the task's video is older than `seconds` (None: no limit known), counted from
+    its submission as the provider's links are (the bot may have seen the end much later)."""
+    return seconds is not None and time.time() - (task.submitted_at or task.created_at) > seconds

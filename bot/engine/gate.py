@@ -130,11 +130,6 @@ class SharedRateGate(RateGate):
                     # The slot then counts until OPEN_AT_MOST: slower, never over the limit.
                     log.warning("rate slot %s not closed: %s", taken, type(exc).__name__)
 
-    async def acquire(self, on_queued: Queued | None = None) -> None:
-        """Room for a call made at once, counted from now in every process."""
-        async with RateGate.slot(self, on_queued), self._shared_turn:
-            await take_slot(self._slots, self._name, self._limit, self._window, 0.0)
-
 
 async def take_slot(slots: RateSlots, gate: str, limit: int, window: float, hold: float) -> int:
     """Take a slot of `gate` open for at most `hold` s, waiting while the window is full."""

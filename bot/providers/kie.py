@@ -257,11 +257,12 @@ class KieProvider(Provider):
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         """One authenticated request; the body's `data` once its `code` says success."""
+        return _data(await self._send(method, url, **kwargs))
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One authenticated request, its answer unread."""
         request = self._client.build_request(method, url, headers=self._auth, **kwargs)
-        response = await send(self._client, request)
-        body = json_body(response)
-        raise_for_code(body, response)
-        return body.get("data")
+        return await send(self._client, request)
 
     async def upload(self, image: ImageFile, prefix: str) -> str:
         """Upload an image to kie's file host; return its download URL."""
@@ -315,20 +316,14 @@ class KieProvider(Provider):
     async def fresh_url(self, url: str) -> str | None:
         """A link valid 20 minutes to a kie-made result (its own URL may expire after 24 h,
         the media is kept 14 days: providers.md A)."""
-        request = self._client.build_request(
-            "POST",
-            f"{self._api_url}/api/v1/common/download-url",
-            headers=self._auth,
-            json={"url": url},
+        response = await self._send(
+            "POST", f"{self._api_url}/api/v1/common/download-url", json={"url": url}
         )
-        response = await send(self._client, request)
         if response.status_code in (404, 405) and not _has_code(response):
             # Not kie's refusal (that has a code): this host, a gateway in front of kie, has
             # no such endpoint, which says nothing of the video.
             return None
-        body = json_body(response)
-        raise_for_code(body, response)
-        data = body.get("data")
+        data = _data(response)
         if not isinstance(data, str) or not data.startswith(("https://", "http://")):
             raise ServiceUnavailableError("download-url answered without a link")
         return data
@@ -377,6 +372,13 @@ class KieProvider(Provider):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
+
+
+def _data(response: httpx.Response) -> Any:
+    """The body's `data` once its `code` says success."""
+    body = json_body(response)
+    raise_for_code(body, response)
+    return body.get("data")
 
 
 def _has_code(response: httpx.Response) -> bool:

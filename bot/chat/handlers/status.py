@@ -125,9 +125,9 @@ class Status:
     async def _never_shown(self, draft: Draft) -> bool:
         """Whether a draft still open has no message after a moment's wait for one."""
         deadline = time.monotonic() + SHOWN_WITHIN
+        open_ = (DraftState.OPEN, DraftState.AWAITING_PROMPT)
         while True:
             current = await self.s.drafts.get(draft.id)
-            open_ = (DraftState.OPEN, DraftState.AWAITING_PROMPT)
             if current is None or current.message_id is not None or current.state not in open_:
                 return False
             if time.monotonic() > deadline:
